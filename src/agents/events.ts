@@ -1,0 +1,46 @@
+/**
+ * The one event stream every agent adapter normalizes to.
+ *
+ * Glossary: an adapter reads an agent CLI's stdout line by line and turns each
+ * line into zero or more {@link AgentEvent}s; the launcher records usage from
+ * `usage`/`result` events and treats a `result` as the agent's final answer.
+ */
+
+/** Token and cost figures reported by an agent; null means "not reported". */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  /** USD; null when the agent reported none and no price is known (never 0 by default). */
+  costUsd: number | null;
+  model: string | null;
+  sessionId: string | null;
+  numTurns: number | null;
+}
+
+export type AgentEvent =
+  | { type: 'started'; sessionId: string | null; model: string | null }
+  | { type: 'message'; text: string }
+  | { type: 'tool_use'; name: string; input: unknown }
+  | { type: 'tool_result'; isError: boolean; text: string }
+  | { type: 'usage'; usage: Usage }
+  | { type: 'retry'; attempt: number | null; delayMs: number | null; error: string | null }
+  /** The agent's final answer. `ok` is false for error results (e.g. max turns). */
+  | { type: 'result'; ok: boolean; text: string; subtype: string | null; usage: Usage | null }
+  /** A line that could not be understood, kept raw; or an error the agent reported. */
+  | { type: 'error'; message: string; raw: string | null };
+
+export const emptyUsage = (): Usage => ({
+  inputTokens: 0,
+  outputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+  costUsd: null,
+  model: null,
+  sessionId: null,
+  numTurns: null,
+});
+
+/** Parses one stdout line of an agent into events. Never throws. */
+export type LineParser = (line: string) => AgentEvent[];
