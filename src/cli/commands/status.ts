@@ -1,0 +1,78 @@
+/** `orch status`: projects, task counts, the queue and the agents in flight. */
+import type { OrchContext } from '../../runtime/context.ts';
+import { json, table, label, duration } from '../format.ts';
+
+export async function statusData(ctx: OrchContext) {
+  const projects = await ctx.store.listProjects();
+  const tasks = await ctx.store.listTasks();
+  const counts: Record<string, number> = {};
+  for (const t of tasks) counts[t.status] = (counts[t.status] ?? 0) + 1;
+  const running = await ctx.store.getRunningAgents();
+  const configErrors: { project: string; error: string }[] = [];
+  for (const p of projects) {
+    try {
+      await ctx.projectRuntime(p.id);
+    } catch (error) {
+      configErrors.push({ project: p.name, error: (error as Error).message });
+    }
+  }
+  return {
+    home: ctx.home,
+    database: ctx.settings.dbPath,
+    projects: projects.map((p) => ({
+      name: p.name,
+      root: p.root_path,
+      base_branch: p.base_branch,
+      key_prefix: p.key_prefix,
+    })),
+    tasks: { total: tasks.length, by_status: counts },
+    queue: { queued: await ctx.store.countJobs('queued'), running: await ctx.store.countJobs('running') },
+    running_agents: running.map((r) => ({
+      task: r.task_key,
+      role: r.agent,
+      stage: r.stage,
+      model: r.model,
+      effort: r.effort,
+      pid: r.pid,
+      run_id: r.run_id,
+      started_at: r.started_at,
+      elapsed_s: r.started_at ? Math.round((Date.now() - Date.parse(r.started_at)) / 1000) : null,
+      timeout_s: r.timeout_s,
+      worker: r.worker_id,
+    })),
+    config_errors: configErrors,
+  };
+}
+
+export async function statusText(ctx: OrchContext, asJson: boolean): Promise<string> {
+  const s = await statusData(ctx);
+  if (asJson) return json(s);
+  const lines = [
+    `home ${s.home}`,
+    `projects: ${s.projects.map((p) => p.name).join(', ') || 'none'}`,
+    `tasks: ${s.tasks.total} (${
+      Object.entries(s.tasks.by_status)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    })`,
+    `queue: ${s.queue.queued} queued, ${s.queue.running} running`,
+  ];
+  if (s.running_agents.length) {
+    lines.push(
+      '',
+      table(
+        ['TASK', 'ROLE', 'MODEL · EFFORT', 'PID', 'ELAPSED', 'TIMEOUT'],
+        s.running_agents.map((r) => [
+          r.task ?? '–',
+          r.role,
+          label(r.model, r.effort),
+          r.pid ?? '–',
+          duration((r.elapsed_s ?? 0) * 1000),
+          `${r.timeout_s}s`,
+        ]),
+      ),
+    );
+  }
+  for (const e of s.config_errors) lines.push(`config error in ${e.project}: ${e.error}`);
+  return lines.join('\n');
+}

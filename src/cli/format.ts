@@ -1,0 +1,33 @@
+/** Output helpers shared by the commands: tables, durations, money, JSON. */
+import { modelEffortLabel } from '../core/model.ts';
+
+export const json = (value: unknown): string => JSON.stringify(value, null, 2);
+
+export function duration(ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms)) return '–';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)}s`;
+  const m = Math.floor(s / 60);
+  return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+}
+
+export const usd = (v: number | null | undefined): string =>
+  v === null || v === undefined ? '–' : `$${v.toFixed(4)}`;
+
+export const label = (model: string | null, effort: string | null): string =>
+  modelEffortLabel(model, effort) ?? '–';
+
+/** A plain text table with left-aligned columns. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

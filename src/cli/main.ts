@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+/** orch's command line: parse, call, format. */
+import { Command, InvalidArgumentError } from 'commander';
+import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { openContextFrom, type OrchContext } from '../runtime/context.ts';
+import { createLogger, secretValues } from '../runtime/logger.ts';
+import { OrchError, exitCodeFor } from '../errors.ts';
+import { initCommand, registerProject } from './commands/init.ts';
+import { addTask, cancelTask, listTasksText, retryTask, showTaskText } from './commands/task.ts';
+import { runCommand } from './commands/run.ts';
+import { logsCommand } from './commands/logs.ts';
+import { statusText } from './commands/status.ts';
+import { demoCommand } from './commands/demo.ts';
+import { git } from '../runtime/git.ts';
+import { json } from './format.ts';
+import { taskSummary } from '../runtime/views.ts';
+
+const env = process.env;
+const log = createLogger({
+  secrets: secretValues(env),
+  level: env.ORCH_LOG_LEVEL === 'debug' ? 'debug' : 'info',
+});
+const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('a positive integer');
+  return n;
+};
+const positiveNumber = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number');
+  return n;
+};
+
+async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>): Promise<T> {
+  const ctx = await openContextFrom(process.cwd(), env);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+const program = new Command('orch')
+  .description('Autonomous software-delivery orchestrator')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('init')
+  .description('make the current git repository an orch project (writes orch.yaml and .orch/)')
+  .option('--agent <adapter>', 'agent for every role: scripted or claude-code', 'scripted')
+  .option('--name <name>', 'project name (default: the directory name)')
+  .option('--json', 'print JSON')
+  .action(async (o: { agent: string; name?: string; json?: boolean }) => {
+    if (!['scripted', 'claude-code'].includes(o.agent))
+      throw new OrchError('invalid_argument', `--agent must be scripted or claude-code, got ${o.agent}`);
+    const r = await initCommand(process.cwd(), env, { agent: o.agent, ...(o.name ? { name: o.name } : {}) });
+    if (o.json)
+      return out(
+        json({
+          project: r.project.name,
+          config: r.configPath,
+          created: r.created,
+          key_prefix: r.project.key_prefix,
+        }),
+      );
+    out(
+      `${r.created ? 'wrote' : 'kept'} ${r.configPath}\nproject ${r.project.name} (keys ${r.project.key_prefix}-N, base ${r.project.base_branch})\nnext: orch task add "…" && orch run`,
+    );
+  });
+
+const project = program.command('project').description('projects served by this orch home');
+project
+  .command('add <pathOrUrl>')
+  .description('register another repository (a URL is cloned under ORCH_REPOS_DIR)')
+  .option('--name <name>', 'project name')
+  .action((target: string, o: { name?: string }) =>
+    withContext(async (ctx) => {
+      let dir = resolve(target);
+      if (!existsSync(dir) && /^(https?:|ssh:|git@|file:)/.test(target)) {
+        const name =
+          o.name ??
+          target
+            .replace(/\.git$/, '')
+            .split(/[/:]/)
+            .pop()!;
+        dir = resolve(ctx.settings.reposDir, 'repos', name);
+        if (!existsSync(dir)) await git(process.cwd(), ['clone', '--', target, dir]);
+      }
+      const p = await registerProject(ctx, dir, o.name);
+      out(`project ${p.name} registered (${p.root_path}, keys ${p.key_prefix}-N)`);
+    }),
+  );
+project
+  .command('list')
+  .option('--json', 'print JSON')
+  .action((o: { json?: boolean }) =>
+    withContext(async (ctx) => {
+      const ps = await ctx.store.listProjects();
+      out(
+        o.json
+          ? json(
+              ps.map((p) => ({
+                name: p.name,
+                root: p.root_path,
+                base_branch: p.base_branch,
+                key_prefix: p.key_prefix,
+              })),
+            )
+          : ps.map((p) => `${p.name}\t${p.root_path}`).join('\n') || 'no projects',
+      );
+    }),
+  );
+
+const task = program.command('task').description('tasks: add, list, show, cancel, retry');
+task
+  .command('add <title>')
+  .description('add a task; it starts at stage created')
+  .option('-d, --description <text>', 'what to do, in detail')
+  .option('-p, --project <name>', 'project (needed when several exist)')
+  .option('--priority <n>', 'higher runs first among equals', Number)
+  .option('--json', 'print JSON')
+  .action((title: string, o: { description?: string; project?: string; priority?: number; json?: boolean }) =>
+    withContext(async (ctx) => {
+      const t = await addTask(ctx, title, o);
+      out(o.json ? json(taskSummary(t)) : `${t.key}  ${t.title}`);
+    }),
+  );
+task
+  .command('list')
+  .option('-p, --project <name>', 'only this project')
+  .option('--status <status>', 'only tasks with this status')
+  .option('--json', 'print JSON')
+  .action((o: { project?: string; status?: string; json?: boolean }) =>
+    withContext(async (ctx) => out(await listTasksText(ctx, o, !!o.json))),
+  );
+task
+  .command('show <key>')
+  .option('--json', 'print JSON')
+  .action((key: string, o: { json?: boolean }) =>
+    withContext(async (ctx) => out(await showTaskText(ctx, key, !!o.json))),
+  );
+task
+  .command('cancel <key>')
+  .description('cancel a task and end its running agent')
+  .option('--json', 'print JSON')
+  .action((key: string, o: { json?: boolean }) =>
+    withContext(async (ctx) => {
+      const t = await cancelTask(ctx, key);
+      out(o.json ? json(taskSummary(t)) : `${t.key} cancelled`);
+    }),
+  );
+task
+  .command('retry <key>')
+  .description(
+    'retry an escalated task, optionally with a raised budget; the build loop resumes from its ledger',
+  )
+  .option('--max-attempts <n>', 'raise the attempt budget', positiveInt)
+  .option('--max-usd <usd>', 'raise the USD budget', positiveNumber)
+  .option('--max-tokens <n>', 'raise the token budget', positiveInt)
+  .option('--max-wall-s <s>', 'raise the wall-time budget', positiveInt)
+  .option('--json', 'print JSON')
+  .action(
+    (
+      key: string,
+      o: { maxAttempts?: number; maxUsd?: number; maxTokens?: number; maxWallS?: number; json?: boolean },
+    ) =>
+      withContext(async (ctx) => {
+        const t = await retryTask(ctx, key, o);
+        out(o.json ? json(taskSummary(t)) : `${t.key} queued again at ${t.stage}`);
+      }),
+  );
+
+program
+  .command('run')
+  .description('work tasks until stopped, showing live progress')
+  .option('--until-idle', 'exit 0 once no task can progress')
+  .option('-c, --concurrency <n>', 'agents at once (default ORCH_CONCURRENCY or 4)', positiveInt)
+  .option('--json', 'progress as JSON lines')
+  .action((o: { untilIdle?: boolean; concurrency?: number; json?: boolean }) =>
+    withContext((ctx) =>
+      runCommand(ctx, log, {
+        untilIdle: !!o.untilIdle,
+        ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+        json: !!o.json,
+      }),
+    ),
+  );
+
+program
+  .command('logs <key>')
+  .description("the task's agent logs")
+  .option('-f, --follow', 'keep printing as the agents write')
+  .action((key: string, o: { follow?: boolean }) =>
+    withContext((ctx) => logsCommand(ctx, key, !!o.follow, (s) => process.stdout.write(s))),
+  );
+
+program
+  .command('status')
+  .description('projects, tasks, queue and running agents (with model and effort)')
+  .option('--json', 'print JSON')
+  .action((o: { json?: boolean }) => withContext(async (ctx) => out(await statusText(ctx, !!o.json))));
+
+program
+  .command('demo')
+  .description('run sample tasks through the whole pipeline in a temporary repository')
+  .option('--clean', 'delete the temporary repository at the end')
+  .action(async (o: { clean?: boolean }) => {
+    await demoCommand({ keep: !o.clean, log });
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof OrchError) {
+    process.stderr.write(`orch: ${error.message}\n`);
+  } else {
+    process.stderr.write(`orch: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+  }
+  process.exitCode = exitCodeFor(error);
+});

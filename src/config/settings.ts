@@ -1,0 +1,142 @@
+/**
+ * The one place that reads the environment. `ORCH_*` variables (the seed's
+ * names) override `orch.yaml`, which overrides the built-in defaults.
+ */
+import { join, resolve } from 'node:path';
+import { ROLES, type Role } from '../core/stages.ts';
+import { DEFAULT_TIMEOUTS, type TimeoutSettings } from '../core/timeouts.ts';
+import { DEFAULT_MODEL, type ModelSettings } from '../core/model.ts';
+import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
+import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
+import type { AgentConfig, ProjectConfig } from './project-config.ts';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** Process-wide settings (not per project). */
+export interface GlobalSettings {
+  /** Directory holding orch's state (`.orch/` of the home repository). */
+  stateDir: string;
+  /** `ORCH_DB_PATH`; default `<stateDir>/orch.db`. */
+  dbPath: string;
+  /** `ORCH_REPOS_DIR`: where URL projects are cloned and worktrees live; default `<stateDir>`. */
+  reposDir: string;
+  /** `ORCH_CONCURRENCY`: agents run at once by `orch run`. Default 4. */
+  concurrency: number;
+  /** `ORCH_LEASE_TTL_MS`: a job's lease; heartbeats renew it at a third. Default 30 000. */
+  leaseTtlMs: number;
+  /** `ORCH_REAPER_INTERVAL_MS`: how often the reaper looks. Default 5 000. */
+  reaperIntervalMs: number;
+}
+
+/** A project's effective settings after env > orch.yaml > defaults. */
+export interface EffectiveConfig {
+  timeouts: TimeoutSettings;
+  /** `ORCH_STALL_TIMEOUT_S`: silence after which an agent is killed and retried. Default 600; 0 disables. */
+  stallTimeoutS: number;
+  models: ModelSettings;
+  agents: Record<Role, AgentConfig>;
+  budget: TaskBudget;
+  projectUsdPerDay: number | null;
+  retry: RetryPolicy;
+  testCommand: string[] | null;
+  locale: 'en' | 'ru';
+}
+
+export const DEFAULT_STALL_TIMEOUT_S = 600;
+
+/** An integer from the environment; a value that is not one is kept raw so the ladder can warn about it. */
+const rawInt = (v: string | undefined): unknown => {
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v.trim());
+  return Number.isFinite(n) ? n : v;
+};
+const int = (v: string | undefined, fallback: number): number => {
+  const n = rawInt(v);
+  return typeof n === 'number' && Number.isInteger(n) ? n : fallback;
+};
+
+export function globalSettings(env: Env, homeDir: string): GlobalSettings {
+  const stateDir = resolve(homeDir, '.orch');
+  return {
+    stateDir,
+    dbPath: env.ORCH_DB_PATH ? resolve(env.ORCH_DB_PATH) : join(stateDir, 'orch.db'),
+    reposDir: env.ORCH_REPOS_DIR ? resolve(env.ORCH_REPOS_DIR) : stateDir,
+    concurrency: Math.max(1, int(env.ORCH_CONCURRENCY, 4)),
+    leaseTtlMs: Math.max(1000, int(env.ORCH_LEASE_TTL_MS, 30_000)),
+    reaperIntervalMs: Math.max(100, int(env.ORCH_REAPER_INTERVAL_MS, 5_000)),
+  };
+}
+
+export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
+  const t = cfg.timeouts;
+  const pick = <T>(envValue: unknown, fileValue: T | undefined, fallback: T): T | unknown =>
+    envValue !== undefined ? envValue : fileValue !== undefined ? fileValue : fallback;
+  const timeouts: TimeoutSettings = {
+    agentTimeoutSeconds: int(
+      env.ORCH_AGENT_TIMEOUT_SECONDS,
+      t.agent_timeout_seconds ?? DEFAULT_TIMEOUTS.agentTimeoutSeconds,
+    ),
+    agentTimeoutDeveloperS: pick(
+      rawInt(env.ORCH_AGENT_TIMEOUT_DEVELOPER_S),
+      t.agent_timeout_developer_s,
+      DEFAULT_TIMEOUTS.agentTimeoutDeveloperS,
+    ),
+    agentTimeoutReviewerS: pick(
+      rawInt(env.ORCH_AGENT_TIMEOUT_REVIEWER_S),
+      t.agent_timeout_reviewer_s,
+      DEFAULT_TIMEOUTS.agentTimeoutReviewerS,
+    ),
+    agentTimeoutOverridesJson:
+      env.ORCH_AGENT_TIMEOUT_OVERRIDES_JSON ??
+      (t.agent_timeout_overrides ? JSON.stringify(t.agent_timeout_overrides) : ''),
+    agentKillGraceSeconds: int(
+      env.ORCH_AGENT_KILL_GRACE_SECONDS,
+      t.agent_kill_grace_seconds ?? DEFAULT_TIMEOUTS.agentKillGraceSeconds,
+    ),
+    reaperMaxRunningS: int(
+      env.ORCH_REAPER_MAX_RUNNING_S,
+      t.reaper_max_running_s ?? DEFAULT_TIMEOUTS.reaperMaxRunningS,
+    ),
+  };
+  const agents = {} as Record<Role, AgentConfig>;
+  const roleModels: Record<string, string | undefined> = {};
+  const roleEfforts: Record<string, string | undefined> = {};
+  for (const role of ROLES) {
+    const merged = { adapter: 'scripted' as const, env: {}, ...cfg.agents.default, ...cfg.agents[role] };
+    merged.env = { ...cfg.agents.default?.env, ...cfg.agents[role]?.env };
+    agents[role] = merged as AgentConfig;
+    const upper = role.toUpperCase();
+    roleModels[role] =
+      env[`ORCH_AGENT_MODEL_${upper}`] || cfg.agents[role]?.model || cfg.agents.default?.model;
+    roleEfforts[role] =
+      env[`ORCH_AGENT_EFFORT_${upper}`] || cfg.agents[role]?.effort || cfg.agents.default?.effort;
+  }
+  const b = cfg.budget;
+  const envNum = (v: string | undefined): number | undefined =>
+    v !== undefined && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined;
+  return {
+    timeouts,
+    stallTimeoutS: int(env.ORCH_STALL_TIMEOUT_S, t.stall_timeout_s ?? DEFAULT_STALL_TIMEOUT_S),
+    models: {
+      defaultModel: env.ORCH_AGENT_MODEL_DEFAULT || cfg.models.default || DEFAULT_MODEL,
+      defaultEffort: env.ORCH_AGENT_EFFORT_DEFAULT || cfg.models.default_effort || '',
+      roleModels,
+      roleEfforts,
+    },
+    agents,
+    budget: {
+      maxAttempts: envNum(env.ORCH_BUDGET_MAX_ATTEMPTS) ?? b.max_attempts ?? DEFAULT_TASK_BUDGET.maxAttempts,
+      maxTokens: envNum(env.ORCH_BUDGET_MAX_TOKENS) ?? b.max_tokens ?? DEFAULT_TASK_BUDGET.maxTokens,
+      maxUsd: envNum(env.ORCH_BUDGET_MAX_USD) ?? b.max_usd ?? DEFAULT_TASK_BUDGET.maxUsd,
+      maxWallS: envNum(env.ORCH_BUDGET_MAX_WALL_S) ?? b.max_wall_s ?? DEFAULT_TASK_BUDGET.maxWallS,
+    },
+    projectUsdPerDay: envNum(env.ORCH_BUDGET_PROJECT_USD_PER_DAY) ?? b.project_usd_per_day ?? null,
+    retry: {
+      maxRetries: int(env.ORCH_RETRY_MAX, cfg.retry.max_retries ?? DEFAULT_RETRY.maxRetries),
+      baseMs: int(env.ORCH_RETRY_BASE_MS, cfg.retry.base_ms ?? DEFAULT_RETRY.baseMs),
+      maxMs: int(env.ORCH_RETRY_MAX_MS, cfg.retry.max_ms ?? DEFAULT_RETRY.maxMs),
+    },
+    testCommand: cfg.project.test_command ?? null,
+    locale: cfg.locale,
+  };
+}

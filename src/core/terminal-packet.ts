@@ -1,0 +1,82 @@
+/**
+ * The terminal packet: the Markdown report a human reads when the loop stops
+ * without success. Pure rendering.
+ */
+import type { AttemptRecord, TerminalReason } from './build-loop.ts';
+
+export interface TerminalPacketInput {
+  taskKey: string;
+  title: string;
+  stage: string;
+  reason: TerminalReason;
+  detail: string;
+  attempts: readonly AttemptRecord[];
+  lastFeedback: string | null;
+  diffStat: string;
+  ledgerPath: string;
+}
+
+const DECISIONS: Record<TerminalReason, string> = {
+  oscillation_detected:
+    'The developer keeps alternating between the same solutions. Decide which approach is right, state it in the task description, then retry.',
+  no_progress:
+    'The developer produced the same change twice. Clarify what the reviewer wants, or accept the change as it is.',
+  budget_exhausted: 'The budget ran out. Raise it if the work is worth more, or narrow the task.',
+  max_attempts:
+    'Every attempt was rejected. Read the last feedback: refine the task, or raise the attempt budget.',
+  design_rejected: 'The design was rejected. Revise the requirements or the architecture before any build.',
+  agent_failure: 'The agent failed repeatedly. Check its log, its credentials and its limits, then retry.',
+  gate_failure: 'A quality gate kept failing. Read its output below, fix the cause, then retry.',
+  cancelled: 'The task was cancelled. Nothing to decide unless it should be resumed.',
+};
+
+const usd = (v: number | null): string => (v === null ? 'unknown' : `$${v.toFixed(4)}`);
+const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderTerminalPacket(p: TerminalPacketInput): string {
+  const totalTokens = p.attempts.reduce((s, a) => s + a.inputTokens + a.outputTokens, 0);
+  const costs = p.attempts.map((a) => a.costUsd);
+  const totalUsd = costs.every((c) => c === null) ? null : costs.reduce<number>((s, c) => s + (c ?? 0), 0);
+  const rows = p.attempts.map(
+    (a) =>
+      `| ${a.n} | \`${a.diffHash.slice(0, 12)}\` | ${a.verdict} | ${a.inputTokens + a.outputTokens} | ${usd(a.costUsd)} | ${(a.durationMs / 1000).toFixed(1)}s | ${cell(a.reason ?? '')} |`,
+  );
+  return [
+    `# Terminal packet: ${p.taskKey}`,
+    '',
+    `- **Task:** ${p.taskKey} — ${p.title}`,
+    `- **Stage:** ${p.stage}`,
+    `- **Reason:** \`${p.reason}\``,
+    `- **Detail:** ${p.detail}`,
+    `- **Attempts:** ${p.attempts.length}, ${totalTokens} tokens, ${usd(totalUsd)}`,
+    '',
+    '## Attempts',
+    '',
+    '| # | diff hash | verdict | tokens | cost | duration | reason |',
+    '|---|---|---|---|---|---|---|',
+    ...(rows.length ? rows : ['| – | – | – | – | – | – | no attempt recorded |']),
+    '',
+    '## Last feedback',
+    '',
+    p.lastFeedback?.trim() ? p.lastFeedback.trim() : '_none_',
+    '',
+    '## Final diff stat',
+    '',
+    '```',
+    p.diffStat.trimEnd() || '(no change against the base branch)',
+    '```',
+    '',
+    '## What a human must decide',
+    '',
+    DECISIONS[p.reason],
+    '',
+    '## To continue',
+    '',
+    '```',
+    `orch task retry ${p.taskKey} --max-attempts ${p.attempts.length + 3}`,
+    '```',
+    '',
+    `Retry resumes from the attempt ledger (\`${p.ledgerPath}\`): recorded attempts are kept, the next one is number ${p.attempts.length + 1}.`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,85 @@
+/**
+ * Prompts per role: Liquid templates in strict mode, so an unknown variable
+ * or filter is an error, never an empty string in front of an agent.
+ */
+import { Liquid } from 'liquidjs';
+import type { Role } from '../core/stages.ts';
+
+export interface PromptVars {
+  task: { key: string; title: string; description: string };
+  stage: string;
+  role: string;
+  attempt: number;
+  feedback: string;
+  artifacts_dir: string;
+  test_command: string;
+}
+
+const COMMON = `You are the {{ role }} of an autonomous delivery pipeline, working on task {{ task.key }}: {{ task.title }}.
+{% if task.description != "" %}
+## Task description
+
+{{ task.description }}
+{% endif %}
+You work in a git worktree of the task's branch. Commit nothing yourself: orch commits your changes when you finish.
+`;
+
+const ROLE_PROMPTS: Record<Role, string> = {
+  analyst: `${COMMON}
+## Your job: analysis (stage {{ stage }})
+
+Write the requirements to docs/tasks/{{ task.key }}/requirements.md and a test plan to docs/tasks/{{ task.key }}/test-plan.md.
+`,
+  architect: `${COMMON}
+## Your job: architecture (stage {{ stage }})
+
+Read docs/tasks/{{ task.key }}/requirements.md and write the design decision record to docs/tasks/{{ task.key }}/adr.md.
+`,
+  developer: `${COMMON}
+## Your job: development, attempt {{ attempt }}
+
+Implement the task following docs/tasks/{{ task.key }}/ and make the tests pass{% if test_command != "" %} (\`{{ test_command }}\`){% endif %}.
+{% if feedback != "" %}
+## Feedback from the last review — address every point
+
+{{ feedback }}
+{% endif %}`,
+  reviewer: `${COMMON}
+## Your job: review of attempt {{ attempt }}
+
+Review the change on this branch against the base branch and the task's requirements.
+End your answer with a JSON object in a fenced block:
+
+\`\`\`json
+{"verdict": "approved" or "rejected", "comments": "what must change, if rejected"}
+\`\`\`
+`,
+  tester: `${COMMON}
+## Your job: testing (stage {{ stage }})
+
+Run the project's tests{% if test_command != "" %} (\`{{ test_command }}\`){% endif %} and report the outcome.
+`,
+  deployer: `${COMMON}
+## Your job: {{ stage }}
+
+Prepare and report the deployment of this change.
+`,
+};
+
+const engine = new Liquid({ strictVariables: true, strictFilters: true, ownPropertyOnly: true });
+
+/** Parses a template now, so errors surface at load time with the template named. */
+export function compilePrompt(source: string) {
+  return engine.parse(source);
+}
+
+const builtIn = new Map<Role, ReturnType<typeof compilePrompt>>();
+
+export function renderPrompt(role: Role, vars: PromptVars, override?: string): string {
+  let template = override !== undefined ? compilePrompt(override) : builtIn.get(role);
+  if (!template) {
+    template = compilePrompt(ROLE_PROMPTS[role]);
+    builtIn.set(role, template);
+  }
+  return engine.renderSync(template, vars as unknown as Record<string, unknown>);
+}

@@ -1,0 +1,156 @@
+/**
+ * Versioned migrations, the same for SQLite and PostgreSQL. Append only:
+ * never edit a migration that has shipped.
+ */
+import type { Kysely, CreateTableBuilder } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+const id = <T extends string>(t: CreateTableBuilder<T, never>, dialect: Dialect) =>
+  dialect === 'postgres'
+    ? t.addColumn('id', 'serial', (c) => c.primaryKey())
+    : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement());
+
+function m0001(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await id(db.schema.createTable('projects'), dialect)
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('root_path', 'text', (c) => c.notNull())
+        .addColumn('base_branch', 'text', (c) => c.notNull())
+        .addColumn('key_prefix', 'text', (c) => c.notNull())
+        .addColumn('next_task_number', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+
+      await id(db.schema.createTable('tasks'), dialect)
+        .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id'))
+        .addColumn('key', 'text', (c) => c.notNull().unique())
+        .addColumn('title', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('labels', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('terminal_reason', 'text')
+        .addColumn('status_detail', 'text')
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('feedback', 'text')
+        .addColumn('budget_json', 'text')
+        .addColumn('loop_run_id', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('tasks_project_stage')
+        .on('tasks')
+        .columns(['project_id', 'stage'])
+        .execute();
+
+      await id(db.schema.createTable('agent_runs'), dialect)
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('job_id', 'integer')
+        .addColumn('agent', 'text', (c) => c.notNull())
+        .addColumn('stage', 'text')
+        .addColumn('attempt', 'integer')
+        .addColumn('adapter', 'text')
+        .addColumn('model', 'text')
+        .addColumn('effort', 'text')
+        .addColumn('timeout_s', 'integer')
+        .addColumn('pid', 'integer')
+        .addColumn('pgid', 'integer')
+        .addColumn('worker_id', 'text')
+        .addColumn('status', 'text', (c) => c.notNull().defaultTo('running'))
+        .addColumn('outcome', 'text')
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('exit_code', 'integer')
+        .addColumn('input_tokens', 'integer')
+        .addColumn('output_tokens', 'integer')
+        .addColumn('cache_read_tokens', 'integer')
+        .addColumn('cache_write_tokens', 'integer')
+        .addColumn('cost_usd', dialect === 'postgres' ? 'double precision' : 'real')
+        .addColumn('session_id', 'text')
+        .addColumn('num_turns', 'integer')
+        .addColumn('log_path', 'text')
+        .addColumn('result_text', 'text')
+        .addColumn('error', 'text')
+        .addColumn('diff_hash', 'text')
+        .execute();
+      await db.schema.createIndex('agent_runs_task').on('agent_runs').columns(['task_id', 'id']).execute();
+      await db.schema.createIndex('agent_runs_status').on('agent_runs').column('status').execute();
+
+      await id(db.schema.createTable('jobs'), dialect)
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('project_id', 'integer', (c) => c.notNull())
+        .addColumn('agent', 'text', (c) => c.notNull())
+        .addColumn('repo', 'text', (c) => c.notNull())
+        .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('run_id', 'integer')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('run_after', 'text', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('jobs_runnable')
+        .on('jobs')
+        .columns(['status', 'run_after', 'id'])
+        .execute();
+      await db.schema.createIndex('jobs_task').on('jobs').columns(['task_id', 'status']).execute();
+
+      await id(db.schema.createTable('attempts'), dialect)
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('n', 'integer', (c) => c.notNull())
+        .addColumn('diff_hash', 'text', (c) => c.notNull())
+        .addColumn('verdict', 'text', (c) => c.notNull())
+        .addColumn('feedback', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('output_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('cost_usd', dialect === 'postgres' ? 'double precision' : 'real')
+        .addColumn('duration_ms', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('reason', 'text')
+        .addColumn('dev_run_id', 'integer')
+        .addColumn('review_run_id', 'integer')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('attempts_task_n', ['task_id', 'n'])
+        .execute();
+
+      await id(db.schema.createTable('gate_results'), dialect)
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('passed', 'integer', (c) => c.notNull())
+        .addColumn('output_tail', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('gate_results_task')
+        .on('gate_results')
+        .columns(['task_id', 'id'])
+        .execute();
+
+      await id(db.schema.createTable('events'), dialect)
+        .addColumn('task_id', 'integer')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('events_task').on('events').columns(['task_id', 'id']).execute();
+    },
+  };
+}
+
+export function migrationProvider(dialect: Dialect): MigrationProvider {
+  return { getMigrations: async () => ({ '0001_initial': m0001(dialect) }) };
+}

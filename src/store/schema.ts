@@ -1,0 +1,157 @@
+/**
+ * Table types. Timestamps are ISO-8601 UTC text (`toISOString()`), which sorts
+ * and compares correctly as text on SQLite and PostgreSQL alike.
+ */
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface ProjectsTable {
+  id: Generated<number>;
+  name: string;
+  root_path: string;
+  base_branch: string;
+  key_prefix: string;
+  next_task_number: number;
+  created_at: string;
+}
+
+export interface TasksTable {
+  id: Generated<number>;
+  project_id: number;
+  key: string;
+  title: string;
+  description: string;
+  priority: number;
+  labels: string;
+  stage: string;
+  status: string;
+  /** Why the task stopped (escalated or cancelled), one of the terminal reasons. */
+  terminal_reason: string | null;
+  status_detail: string | null;
+  /** Bumped on every stage change: the compare-and-set token. */
+  version: number;
+  /** The current build-loop attempt number (0 before the first development run). */
+  attempt: number;
+  /** Feedback for the next development run (review comments, gate output). */
+  feedback: string | null;
+  /** Budget overrides as JSON (raised by `orch task retry`). */
+  budget_json: string | null;
+  loop_run_id: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface AgentRunsTable {
+  id: Generated<number>;
+  task_id: number;
+  job_id: number | null;
+  /** The role (the seed's column name). */
+  agent: string;
+  stage: string | null;
+  attempt: number | null;
+  adapter: string | null;
+  model: string | null;
+  effort: string | null;
+  timeout_s: number | null;
+  pid: number | null;
+  pgid: number | null;
+  worker_id: string | null;
+  status: string;
+  /** ok, failed, timeout, stalled, killed, no_result, spawn_error, interrupted, reaped, error_result */
+  outcome: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+  cost_usd: number | null;
+  session_id: string | null;
+  num_turns: number | null;
+  log_path: string | null;
+  result_text: string | null;
+  error: string | null;
+  /** For development runs: hash of the task's diff against the base after the run. */
+  diff_hash: string | null;
+}
+
+export interface JobsTable {
+  id: Generated<number>;
+  task_id: number;
+  project_id: number;
+  /** The role to run, or the stage kind for stages without an agent. */
+  agent: string;
+  /** The project's name (the seed's column). */
+  repo: string;
+  stage: string;
+  /** queued, running, done, failed, cancelled */
+  status: string;
+  run_id: number | null;
+  /** How many times this job has been tried. */
+  attempts: number;
+  run_after: string;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  last_error: string | null;
+  created_at: string;
+}
+
+export interface AttemptsTable {
+  id: Generated<number>;
+  task_id: number;
+  n: number;
+  diff_hash: string;
+  verdict: string;
+  feedback: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number | null;
+  duration_ms: number;
+  reason: string | null;
+  dev_run_id: number | null;
+  review_run_id: number | null;
+  created_at: string;
+}
+
+export interface GateResultsTable {
+  id: Generated<number>;
+  task_id: number;
+  stage: string;
+  name: string;
+  passed: number;
+  output_tail: string;
+  started_at: string;
+  finished_at: string;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  task_id: number | null;
+  kind: string;
+  payload: string;
+  created_at: string;
+}
+
+export interface Database {
+  projects: ProjectsTable;
+  tasks: TasksTable;
+  agent_runs: AgentRunsTable;
+  jobs: JobsTable;
+  attempts: AttemptsTable;
+  gate_results: GateResultsTable;
+  events: EventsTable;
+}
+
+export type Project = Selectable<ProjectsTable>;
+export type Task = Selectable<TasksTable>;
+export type NewTask = Insertable<TasksTable>;
+export type TaskUpdate = Updateable<TasksTable>;
+export type AgentRun = Selectable<AgentRunsTable>;
+export type Job = Selectable<JobsTable>;
+export type Attempt = Selectable<AttemptsTable>;
+export type GateResult = Selectable<GateResultsTable>;
+export type OrchEvent = Selectable<EventsTable>;

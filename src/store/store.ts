@@ -1,0 +1,588 @@
+/**
+ * Every read and write of orch's state. Each state change is one transaction;
+ * a stage advance is a compare-and-set on the task's version.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Dialect } from './migrations.ts';
+import type { AgentRun, Attempt, Database, GateResult, Job, OrchEvent, Project, Task } from './schema.ts';
+import type { Usage } from '../agents/events.ts';
+import { mergeReportedModel } from '../core/model.ts';
+import { OrchError } from '../errors.ts';
+
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+const nowIso = (): string => new Date().toISOString();
+const isoIn = (ms: number): string => new Date(Date.now() + ms).toISOString();
+
+export interface NewTaskInput {
+  projectId: number;
+  title: string;
+  description?: string;
+  priority?: number;
+  labels?: string[];
+}
+
+export interface RunFinish {
+  exitCode: number | null;
+  outcome: string;
+  resultText: string | null;
+  error: string | null;
+}
+
+export interface RunningAgent {
+  run_id: number;
+  job_id: number | null;
+  task_key: string | null;
+  agent: string;
+  stage: string | null;
+  model: string | null;
+  effort: string | null;
+  pid: number | null;
+  pgid: number | null;
+  started_at: string | null;
+  timeout_s: number | null;
+  worker_id: string | null;
+}
+
+export class Store {
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  constructor(db: Kysely<Database>, dialect: Dialect) {
+    this.db = db;
+    this.dialect = dialect;
+  }
+
+  /**
+   * Runs `fn` in one write transaction. On SQLite the transaction takes the
+   * write lock up front (BEGIN IMMEDIATE), so concurrent processes wait on the
+   * busy timeout instead of failing on a lock upgrade.
+   */
+  async tx<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
+    if (this.dialect === 'postgres') return this.db.transaction().execute(fn);
+    return this.db.connection().execute(async (conn) => {
+      await sql`BEGIN IMMEDIATE`.execute(conn);
+      try {
+        const result = await fn(conn);
+        await sql`COMMIT`.execute(conn);
+        return result;
+      } catch (error) {
+        await sql`ROLLBACK`.execute(conn).catch(() => {});
+        throw error;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // ---------------------------------------------------------------- projects
+
+  async upsertProject(p: {
+    name: string;
+    rootPath: string;
+    baseBranch: string;
+    keyPrefix: string;
+  }): Promise<Project> {
+    const existing = await this.db
+      .selectFrom('projects')
+      .selectAll()
+      .where('name', '=', p.name)
+      .executeTakeFirst();
+    if (existing) {
+      await this.db
+        .updateTable('projects')
+        .set({ root_path: p.rootPath, base_branch: p.baseBranch, key_prefix: p.keyPrefix })
+        .where('id', '=', existing.id)
+        .execute();
+      return { ...existing, root_path: p.rootPath, base_branch: p.baseBranch, key_prefix: p.keyPrefix };
+    }
+    return this.db
+      .insertInto('projects')
+      .values({
+        name: p.name,
+        root_path: p.rootPath,
+        base_branch: p.baseBranch,
+        key_prefix: p.keyPrefix,
+        next_task_number: 1,
+        created_at: nowIso(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  listProjects(): Promise<Project[]> {
+    return this.db.selectFrom('projects').selectAll().orderBy('id').execute();
+  }
+
+  async getProject(id: number): Promise<Project> {
+    const p = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!p) throw new OrchError('unknown_project', `no project with id ${id}`);
+    return p;
+  }
+
+  // ------------------------------------------------------------------- tasks
+
+  /** Creates a task at stage `created` and queues its first job, in one transaction. */
+  async createTask(input: NewTaskInput): Promise<Task> {
+    return this.tx(async (tx) => {
+      const project = await tx
+        .updateTable('projects')
+        .set((eb) => ({ next_task_number: eb('next_task_number', '+', 1) }))
+        .where('id', '=', input.projectId)
+        .returning(['name', 'key_prefix', 'next_task_number'])
+        .executeTakeFirst();
+      if (!project) throw new OrchError('unknown_project', `no project with id ${input.projectId}`);
+      const now = nowIso();
+      const task = await tx
+        .insertInto('tasks')
+        .values({
+          project_id: input.projectId,
+          key: `${project.key_prefix}-${project.next_task_number - 1}`,
+          title: input.title,
+          description: input.description ?? '',
+          priority: input.priority ?? 0,
+          labels: JSON.stringify(input.labels ?? []),
+          stage: 'created',
+          status: 'queued',
+          version: 0,
+          attempt: 0,
+          created_at: now,
+          updated_at: now,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await this.enqueueJob(tx, { task, stage: 'created', agent: 'orch', repo: project.name });
+      await this.appendEvent(tx, task.id, 'task_created', { key: task.key, title: task.title });
+      return task;
+    });
+  }
+
+  async getTaskByKey(key: string, ex: Executor = this.db): Promise<Task> {
+    const t = await ex.selectFrom('tasks').selectAll().where('key', '=', key).executeTakeFirst();
+    if (!t)
+      throw new OrchError('unknown_task', `no task with key ${JSON.stringify(key)}`, { context: { key } });
+    return t;
+  }
+
+  async getTask(id: number, ex: Executor = this.db): Promise<Task> {
+    const t = await ex.selectFrom('tasks').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!t) throw new OrchError('unknown_task', `no task with id ${id}`);
+    return t;
+  }
+
+  listTasks(filter: { projectId?: number; status?: string; stage?: string } = {}): Promise<Task[]> {
+    let q = this.db.selectFrom('tasks').selectAll();
+    if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
+    if (filter.status) q = q.where('status', '=', filter.status);
+    if (filter.stage) q = q.where('stage', '=', filter.stage);
+    return q.orderBy('id').execute();
+  }
+
+  /**
+   * Compare-and-set of a task's stage: succeeds only if the task is still at
+   * `from` with `version`. Returns false when another writer got there first.
+   */
+  async advanceStage(
+    tx: Executor,
+    task: Pick<Task, 'id' | 'stage' | 'version'>,
+    to: string,
+    changes: Partial<
+      Pick<Task, 'status' | 'attempt' | 'feedback' | 'terminal_reason' | 'status_detail' | 'finished_at'>
+    > = {},
+  ): Promise<boolean> {
+    const res = await tx
+      .updateTable('tasks')
+      .set({ ...changes, stage: to, version: task.version + 1, updated_at: nowIso() })
+      .where('id', '=', task.id)
+      .where('stage', '=', task.stage)
+      .where('version', '=', task.version)
+      .executeTakeFirst();
+    const ok = Number(res.numUpdatedRows) === 1;
+    if (ok) await this.appendEvent(tx, task.id, 'stage_changed', { from: task.stage, to });
+    return ok;
+  }
+
+  async updateTask(
+    tx: Executor,
+    taskId: number,
+    changes: Partial<
+      Pick<
+        Task,
+        | 'status'
+        | 'terminal_reason'
+        | 'status_detail'
+        | 'feedback'
+        | 'attempt'
+        | 'budget_json'
+        | 'loop_run_id'
+        | 'started_at'
+        | 'finished_at'
+      >
+    >,
+  ): Promise<void> {
+    await tx
+      .updateTable('tasks')
+      .set({ ...changes, updated_at: nowIso() })
+      .where('id', '=', taskId)
+      .execute();
+  }
+
+  // -------------------------------------------------------------------- jobs
+
+  async enqueueJob(
+    tx: Executor,
+    j: {
+      task: Pick<Task, 'id' | 'project_id'>;
+      stage: string;
+      agent: string;
+      repo: string;
+      runAfterMs?: number;
+    },
+  ): Promise<Job> {
+    const now = nowIso();
+    return tx
+      .insertInto('jobs')
+      .values({
+        task_id: j.task.id,
+        project_id: j.task.project_id,
+        agent: j.agent,
+        repo: j.repo,
+        stage: j.stage,
+        status: 'queued',
+        attempts: 0,
+        run_after: j.runAfterMs ? isoIn(j.runAfterMs) : now,
+        created_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  /** Claims the oldest runnable job under a lease, atomically. */
+  async claimJob(owner: string, leaseMs: number): Promise<Job | null> {
+    const now = nowIso();
+    const pick = this.db
+      .selectFrom('jobs')
+      .select('id')
+      .where('status', '=', 'queued')
+      .where('run_after', '<=', now)
+      .orderBy('run_after')
+      .orderBy('id')
+      .limit(1);
+    const claimed = await this.db
+      .updateTable('jobs')
+      .set((eb) => ({
+        status: 'running',
+        lease_owner: owner,
+        lease_expires_at: isoIn(leaseMs),
+        started_at: now,
+        attempts: eb('attempts', '+', 1),
+      }))
+      .where('id', '=', this.dialect === 'postgres' ? pick.forUpdate().skipLocked() : pick)
+      .where('status', '=', 'queued')
+      .returningAll()
+      .executeTakeFirst();
+    return claimed ?? null;
+  }
+
+  /** Extends a lease; false when the job is no longer ours (reclaimed or cancelled). */
+  async heartbeat(jobId: number, owner: string, leaseMs: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('jobs')
+      .set({ lease_expires_at: isoIn(leaseMs) })
+      .where('id', '=', jobId)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async finishJob(
+    tx: Executor,
+    jobId: number,
+    status: 'done' | 'failed' | 'cancelled',
+    lastError: string | null = null,
+  ): Promise<void> {
+    await tx
+      .updateTable('jobs')
+      .set({
+        status,
+        finished_at: nowIso(),
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: lastError,
+      })
+      .where('id', '=', jobId)
+      .execute();
+  }
+
+  /** Puts a job back in the queue to run after `delayMs`. */
+  async requeueJob(tx: Executor, jobId: number, delayMs: number, lastError: string | null): Promise<void> {
+    await tx
+      .updateTable('jobs')
+      .set({
+        status: 'queued',
+        run_after: isoIn(delayMs),
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: lastError,
+      })
+      .where('id', '=', jobId)
+      .execute();
+  }
+
+  /** Jobs whose lease expired (their worker died): back to the queue. Returns them. */
+  async reclaimExpiredJobs(): Promise<Job[]> {
+    return this.db
+      .updateTable('jobs')
+      .set({
+        status: 'queued',
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: 'lease expired: worker lost',
+      })
+      .where('status', '=', 'running')
+      .where('lease_expires_at', '<', nowIso())
+      .returningAll()
+      .execute();
+  }
+
+  /** Requeues every running job of a worker (used at start and shutdown by the same owner). */
+  async releaseJobsOf(owner: string, reason: string): Promise<number> {
+    const res = await this.db
+      .updateTable('jobs')
+      .set({ status: 'queued', lease_owner: null, lease_expires_at: null, last_error: reason })
+      .where('status', '=', 'running')
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  async cancelJobsOfTask(tx: Executor, taskId: number): Promise<void> {
+    await tx
+      .updateTable('jobs')
+      .set({ status: 'cancelled', finished_at: nowIso(), lease_owner: null, lease_expires_at: null })
+      .where('task_id', '=', taskId)
+      .where('status', 'in', ['queued', 'running'])
+      .execute();
+  }
+
+  getJob(id: number, ex: Executor = this.db): Promise<Job | undefined> {
+    return ex.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** The earliest `run_after` of a queued job, to arm a wake-up timer. */
+  async nextRunAfter(): Promise<string | null> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.min('run_after').as('next'))
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    return (row?.next as string | null | undefined) ?? null;
+  }
+
+  async countJobs(status: 'queued' | 'running'): Promise<number> {
+    const row = await this.db
+      .selectFrom('jobs')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', status)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  // -------------------------------------------------------------------- runs
+
+  async createRun(r: {
+    taskId: number;
+    jobId: number | null;
+    agent: string;
+    stage: string;
+    attempt: number | null;
+    adapter: string;
+    timeoutS: number;
+    logPath: string;
+    workerId: string;
+  }): Promise<number> {
+    const row = await this.db
+      .insertInto('agent_runs')
+      .values({
+        task_id: r.taskId,
+        job_id: r.jobId,
+        agent: r.agent,
+        stage: r.stage,
+        attempt: r.attempt,
+        adapter: r.adapter,
+        timeout_s: r.timeoutS,
+        log_path: r.logPath,
+        worker_id: r.workerId,
+        status: 'running',
+        started_at: nowIso(),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    if (r.jobId !== null)
+      await this.db.updateTable('jobs').set({ run_id: row.id }).where('id', '=', r.jobId).execute();
+    return row.id;
+  }
+
+  /** The launch stamp: model and effort in one update, so both are visible while the run lives. */
+  async stampRun(runId: number, model: string, effort: string): Promise<void> {
+    await this.db.updateTable('agent_runs').set({ model, effort }).where('id', '=', runId).execute();
+  }
+
+  async setRunProcess(runId: number, pid: number, pgid: number): Promise<void> {
+    await this.db.updateTable('agent_runs').set({ pid, pgid }).where('id', '=', runId).execute();
+  }
+
+  /**
+   * Records usage. A missing usage, or a missing model in it, keeps the launch
+   * stamp; a reported model fills a blank stamp or refines a bare one.
+   */
+  async recordUsage(runId: number, usage: Partial<Usage> | null | undefined): Promise<void> {
+    if (!usage) return;
+    const run = await this.db
+      .selectFrom('agent_runs')
+      .select(['model'])
+      .where('id', '=', runId)
+      .executeTakeFirst();
+    if (!run) return;
+    await this.db
+      .updateTable('agent_runs')
+      .set({
+        model: mergeReportedModel(run.model, usage.model),
+        input_tokens: usage.inputTokens ?? null,
+        output_tokens: usage.outputTokens ?? null,
+        cache_read_tokens: usage.cacheReadTokens ?? null,
+        cache_write_tokens: usage.cacheWriteTokens ?? null,
+        cost_usd: usage.costUsd ?? null,
+        ...(usage.sessionId ? { session_id: usage.sessionId } : {}),
+        ...(usage.numTurns !== undefined && usage.numTurns !== null ? { num_turns: usage.numTurns } : {}),
+      })
+      .where('id', '=', runId)
+      .execute();
+  }
+
+  async finishRun(tx: Executor, runId: number, f: RunFinish): Promise<void> {
+    await tx
+      .updateTable('agent_runs')
+      .set({
+        status: 'finished',
+        outcome: f.outcome,
+        exit_code: f.exitCode,
+        finished_at: nowIso(),
+        result_text: f.resultText,
+        error: f.error,
+      })
+      .where('id', '=', runId)
+      .where('status', '=', 'running')
+      .execute();
+  }
+
+  getRun(id: number): Promise<AgentRun | undefined> {
+    return this.db.selectFrom('agent_runs').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  runsOfTask(taskId: number): Promise<AgentRun[]> {
+    return this.db.selectFrom('agent_runs').selectAll().where('task_id', '=', taskId).orderBy('id').execute();
+  }
+
+  /** Runs still marked running (in flight, or left by a process that died). */
+  runningRuns(): Promise<AgentRun[]> {
+    return this.db
+      .selectFrom('agent_runs')
+      .selectAll()
+      .where('status', '=', 'running')
+      .orderBy('id')
+      .execute();
+  }
+
+  /** Agents in flight with their launch stamp (seed TC-10). */
+  getRunningAgents(): Promise<RunningAgent[]> {
+    return this.db
+      .selectFrom('jobs')
+      .innerJoin('agent_runs', 'agent_runs.id', 'jobs.run_id')
+      .leftJoin('tasks', 'tasks.id', 'agent_runs.task_id')
+      .select([
+        'agent_runs.id as run_id',
+        'jobs.id as job_id',
+        'tasks.key as task_key',
+        'agent_runs.agent',
+        'agent_runs.stage',
+        'agent_runs.model',
+        'agent_runs.effort',
+        'agent_runs.pid',
+        'agent_runs.pgid',
+        'agent_runs.started_at',
+        'agent_runs.timeout_s',
+        'agent_runs.worker_id',
+      ])
+      .where('jobs.status', '=', 'running')
+      .orderBy('agent_runs.id')
+      .execute();
+  }
+
+  // ---------------------------------------------------------------- attempts
+
+  async recordAttempt(tx: Executor, a: Omit<Attempt, 'id' | 'created_at'>): Promise<Attempt> {
+    return tx
+      .insertInto('attempts')
+      .values({ ...a, created_at: nowIso() })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  attemptsOfTask(taskId: number, ex: Executor = this.db): Promise<Attempt[]> {
+    return ex.selectFrom('attempts').selectAll().where('task_id', '=', taskId).orderBy('n').execute();
+  }
+
+  // ------------------------------------------------------------------- gates
+
+  async recordGate(tx: Executor, g: Omit<GateResult, 'id'>): Promise<void> {
+    await tx.insertInto('gate_results').values(g).execute();
+  }
+
+  gatesOfTask(taskId: number): Promise<GateResult[]> {
+    return this.db
+      .selectFrom('gate_results')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .orderBy('id')
+      .execute();
+  }
+
+  // ------------------------------------------------------------------ events
+
+  async appendEvent(
+    tx: Executor,
+    taskId: number | null,
+    kind: string,
+    payload: Record<string, unknown>,
+  ): Promise<void> {
+    await tx
+      .insertInto('events')
+      .values({ task_id: taskId, kind, payload: JSON.stringify(payload), created_at: nowIso() })
+      .execute();
+  }
+
+  eventsAfter(afterId: number, limit = 500): Promise<OrchEvent[]> {
+    return this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Sum of run cost for a project since `sinceIso` (daily budget). */
+  async projectSpendSince(projectId: number, sinceIso: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('agent_runs')
+      .innerJoin('tasks', 'tasks.id', 'agent_runs.task_id')
+      .select((eb) => eb.fn.sum<number>('agent_runs.cost_usd').as('usd'))
+      .where('tasks.project_id', '=', projectId)
+      .where('agent_runs.started_at', '>=', sinceIso)
+      .executeTakeFirst();
+    return Number(row?.usd ?? 0);
+  }
+}
