@@ -16,7 +16,7 @@ import { resolveTimeoutS } from '../core/timeouts.ts';
 import { resolveEffort, resolveModel } from '../core/model.ts';
 import { classifyRun, type RunOutcome } from '../core/run-outcome.ts';
 import { emptyUsage, type AgentEvent, type Usage } from '../agents/events.ts';
-import { parseStreamJsonLine } from '../agents/stream-json.ts';
+import { createStreamJsonParser, parseStreamJsonLine } from '../agents/stream-json.ts';
 import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv } from './agent-env.ts';
 import { renderPrompt } from './prompts.ts';
@@ -173,6 +173,8 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   let result: Extract<AgentEvent, { type: 'result' }> | null = null;
   let lastUsage: Usage | null = null;
   let pendingPid: Promise<void> = Promise.resolve();
+  // One stateful parser per run: it totals usage as the agent goes, so a killed run still reports its tokens.
+  const parse = createStreamJsonParser();
   const outcome = await runAgentProcess({
     argv,
     cwd: req.worktree,
@@ -194,7 +196,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     onLine: (line, stream) => {
       req.onLine?.(runId, line);
       if (stream !== 'stdout') return;
-      for (const event of parseStreamJsonLine(line)) {
+      for (const event of parse(line)) {
         if (event.type === 'result') result = event;
         if (event.type === 'usage') lastUsage = event.usage;
         if (event.type === 'error')
