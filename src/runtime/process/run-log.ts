@@ -1,0 +1,57 @@
+/**
+ * The per-run log file: every line the agent printed, stderr lines prefixed
+ * `[stderr] `, and orch's own notes prefixed `[orch] `.
+ */
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+
+export class RunLog {
+  readonly #stream: WriteStream;
+  #error: string | null = null;
+
+  /** Creates parent directories and opens `path` for appending; throws if it cannot. */
+  static open(path: string): RunLog {
+    mkdirSync(dirname(path), { recursive: true });
+    // Opened synchronously so a bad path fails before any agent is started.
+    return new RunLog(path, openSync(path, 'a'));
+  }
+
+  private constructor(path: string, fd: number) {
+    this.#stream = createWriteStream(path, { fd });
+    this.#stream.on('error', (err) => {
+      this.#error ??= `cannot write log file ${path}: ${err.message}`;
+    });
+  }
+
+  /** Why writing failed, if it did; later writes are dropped rather than stop the run. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  /** Appends `text`; false means the disk is behind and the caller should pause until {@link onDrain}. */
+  append(text: string): boolean {
+    if (this.#error !== null || text === '' || this.#stream.writableEnded || this.#stream.destroyed)
+      return true;
+    return this.#stream.write(text);
+  }
+
+  /** Calls `resume` once buffered text is written (or writing has failed). */
+  onDrain(resume: () => void): void {
+    const fire = (): void => {
+      this.#stream.off('drain', fire);
+      this.#stream.off('close', fire);
+      resume();
+    };
+    this.#stream.on('drain', fire);
+    this.#stream.on('close', fire);
+  }
+
+  /** Flushes and closes the file (the fd is closed when this resolves). Never rejects. */
+  async close(): Promise<void> {
+    const stream = this.#stream;
+    if (stream.closed) return;
+    const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    if (!stream.writableEnded) stream.end();
+    await closed;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Test kit: temporary git repositories made orch projects, and the real CLI
+ * run as a child process (`node src/cli/main.ts`), exactly as a user runs it.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { openContext, type OrchContext } from '../../src/runtime/context.ts';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+
+export interface TempProject {
+  dir: string;
+  env: Record<string, string>;
+  /** Runs the CLI to completion. */
+  orch(args: string[], opts?: { timeoutMs?: number; env?: Record<string, string> }): { code: number; stdout: string; stderr: string };
+  /** Starts the CLI in the background. */
+  spawnOrch(args: string[], opts?: { env?: Record<string, string> }): ChildProcess;
+  context(): Promise<OrchContext>;
+  git(args: string[]): string;
+  cleanup(): void;
+}
+
+export interface ProjectOptions {
+  /** Written to orch.yaml (merged over a scripted default). */
+  config?: Record<string, unknown>;
+  /** Scripted agent script, written to .orch/script.yaml and wired into the config. */
+  script?: Record<string, unknown>;
+  files?: Record<string, string>;
+  keyPrefix?: string;
+}
+
+export function makeProject(opts: ProjectOptions = {}): TempProject {
+  const dir = mkdtempSync(join(tmpdir(), 'orch-test-'));
+  const git = (args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8' });
+  const files = { 'README.md': '# sample\n', ...opts.files };
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  git(['init', '-q', '-b', 'main']);
+  git(['add', '-A']);
+  git(['-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-q', '-m', 'initial']);
+  const agents: Record<string, unknown> = { default: { adapter: 'scripted', ...(opts.script ? { script: '.orch/script.yaml' } : {}) } };
+  const config = {
+    project: { name: 'sample', key_prefix: opts.keyPrefix ?? 'T', base_branch: 'main' },
+    agents,
+    retry: { base_ms: 100, max_ms: 1000 },
+    ...opts.config,
+  };
+  writeFileSync(join(dir, 'orch.yaml'), stringify(config));
+  mkdirSync(join(dir, '.orch'), { recursive: true });
+  if (opts.script) writeFileSync(join(dir, '.orch', 'script.yaml'), stringify(opts.script));
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ORCH_')) env[k] = v;
+  env.ORCH_HOME = dir;
+  env.ORCH_LOG_LEVEL = 'info';
+  const orch: TempProject['orch'] = (args, o = {}) => {
+    const r = spawnSync(process.execPath, [CLI, ...args], {
+      cwd: dir,
+      env: { ...env, ...o.env },
+      encoding: 'utf8',
+      timeout: o.timeoutMs ?? 120_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+  const init = orch(['init']);
+  if (init.code !== 0) throw new Error(`orch init failed: ${init.stderr}`);
+  return {
+    dir,
+    env,
+    orch,
+    spawnOrch: (args, o = {}) =>
+      spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+    context: () => openContext(dir, env),
+    git,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Waits until `check` returns a truthy value, polling every 50 ms. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 30_000, what = 'condition'): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids of live processes whose environment or command line mentions `marker` (for orphan checks). */
+export function processesWith(marker: string): number[] {
+  const out = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).stdout;
+  return out
+    .split('\n')
+    .filter((l) => l.includes(marker) && !l.includes('ps -eo'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+/** Whether a process group still has a member. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
