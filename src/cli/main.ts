@@ -34,9 +34,11 @@ const positiveNumber = (v: string) => {
   return n;
 };
 
-async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>): Promise<T> {
+/** Opens the home; every project's config is validated first, except for `status`, which reports it. */
+async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>, validate = true): Promise<T> {
   const ctx = await openContextFrom(process.cwd(), env);
   try {
+    if (validate) for (const p of await ctx.store.listProjects()) await ctx.projectRuntime(p.id);
     return await fn(ctx);
   } finally {
     await ctx.close();
@@ -203,7 +205,7 @@ program
   .command('status')
   .description('projects, tasks, queue and running agents (with model and effort)')
   .option('--json', 'print JSON')
-  .action((o: { json?: boolean }) => withContext(async (ctx) => out(await statusText(ctx, !!o.json))));
+  .action((o: { json?: boolean }) => withContext(async (ctx) => out(await statusText(ctx, !!o.json)), false));
 
 program
   .command('demo')

@@ -429,7 +429,7 @@ export class Engine {
     );
     if (!merged.ok) {
       const files = merged.conflicts.length
-        ? `Conflicting files: ${merged.conflicts.join(', ')}.`
+        ? `The merge of ${rt.project.base_branch} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}.`
         : merged.message;
       return this.advance(task, job, rt, 'development', res, {
         feedback: `The branch does not merge onto ${rt.project.base_branch}. ${files} Rework the change onto the new base.`,

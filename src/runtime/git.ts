@@ -136,35 +136,66 @@ export type MergeOutcome = { ok: true; commit: string } | { ok: false; conflicts
 
 /**
  * Lands the task branch on the base branch: first the base is merged into the
- * branch inside the worktree (conflicts stay the task's), then the base
+ * branch inside the worktree (a conflict is left there for the developer to
+ * resolve), then the base
  * fast-forwards to it. A base checked out in the main worktree is updated with
  * `merge --ff-only` so the user's files follow; otherwise the ref moves with a
  * compare-and-swap.
  */
-export async function landBranch(
+const landingLocks = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after every earlier landing on the same repository (in this process) has finished. */
+function serialized<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+  const previous = landingLocks.get(repo) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(fn);
+  landingLocks.set(repo, next);
+  return next.finally(() => {
+    if (landingLocks.get(repo) === next) landingLocks.delete(repo);
+  });
+}
+
+export function landBranch(
   repo: string,
   worktree: string,
   branch: string,
   base: string,
 ): Promise<MergeOutcome> {
+  return serialized(repo, async () => {
+    // Another process may move the base between our merge and our fast-forward: merge again.
+    for (let round = 0; ; round += 1) {
+      const outcome = await landOnce(repo, worktree, branch, base);
+      if (outcome.ok || outcome.conflicts.length || round >= 4) return outcome;
+      if (!(await baseMovedSince(repo, worktree, base))) return outcome;
+    }
+  });
+}
+
+async function baseMovedSince(repo: string, worktree: string, base: string): Promise<boolean> {
+  const r = await gitRaw(worktree, ['merge-base', '--is-ancestor', `refs/heads/${base}`, 'HEAD']);
+  return r.code !== 0;
+}
+
+async function landOnce(repo: string, worktree: string, branch: string, base: string): Promise<MergeOutcome> {
   const merged = await gitRaw(worktree, ['merge', '--no-edit', '-q', base]);
   if (merged.code !== 0) {
     const conflicts = (await gitRaw(worktree, ['diff', '--name-only', '--diff-filter=U'])).stdout
       .split('\n')
       .filter(Boolean);
-    await gitRaw(worktree, ['merge', '--abort']);
+    // The merge stays in progress, conflict markers and all: the developer's rework resolves
+    // it, and the commit after that run completes the merge onto the new base.
+    if (!conflicts.length) await gitRaw(worktree, ['merge', '--abort']);
     return { ok: false, conflicts, message: merged.stderr.trim() || merged.stdout.trim() };
   }
   const tip = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
-  const checkedOut = (await currentBranch(repo)) === base;
-  if (checkedOut) {
+  if ((await currentBranch(repo)) === base) {
     const ff = await gitRaw(repo, ['merge', '--ff-only', '-q', branch]);
-    if (ff.code !== 0)
+    if (ff.code !== 0) {
       return {
         ok: false,
         conflicts: [],
         message: ff.stderr.trim() || 'fast-forward of the base branch failed',
       };
+    }
   } else {
     const old = (await git(repo, ['rev-parse', `refs/heads/${base}`])).trim();
     const moved = await gitRaw(repo, ['update-ref', `refs/heads/${base}`, tip, old]);

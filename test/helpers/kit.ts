@@ -3,7 +3,15 @@
  * run as a child process (`node src/cli/main.ts`), exactly as a user runs it.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +26,10 @@ export interface TempProject {
   dir: string;
   env: Record<string, string>;
   /** Runs the CLI to completion. */
-  orch(args: string[], opts?: { timeoutMs?: number; env?: Record<string, string> }): { code: number; stdout: string; stderr: string };
+  orch(
+    args: string[],
+    opts?: { timeoutMs?: number; env?: Record<string, string> },
+  ): { code: number; stdout: string; stderr: string };
   /** Starts the CLI in the background. */
   spawnOrch(args: string[], opts?: { env?: Record<string, string> }): ChildProcess;
   context(): Promise<OrchContext>;
@@ -43,10 +54,9 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), content);
   }
-  git(['init', '-q', '-b', 'main']);
-  git(['add', '-A']);
-  git(['-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-q', '-m', 'initial']);
-  const agents: Record<string, unknown> = { default: { adapter: 'scripted', ...(opts.script ? { script: '.orch/script.yaml' } : {}) } };
+  const agents: Record<string, unknown> = {
+    default: { adapter: 'scripted', ...(opts.script ? { script: '.orch/script.yaml' } : {}) },
+  };
   const config = {
     project: { name: 'sample', key_prefix: opts.keyPrefix ?? 'T', base_branch: 'main' },
     agents,
@@ -54,6 +64,9 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     ...opts.config,
   };
   writeFileSync(join(dir, 'orch.yaml'), stringify(config));
+  git(['init', '-q', '-b', 'main']);
+  git(['add', '-A']);
+  git(['-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-q', '-m', 'initial']);
   mkdirSync(join(dir, '.orch'), { recursive: true });
   if (opts.script) writeFileSync(join(dir, '.orch', 'script.yaml'), stringify(opts.script));
   const env: Record<string, string> = {};
@@ -77,7 +90,11 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     env,
     orch,
     spawnOrch: (args, o = {}) =>
-      spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { ...env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawn(process.execPath, [CLI, ...args], {
+        cwd: dir,
+        env: { ...env, ...o.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
     context: () => openContext(dir, env),
     git,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
@@ -85,7 +102,11 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
 }
 
 /** Waits until `check` returns a truthy value, polling every 50 ms. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 30_000, what = 'condition'): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -112,4 +133,20 @@ export function groupAlive(pgid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Pids of live processes whose working directory is inside `dir` (agents run in worktrees there). */
+export function processesIn(dir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${entry}/cwd`);
+      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (state !== 'Z' && (cwd === dir || cwd.startsWith(dir + '/'))) found.push(Number(entry));
+    } catch {
+      /* gone or not ours */
+    }
+  }
+  return found;
 }

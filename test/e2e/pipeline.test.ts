@@ -1,0 +1,236 @@
+/**
+ * Issue-2 acceptance: tasks go through the whole default pipeline with the
+ * scripted agent, from the real CLI; the store survives a SIGKILL; bad input
+ * gets a clear message and a non-zero exit.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import { STAGE_ROLE } from '../../src/core/stages.ts';
+
+const AGENT_STAGES = Object.keys(STAGE_ROLE);
+let project: TempProject | undefined;
+afterEach(() => {
+  project?.cleanup();
+  project = undefined;
+});
+
+interface ShownTask {
+  key: string;
+  stage: string;
+  status: string;
+  terminal_reason: string | null;
+  runs: {
+    role: string;
+    stage: string;
+    exit_code: number | null;
+    outcome: string | null;
+    model: string | null;
+    effort: string | null;
+    input_tokens: number | null;
+    output_tokens: number | null;
+    cost_usd: number | null;
+    started_at: string | null;
+    finished_at: string | null;
+  }[];
+  attempts: { n: number; diff_hash: string; verdict: string }[];
+}
+
+const show = (p: TempProject, key: string): ShownTask => {
+  const r = p.orch(['task', 'show', key, '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as ShownTask;
+};
+
+describe('pipeline end to end', () => {
+  it('runs three tasks through every stage and lands each change on main', async () => {
+    project = makeProject();
+    const keys = ['Add parser', 'Add printer', 'Add docs'].map((title) => {
+      const r = project!.orch(['task', 'add', title, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { key: string }).key;
+    });
+    expect(keys).toEqual(['T-1', 'T-2', 'T-3']);
+
+    const run = project.orch(['run', '--until-idle']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('T-1  ✔ done');
+
+    for (const key of keys) {
+      const t = show(project, key);
+      expect(t).toMatchObject({ stage: 'done', status: 'done', terminal_reason: null });
+      // Each agent stage has exactly one run, clean, stamped and costed.
+      expect(t.runs.map((r) => r.stage)).toEqual(AGENT_STAGES);
+      for (const r of t.runs) {
+        expect(r.exit_code).toBe(0);
+        expect(r.outcome).toBe('ok');
+        expect(r.model).toBe('claude-opus-4-8');
+        expect(r.effort).toBe(r.role === 'developer' ? 'xhigh' : 'high');
+        expect(r.input_tokens).toBeGreaterThan(0);
+        expect(r.output_tokens).toBeGreaterThan(0);
+        expect(r.cost_usd).toBeGreaterThan(0);
+        expect(r.started_at && r.finished_at && r.finished_at >= r.started_at).toBeTruthy();
+      }
+      expect(t.attempts).toHaveLength(1);
+      expect(t.attempts[0]).toMatchObject({ n: 1, verdict: 'approved' });
+      // The base branch holds the task's change.
+      expect(project.git(['show', `main:docs/tasks/${key}/changes.md`])).toContain(key);
+    }
+    expect(project.git(['status', '--porcelain'])).toBe('');
+  });
+
+  it('survives SIGKILL in the middle of a stage: every task ends done, no stage advanced twice, no orphan', async () => {
+    project = makeProject({
+      script: {
+        tasks: [
+          {
+            match: { title: 'slow' },
+            roles: {
+              developer: {
+                default: [{ sleep_ms: 1500 }, { write: { path: 'slow-{{key}}.txt', content: '{{key}}\n' } }],
+              },
+            },
+          },
+        ],
+      },
+    });
+    for (const title of ['slow one', 'slow two', 'quick three'])
+      expect(project.orch(['task', 'add', title]).code).toBe(0);
+    const first = project.spawnOrch(['run']);
+    const ctx = await project.context();
+    try {
+      // Kill while a developer agent is in flight.
+      await waitFor(
+        async () => (await ctx.store.getRunningAgents()).some((a) => a.agent === 'developer'),
+        30_000,
+        'a running developer',
+      );
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+
+      const again = project.orch(['run', '--until-idle']);
+      expect(again.code, again.stderr).toBe(0);
+      for (const task of await ctx.store.listTasks()) {
+        expect(`${task.key} ${task.status} ${task.status_detail}`).toBe(`${task.key} done null`);
+        const events = await ctx.store.db
+          .selectFrom('events')
+          .selectAll()
+          .where('task_id', '=', task.id)
+          .where('kind', '=', 'stage_changed')
+          .execute();
+        const moves = events
+          .map((e) => JSON.parse(e.payload) as { from: string; to: string })
+          .map((m) => `${m.from}>${m.to}`);
+        expect(new Set(moves).size).toBe(moves.length);
+        expect(moves.at(-1)).toBe('deploy>done');
+      }
+      const runs = await ctx.store.db.selectFrom('agent_runs').selectAll().execute();
+      expect(runs.filter((r) => r.status === 'running')).toEqual([]);
+      const interrupted = runs.filter((r) => r.outcome === 'interrupted');
+      expect(interrupted.length).toBeGreaterThan(0);
+      expect(
+        interrupted.every((r) => r.agent === 'developer' || r.exit_code === -9 || r.exit_code === null),
+      ).toBe(true);
+      expect(processesIn(project.dir)).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('SIGTERM ends running agents, records them interrupted and requeues their jobs', async () => {
+    project = makeProject({
+      script: {
+        tasks: [{ match: { title: 'long' }, roles: { analyst: { default: [{ sleep_ms: 30000 }] } } }],
+      },
+    });
+    expect(project.orch(['task', 'add', 'long analysis']).code).toBe(0);
+    const child = project.spawnOrch(['run']);
+    const ctx = await project.context();
+    try {
+      await waitFor(
+        async () => (await ctx.store.getRunningAgents()).find((a) => a.pid),
+        30_000,
+        'a running analyst',
+      );
+      child.kill('SIGTERM');
+      const code = await new Promise((r) => child.once('exit', (c) => r(c)));
+      expect(code).toBe(0);
+      expect(processesIn(project.dir)).toEqual([]);
+      const [run] = await ctx.store.db.selectFrom('agent_runs').selectAll().execute();
+      expect(run).toMatchObject({ status: 'finished', outcome: 'interrupted' });
+      const jobs = await ctx.store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('stage', '=', 'analysis')
+        .execute();
+      expect(jobs).toHaveLength(1);
+      expect(jobs[0]).toMatchObject({ status: 'queued', attempts: 0 });
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+describe('bad input', () => {
+  it('a malformed orch.yaml is reported with file, line and key, exit 2, every problem at once', () => {
+    project = makeProject();
+    writeFileSync(
+      join(project.dir, 'orch.yaml'),
+      'project:\n  name: sample\n  key_prefix: t-lower\nagents:\n  developer:\n    adapter: telepathy\nbudget:\n  max_attempts: -1\n  bogus: 1\n',
+    );
+    const r = project.orch(['task', 'add', 'x']);
+    expect(r.code).toBe(2);
+    const file = join(project.dir, 'orch.yaml');
+    expect(r.stderr).toContain('4 problems');
+    expect(r.stderr).toContain(`${file}:3:15  project.key_prefix`);
+    expect(r.stderr).toContain(`${file}:6:14  agents.developer.adapter`);
+    expect(r.stderr).toContain(`${file}:8:17  budget.max_attempts`);
+    expect(r.stderr).toMatch(new RegExp(`${file}:9:3  budget.bogus: unknown key`));
+  });
+
+  it('a YAML syntax error names the line', () => {
+    project = makeProject();
+    writeFileSync(join(project.dir, 'orch.yaml'), 'project:\n  name: [unclosed\n');
+    const r = project.orch(['task', 'list']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/orch\.yaml:\d+:\d+/);
+  });
+
+  it('an unknown task key', () => {
+    project = makeProject();
+    const r = project.orch(['task', 'show', 'NOPE-9']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no task with key "NOPE-9"');
+  });
+
+  it('a directory that is not a git repository', () => {
+    project = makeProject();
+    const plain = mkdtempSync(join(tmpdir(), 'orch-plain-'));
+    const res = project.orch(['project', 'add', plain]);
+    const init = spawnSync(process.execPath, [CLI, 'init'], {
+      cwd: plain,
+      encoding: 'utf8',
+      env: { ...project.env, ORCH_HOME: '' },
+    });
+    rmSync(plain, { recursive: true, force: true });
+    expect(init.status).toBe(1);
+    expect(init.stderr).toContain('is not a git repository');
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('is not a git repository');
+  });
+
+  it('a missing agent executable stops `orch run` before any work, naming the key', () => {
+    project = makeProject({
+      config: { agents: { developer: { adapter: 'command', command: ['no-such-agent-binary', '--x'] } } },
+    });
+    expect(project.orch(['task', 'add', 'x']).code).toBe(0);
+    const r = project.orch(['run', '--until-idle']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('agents.developer.command[0]');
+    expect(r.stderr).toContain('no-such-agent-binary');
+    expect(existsSync(join(project.dir, '.orch', 'logs'))).toBe(false);
+  });
+});
