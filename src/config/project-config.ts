@@ -25,6 +25,14 @@ export const AgentConfigSchema = z
     timeout_s: positiveInt.optional(),
     /** Extra environment for the agent process. */
     env: z.record(z.string(), z.string()).default({}),
+    /** Run the agent in its own PID namespace (needs root), so even descendants that escaped with setsid die with it. */
+    pid_namespace: z.boolean().default(false),
+    /** Names of orch's own environment variables passed through (e.g. the agent's API key); never `ORCH_*`. */
+    pass_env: z
+      .array(
+        z.string().regex(/^(?!ORCH_)[A-Za-z_][A-Za-z0-9_]*$/, 'a variable name, not starting with ORCH_'),
+      )
+      .default([]),
   })
   .strict();
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;

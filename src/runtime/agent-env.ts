@@ -34,9 +34,10 @@ export function agentEnv(
   parent: Readonly<Record<string, string | undefined>>,
   contract: ContractEnv,
   extra: Readonly<Record<string, string>>,
+  passThrough: readonly string[] = [],
 ): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const name of ALLOWED) {
+  for (const name of [...ALLOWED, ...passThrough.filter((n) => !n.startsWith('ORCH_'))]) {
     const v = parent[name];
     if (v !== undefined) env[name] = v;
   }

@@ -168,6 +168,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
       ORCH_RUN_ID: String(runId),
     },
     extraEnv,
+    cfg.pass_env,
   );
 
   let result: Extract<AgentEvent, { type: 'result' }> | null = null;
@@ -187,6 +188,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     drainMs: limits.drainMs,
     maxLineBytes: limits.maxLineBytes,
     signal: req.signal,
+    pidNamespace: cfg.pid_namespace,
     isResultLine,
     onSpawn: ({ pid, pgid }) => {
       pendingPid = store

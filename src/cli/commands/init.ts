@@ -46,7 +46,7 @@ export function defaultConfigText(opts: {
   const agent =
     opts.agent === 'scripted'
       ? `  default:\n    adapter: scripted\n`
-      : `  default:\n    adapter: command\n    # The prompt is passed as an argument; see docs/agents.md for the contract.\n    command: ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose", "--model", "{model}", "--dangerously-skip-permissions"]\n`;
+      : `  default:\n    adapter: command\n    # The prompt is passed as an argument; see docs/agents.md for the contract.\n    command: ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose", "--model", "{model}", "--dangerously-skip-permissions"]\n    pass_env: [ANTHROPIC_API_KEY]\n`;
   return `# orch pipeline configuration — see docs/configuration.md
 project:
   name: ${opts.name}
