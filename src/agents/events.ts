@@ -6,17 +6,23 @@
  * `usage`/`result` events and treats a `result` as the agent's final answer.
  */
 
-/** Token and cost figures reported by an agent; null means "not reported". */
-export interface Usage {
+/** Tokens by kind. Input excludes cached input, which is counted as cache reads. */
+export interface TokenCounts {
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
+}
+
+/** Token and cost figures reported by an agent; null means "not reported". */
+export interface Usage extends TokenCounts {
   /** USD; null when the agent reported none and no price is known (never 0 by default). */
   costUsd: number | null;
   model: string | null;
   sessionId: string | null;
   numTurns: number | null;
+  /** The same tokens per model, when the CLI breaks them down (side models for titles or routing). */
+  byModel?: Record<string, TokenCounts>;
 }
 
 export type AgentEvent =

@@ -6,8 +6,7 @@
  * escalate) is the engine's job.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Job, Task } from '../store/schema.ts';
@@ -16,13 +15,16 @@ import { resolveTimeoutS } from '../core/timeouts.ts';
 import { resolveEffort, resolveModel } from '../core/model.ts';
 import { classifyRun, type RunOutcome } from '../core/run-outcome.ts';
 import { emptyUsage, type AgentEvent, type Usage } from '../agents/events.ts';
-import { createStreamJsonParser, parseStreamJsonLine } from '../agents/stream-json.ts';
+import type { LaunchVars } from '../agents/adapter.ts';
+import { adapterFor } from '../agents/registry.ts';
+import { resolveAgentBinary } from '../agents/binary.ts';
+import { costFromTable, priceTable } from '../agents/prices.ts';
 import { runAgentProcess } from './process/run-agent-process.ts';
-import { agentEnv } from './agent-env.ts';
+import { agentEnv, contractEnv } from './agent-env.ts';
 import { renderPrompt } from './prompts.ts';
 import type { Logger } from './logger.ts';
 
-export const SCRIPTED_AGENT_PATH = fileURLToPath(new URL('../agents/scripted/agent.ts', import.meta.url));
+export { SCRIPTED_AGENT_PATH } from '../agents/scripted/argv.ts';
 
 /** Tunables of process control, in their units. */
 export interface LaunchLimits {
@@ -48,6 +50,8 @@ export interface LaunchResult {
   usage: Usage | null;
   error: string | null;
   durationMs: number;
+  /** Model API retries the agent reported (each is also an `agent_retry` event row); absent for non-agent runs. */
+  retries?: number;
 }
 
 export interface LaunchRequest {
@@ -67,37 +71,50 @@ export interface LaunchRequest {
   limits?: LaunchLimits;
   onEvent?: (runId: number, event: AgentEvent) => void;
   onLine?: (runId: number, line: string) => void;
+  /** A stage's own prompt template, replacing the role's built-in one. */
+  promptTemplate?: string;
+  /** A CLI session to continue (adapters that support resume); default a new session. */
+  resumeSessionId?: string | null;
 }
 
-const isResultLine = (line: string): boolean =>
-  line.includes('"result"') && parseStreamJsonLine(line).some((e) => e.type === 'result');
+/** What a run's argv and env are built from, besides the role config (see {@link LaunchVars}). */
+export type AgentCommandVars = Omit<
+  LaunchVars,
+  'binary' | 'projectRoot' | 'parentEnv' | 'resumeSessionId'
+> & {
+  resumeSessionId?: string | null;
+};
 
-/** Builds the agent's argv from the role config. Always an array, never a shell string. */
-export function agentArgv(
-  rt: ProjectRuntime,
+/** The argv (always an array, never a shell string) and the adapter's extra env of a role's agent. */
+export function agentCommand(
+  env: Readonly<Record<string, string | undefined>>,
+  rt: Pick<ProjectRuntime, 'config' | 'project'>,
   role: Role,
-  vars: { prompt: string; promptFile: string; model: string; effort: string; worktree: string; key: string },
-): string[] {
+  vars: AgentCommandVars,
+): { argv: string[]; env: Record<string, string> } {
   const cfg = rt.config.agents[role];
-  if (cfg.adapter === 'scripted') return [process.execPath, SCRIPTED_AGENT_PATH];
-  const subs: Record<string, string> = {
-    '{prompt}': vars.prompt,
-    '{prompt_file}': vars.promptFile,
-    '{model}': vars.model,
-    '{effort}': vars.effort,
-    '{worktree}': vars.worktree,
-    '{key}': vars.key,
+  const adapter = adapterFor(cfg.adapter);
+  const projectRoot = rt.project.root_path;
+  const binary = resolveAgentBinary(adapter, cfg, { pathVar: env.PATH, projectRoot });
+  const full: LaunchVars = {
+    ...vars,
+    resumeSessionId: vars.resumeSessionId ?? null,
+    binary: binary?.path ?? '',
+    projectRoot,
+    parentEnv: env,
   };
-  return (cfg.command ?? []).map((arg) =>
-    arg.replace(/\{(prompt|prompt_file|model|effort|worktree|key)\}/g, (m) => subs[m] ?? m),
-  );
+  const adapterEnv = adapter.env(cfg, full);
+  // The role's env overrides the adapter's defaults, but never the contract's ORCH_* variables.
+  const extra: Record<string, string> = { ...adapterEnv, ...cfg.env };
+  for (const [name, value] of Object.entries(adapterEnv)) if (name.startsWith('ORCH_')) extra[name] = value;
+  return { argv: adapter.argv(cfg, full), env: extra };
 }
 
 export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const { ctx, rt, task, job, role, log } = req;
   const { store } = ctx;
   const cfg = rt.config.agents[role];
-  const limits = req.limits ?? DEFAULT_LIMITS;
+  const limits = req.limits ?? { ...DEFAULT_LIMITS, resultGraceMs: ctx.settings.resultGraceMs };
   const warn = (message: string) => log.warn(message, { task: task.key, role });
   const timeoutS = cfg.timeout_s ?? resolveTimeoutS(rt.config.timeouts, role, warn);
   const model = resolveModel(rt.config.models, role);
@@ -128,45 +145,40 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const promptFile = join(logsDir, `${runId}-${role}.prompt.md`);
   await store.db.updateTable('agent_runs').set({ log_path: logPath }).where('id', '=', runId).execute();
 
-  const prompt = renderPrompt(role, {
-    task: { key: task.key, title: task.title, description: task.description },
-    stage: job.stage,
+  const prompt = renderPrompt(
     role,
-    attempt: req.contractAttempt,
-    feedback: task.feedback ?? '',
-    artifacts_dir: paths.artifacts(rt.project, task),
-    test_command: rt.config.testCommand?.join(' ') ?? '',
-  });
+    {
+      task: { key: task.key, title: task.title, description: task.description },
+      stage: job.stage,
+      role,
+      attempt: req.contractAttempt,
+      feedback: task.feedback ?? '',
+      artifacts_dir: paths.artifacts(rt.project, task),
+      test_command: rt.config.testCommand?.join(' ') ?? '',
+    },
+    req.promptTemplate,
+  );
   writeFileSync(promptFile, prompt);
 
-  const argv = agentArgv(rt, role, {
+  const adapter = adapterFor(cfg.adapter);
+  const { argv, env: extraEnv } = agentCommand(ctx.env, rt, role, {
     prompt,
     promptFile,
     model,
     effort,
     worktree: req.worktree,
     key: task.key,
+    resumeSessionId: req.resumeSessionId ?? null,
   });
-  const extraEnv: Record<string, string> = { ...cfg.env };
-  if (cfg.adapter === 'scripted' && cfg.script) {
-    extraEnv.ORCH_SCRIPT_FILE = isAbsolute(cfg.script)
-      ? cfg.script
-      : resolve(rt.project.root_path, cfg.script);
-  }
   const env = agentEnv(
     ctx.env,
-    {
-      ORCH_TASK_KEY: task.key,
-      ORCH_TASK_TITLE: task.title,
-      ORCH_STAGE: job.stage,
-      ORCH_ROLE: role,
+    contractEnv(task, job.stage, role, req.worktree, {
       ORCH_ATTEMPT: String(req.contractAttempt),
-      ORCH_WORKTREE: req.worktree,
       ORCH_PROMPT_FILE: promptFile,
       ORCH_MODEL: model,
       ORCH_EFFORT: effort,
       ORCH_RUN_ID: String(runId),
-    },
+    }),
     extraEnv,
     cfg.pass_env,
   );
@@ -174,8 +186,31 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   let result: Extract<AgentEvent, { type: 'result' }> | null = null;
   let lastUsage: Usage | null = null;
   let pendingPid: Promise<void> = Promise.resolve();
+  let retries = 0;
+  const pendingRetries: Promise<void>[] = [];
   // One stateful parser per run: it totals usage as the agent goes, so a killed run still reports its tokens.
-  const parse = createStreamJsonParser();
+  const parse = adapter.createParser();
+  const handle = (event: AgentEvent): void => {
+    if (event.type === 'result') result = event;
+    if (event.type === 'usage') lastUsage = event.usage;
+    if (event.type === 'error')
+      log.debug(`agent output not understood: ${event.message}`, { task: task.key, run: runId });
+    if (event.type === 'retry') {
+      retries += 1;
+      pendingRetries.push(
+        store
+          .appendEvent(store.db, task.id, 'agent_retry', {
+            run_id: runId,
+            role,
+            attempt: event.attempt,
+            delay_ms: event.delayMs,
+            error: event.error,
+          })
+          .catch((e: unknown) => log.warn(`could not record a retry of run ${runId}: ${String(e)}`)),
+      );
+    }
+    req.onEvent?.(runId, event);
+  };
   const outcome = await runAgentProcess({
     argv,
     cwd: req.worktree,
@@ -189,7 +224,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     maxLineBytes: limits.maxLineBytes,
     signal: req.signal,
     pidNamespace: cfg.pid_namespace,
-    isResultLine,
+    isResultLine: (line) => adapter.isResultLine(line),
     onSpawn: ({ pid, pgid }) => {
       pendingPid = store
         .setRunProcess(runId, pid, pgid)
@@ -197,19 +232,19 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
     onLine: (line, stream) => {
       req.onLine?.(runId, line);
-      if (stream !== 'stdout') return;
-      for (const event of parse(line)) {
-        if (event.type === 'result') result = event;
-        if (event.type === 'usage') lastUsage = event.usage;
-        if (event.type === 'error')
-          log.debug(`agent output not understood: ${event.message}`, { task: task.key, run: runId });
-        req.onEvent?.(runId, event);
-      }
+      const events = stream === 'stdout' ? parse(line) : (adapter.stderrEvents?.(line) ?? []);
+      for (const event of events) handle(event);
     },
   });
   await pendingPid;
+  await Promise.all(pendingRetries);
   const finalResult = result as Extract<AgentEvent, { type: 'result' }> | null;
-  const usage = finalResult?.usage ?? lastUsage;
+  const reported = finalResult?.usage ?? (lastUsage as Usage | null);
+  // Where the CLI reports no USD, the price table prices its tokens; with no price the cost stays unknown.
+  const usage =
+    reported && reported.costUsd === null
+      ? { ...reported, costUsd: costFromTable(reported, priceTable(rt.raw.prices), model) }
+      : reported;
   try {
     await store.recordUsage(runId, usage);
   } catch (error) {
@@ -240,5 +275,6 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     usage: usage ?? (finalResult ? emptyUsage() : null),
     error,
     durationMs: outcome.durationMs,
+    retries,
   };
 }

@@ -4,6 +4,8 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { OrchContext } from './context.ts';
 import { ROLES } from '../core/stages.ts';
 import { OrchError } from '../errors.ts';
+import { adapterFor } from '../agents/registry.ts';
+import { resolveAgentBinary } from '../agents/binary.ts';
 
 /** Finds an executable the way a shell would: a path as given, else on PATH. */
 export function findExecutable(name: string, cwd: string, pathVar: string | undefined): string | null {
@@ -32,6 +34,14 @@ export async function resolveAgentBinaries(ctx: OrchContext): Promise<void> {
     const rt = await ctx.projectRuntime(project.id);
     for (const role of ROLES) {
       const agent = rt.config.agents[role];
+      const cli = resolveAgentBinary(adapterFor(agent.adapter), agent, {
+        pathVar: ctx.env.PATH,
+        projectRoot: project.root_path,
+      });
+      if (cli && !cli.found)
+        missing.push(
+          `${rt.configPath}: agents.${role} (${agent.adapter}): executable ${JSON.stringify(cli.path)} not found (set binary:, or put it on PATH; \`orch doctor\` checks every agent)`,
+        );
       if (agent.adapter !== 'command') continue;
       const exe = agent.command?.[0];
       if (!exe) {

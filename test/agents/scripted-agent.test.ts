@@ -115,7 +115,7 @@ describe('built-in behaviour (no script)', () => {
   it.each([
     { role: 'analyst', files: ['docs/tasks/DEMO-1/requirements.md', 'docs/tasks/DEMO-1/test-plan.md'] },
     { role: 'architect', files: ['docs/tasks/DEMO-1/adr.md'] },
-    { role: 'developer', files: ['docs/tasks/DEMO-1/changes.md'] },
+    { role: 'developer', files: ['changes/DEMO-1.md'] },
   ])('the $role writes files that name the task', ({ role, files }) => {
     const worktree = tempDir();
     const run = runAgent({ worktree, role });
@@ -135,11 +135,11 @@ describe('built-in behaviour (no script)', () => {
   it('the developer appends a different line per attempt, so each diff differs', () => {
     const worktree = tempDir();
     expect(runAgent({ worktree, role: 'developer', attempt: 1 }).status).toBe(0);
-    const afterFirst = read(worktree, 'docs/tasks/DEMO-1/changes.md');
+    const afterFirst = read(worktree, 'changes/DEMO-1.md');
     const second = runAgent({ worktree, role: 'developer', attempt: 2 });
     expect(second.status).toBe(0);
     expect(second.result?.text).toContain('Attempt 2');
-    const lines = read(worktree, 'docs/tasks/DEMO-1/changes.md').trimEnd().split('\n');
+    const lines = read(worktree, 'changes/DEMO-1.md').trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toBe(afterFirst.trimEnd());
     expect(lines[0]).toContain('attempt 1');

@@ -50,11 +50,11 @@ export const BUILTIN_STEPS: Readonly<Record<Role, readonly Step[]>> = {
   developer: [
     {
       append: {
-        path: `${dir}/changes.md`,
+        path: 'changes/{{key}}.md',
         content: '- attempt {{attempt}}: scripted change for {{key}} ({{title}})\n',
       },
     },
-    { result: 'Attempt {{attempt}} for {{key}}: recorded the change in docs/tasks/{{key}}/changes.md.' },
+    { result: 'Attempt {{attempt}} for {{key}}: recorded the change in changes/{{key}}.md.' },
   ],
   reviewer: [{ verdict: 'approved', comments: 'looks good' }],
   tester: [

@@ -278,6 +278,9 @@ class AgentRun {
 
   #onResultLine(): void {
     this.#sawResultLine = true;
+    // The agent has answered: from here only the result grace may end it, never the stall watchdog.
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
     if (this.#resultTimer !== null || this.#exit !== null || this.#endReason !== null) return;
     const graceMs = this.#spec.resultGraceMs;
     this.#resultTimer = setTimeout(
