@@ -2,16 +2,20 @@
  * The scheduler: a pool of workers in one process. It claims runnable jobs
  * under a lease, works each with the engine, keeps leases alive with
  * heartbeats, reaps what dead processes left behind, and shuts down cleanly.
- * Dispatch is event-driven: an enqueue in this process, a write to the
- * database by another process (seen through the file system), or the next
- * retry's due time wakes it; a slow poll is only the safety net.
+ * Dispatch is event-driven: an enqueue in this process, a {@link Waker}
+ * (PostgreSQL LISTEN/NOTIFY, or the SQLite file's directory watched), or the
+ * next retry's due time wakes it; a slow poll is only the safety net.
+ *
+ * Many schedulers (`orch run`, `orch worker` on other machines) may share one
+ * database: claims are atomic, leases say who holds a job, and whatever a dead
+ * scheduler held is reclaimed by any other when its lease expires.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
 import type { OrchContext } from './context.ts';
 import { Engine, type AbortReason, type EngineDeps, type ProgressEvent } from './engine.ts';
-import type { Job } from '../store/schema.ts';
+import type { AgentRun, Job } from '../store/schema.ts';
+import type { ClaimFilter } from '../store/store.ts';
+import { createWaker, type Waker } from './waker.ts';
 import type { Logger } from './logger.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
 import type { LaunchLimits } from './launcher.ts';
@@ -22,15 +26,21 @@ import { OrchError } from '../errors.ts';
 export interface SchedulerOptions {
   ctx: OrchContext;
   log: Logger;
-  /** Agents run at once. */
+  /** Jobs worked at once; 0 claims nothing (the reaper still runs). */
   concurrency: number;
-  /** Exit when no task can progress. */
+  /** Exit once no task can progress: no job is queued (now or later) or running, anywhere. */
   untilIdle: boolean;
+  /** Adapters this scheduler can run (`orch worker --labels`); empty or absent means all. */
+  labels?: readonly string[];
+  /** Where wake-ups come from. Default: {@link createWaker} for the context's database. */
+  waker?: Waker;
+  /** Works one claimed job. Default: the engine. */
+  processJob?: (job: Job, signal: AbortSignal) => Promise<void>;
   emit?: (event: ProgressEvent) => void;
   onAgentEvent?: (runId: number, event: AgentEvent) => void;
   onAgentLine?: (runId: number, line: string) => void;
   limits?: LaunchLimits;
-  /** Safety-net poll in ms. Default 1 000. */
+  /** Safety-net poll in ms. Default `ORCH_POLL_MS` (1 000). */
   pollMs?: number;
 }
 
@@ -42,6 +52,9 @@ interface Active {
 
 const HOST = hostname();
 export const newWorkerId = (): string => `${HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+
+/** Whether a worker id names a worker on this host (only then is its process ours to look at). */
+const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === HOST;
 
 /** Whether the worker that owns a lease is certainly dead (only knowable on this host). */
 function ownerDead(owner: string | null): boolean {
@@ -57,6 +70,16 @@ function ownerDead(owner: string | null): boolean {
   }
 }
 
+/**
+ * Why a run still marked running has nobody working it, or null when someone
+ * may be: its job is finished, queued again or held by another worker (the
+ * run's worker lost it), or the run's worker is known dead (on this host).
+ */
+function orphaned(run: AgentRun, job: Job | undefined): string | null {
+  if (job && !(job.status === 'running' && job.lease_owner === run.worker_id)) return 'its job was reclaimed';
+  return ownerDead(run.worker_id) ? 'the orchestrator that ran it died' : null;
+}
+
 export class Scheduler {
   readonly workerId = newWorkerId();
   private readonly opts: SchedulerOptions;
@@ -64,8 +87,12 @@ export class Scheduler {
   private readonly active = new Map<number, Active>();
   private stopping = false;
   private wakeUp: (() => void) | null = null;
+  /** A wake-up that came while the loop was busy: the next sleep returns at once. */
+  private wokenMeanwhile = false;
   private timers: NodeJS.Timeout[] = [];
-  private watcher: FSWatcher | null = null;
+  private readonly waker: Waker;
+  private readonly filter: ClaimFilter;
+  private readonly processJob: (job: Job, signal: AbortSignal) => Promise<void>;
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
@@ -79,6 +106,11 @@ export class Scheduler {
       ...(opts.onAgentLine ? { onAgentLine: opts.onAgentLine } : {}),
     };
     this.engine = new Engine(deps);
+    this.processJob = opts.processJob ?? ((job, signal) => this.engine.process(job, signal));
+    this.filter = { adapters: opts.labels?.length ? [...opts.labels] : null };
+    this.waker =
+      opts.waker ??
+      createWaker(opts.ctx, (error) => opts.log.warn(`database wake-ups interrupted: ${error.message}`));
   }
 
   get runningCount(): number {
@@ -89,7 +121,8 @@ export class Scheduler {
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
-    w?.();
+    if (w) w();
+    else this.wokenMeanwhile = true;
   }
 
   /** Runs until stopped, or until idle with `untilIdle`. */
@@ -100,26 +133,38 @@ export class Scheduler {
     const leaseMs = ctx.settings.leaseTtlMs;
     this.timers.push(setInterval(() => void this.heartbeat(leaseMs), Math.max(200, Math.floor(leaseMs / 3))));
     this.timers.push(setInterval(() => void this.reap(), ctx.settings.reaperIntervalMs));
+    const labels = this.filter.adapters;
     try {
-      this.watcher = watch(dirname(ctx.settings.dbPath), () => this.wake());
-      this.watcher.on('error', () => {});
-    } catch {
-      log.debug('file watching unavailable; relying on the poll');
-    }
-    try {
+      await this.waker.start((adapter) => {
+        // A job for an adapter we have no label for is not ours to wake up for.
+        if (labels && typeof adapter === 'string' && adapter && !labels.includes(adapter)) return;
+        this.wake();
+      });
+      log.debug(`worker ${this.workerId} listening for jobs`);
       while (!this.stopping) {
         while (this.active.size < this.opts.concurrency && !this.stopping) {
-          const job = await ctx.store.claimJob(this.workerId, leaseMs);
-          if (!job) break;
-          this.start(job);
+          const free = this.opts.concurrency - this.active.size;
+          const jobs = await ctx.store.claimJobs(this.workerId, leaseMs, free, this.filter);
+          for (const job of jobs) this.start(job);
+          if (jobs.length < free) break;
         }
-        if (this.opts.untilIdle && this.active.size === 0 && (await ctx.store.countJobs('queued')) === 0)
-          break;
+        if (this.opts.untilIdle && this.active.size === 0 && (await this.idle())) break;
         await this.sleep();
       }
     } finally {
       await this.shutdown();
     }
+  }
+
+  /**
+   * No job is queued or running anywhere. Jobs for adapters we have no label
+   * for count too: a running job of ours may be about to queue one, and one of
+   * theirs may be about to queue one of ours, so a labelled worker waits for
+   * the whole database to go quiet.
+   */
+  private async idle(): Promise<boolean> {
+    const { store } = this.opts.ctx;
+    return (await store.countJobs('queued')) === 0 && (await store.countJobs('running')) === 0;
   }
 
   /** Stops claiming, ends running agents (TERM, then KILL after the grace) and requeues their jobs. */
@@ -131,8 +176,7 @@ export class Scheduler {
 
   private start(job: Job): void {
     const controller = new AbortController();
-    const done = this.engine
-      .process(job, controller.signal)
+    const done = this.processJob(job, controller.signal)
       .catch(async (error: unknown) => {
         this.opts.log.error(
           `job ${job.id} (${job.stage}) failed: ${(error as Error).stack ?? String(error)}`,
@@ -149,9 +193,20 @@ export class Scheduler {
   }
 
   private async sleep(): Promise<void> {
-    const next = await this.opts.ctx.store.nextRunAfter();
-    const poll = this.opts.pollMs ?? 1_000;
+    if (this.wokenMeanwhile) {
+      this.wokenMeanwhile = false;
+      return;
+    }
+    const poll = this.opts.pollMs ?? this.opts.ctx.settings.pollMs;
+    // With every slot busy, only a finishing job (which wakes us) can let us claim: no due
+    // time is worth a query.
+    const full = this.active.size >= this.opts.concurrency;
+    const next = full ? null : await this.opts.ctx.store.nextRunAfter(this.filter);
     const dueIn = next ? Math.max(0, Date.parse(next) - Date.now()) : poll;
+    if (this.wokenMeanwhile || this.stopping) {
+      this.wokenMeanwhile = false;
+      return;
+    }
     await new Promise<void>((resolvePromise) => {
       const timer = setTimeout(() => resolvePromise(), Math.min(poll, dueIn + 5));
       this.wakeUp = () => {
@@ -173,6 +228,7 @@ export class Scheduler {
   private async checkInvariants(): Promise<void> {
     for (const project of await this.opts.ctx.store.listProjects()) {
       const rt = await this.opts.ctx.projectRuntime(project.id);
+      for (const warning of rt.config.warnings) this.opts.log.warn(`project ${project.name}: ${warning}`);
       const problem = reaperInvariantViolation(rt.config.timeouts);
       if (problem) throw new OrchError('config_invalid', `project ${project.name}: ${problem}`);
     }
@@ -181,20 +237,15 @@ export class Scheduler {
   /**
    * At start: runs left `running` by a process that died are killed (their
    * process group) and finalized as interrupted, and their jobs requeued.
+   * Only owners on this host can be known dead now; the jobs of a worker on
+   * another host come back when their lease expires (see {@link reap}).
    */
   private async recover(): Promise<void> {
     const { store } = this.opts.ctx;
     for (const run of await store.runningRuns()) {
       const job = run.job_id !== null ? await store.getJob(run.job_id) : undefined;
-      if (job && job.status === 'running' && !ownerDead(job.lease_owner)) continue;
-      if (!job && !ownerDead(run.worker_id)) continue;
-      await this.finalizeOrphan(
-        run.id,
-        run.pgid,
-        run.task_id,
-        'interrupted',
-        'the orchestrator that ran it died',
-      );
+      const why = orphaned(run, job);
+      if (why) await this.finalizeOrphan(run, 'interrupted', why);
     }
     const stale = await store.db.selectFrom('jobs').selectAll().where('status', '=', 'running').execute();
     for (const job of stale) {
@@ -206,35 +257,40 @@ export class Scheduler {
     }
   }
 
-  private async finalizeOrphan(
-    runId: number,
-    pgid: number | null,
-    taskId: number,
-    outcome: string,
-    why: string,
-  ): Promise<void> {
+  /**
+   * Finalizes a run nobody works any more. Its process group is killed only
+   * when the run was started on this host: a pgid from another machine means
+   * nothing here.
+   */
+  private async finalizeOrphan(run: AgentRun, outcome: string, why: string): Promise<void> {
     const { store } = this.opts.ctx;
-    const rt = await this.opts.ctx.projectRuntime((await store.getTask(taskId)).project_id);
+    const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
     let killed = false;
-    if (pgid && processGroupAlive(pgid)) {
-      await killProcessGroup(pgid, rt.config.timeouts.agentKillGraceSeconds);
+    if (run.pgid && onThisHost(run.worker_id) && processGroupAlive(run.pgid)) {
+      await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
       killed = true;
     }
-    await store.tx(async (tx) => {
-      await store.finishRun(tx, runId, {
+    const finalized = await store.tx(async (tx) => {
+      const ok = await store.finishRun(tx, run.id, {
         exitCode: killed ? -9 : null,
         outcome,
         resultText: null,
         error: why,
       });
-      await store.appendEvent(tx, taskId, 'run_reaped', { run_id: runId, outcome, killed });
+      if (ok) await store.appendEvent(tx, run.task_id, 'run_reaped', { run_id: run.id, outcome, killed });
+      return ok;
     });
-    this.opts.log.warn(
-      `run ${runId} finalized as ${outcome}: ${why}${killed ? ' (process group killed)' : ''}`,
-    );
+    if (finalized)
+      this.opts.log.warn(
+        `run ${run.id} finalized as ${outcome}: ${why}${killed ? ' (process group killed)' : ''}`,
+      );
   }
 
-  /** Periodic reaper: expired leases, runs older than the reaper limit, runs whose job moved on. */
+  /**
+   * Periodic reaper, run by every scheduler sharing the database: expired
+   * leases back to the queue, runs older than the reaper limit, and runs
+   * nobody works any more (their job moved on, or their worker died here).
+   */
   private async reap(): Promise<void> {
     const { store } = this.opts.ctx;
     try {
@@ -245,15 +301,14 @@ export class Scheduler {
       for (const run of await store.runningRuns()) {
         const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
         const ageS = run.started_at ? (Date.now() - Date.parse(run.started_at)) / 1000 : 0;
-        const mine = [...this.active.values()].find(
-          (a) => a.job.run_id === run.id || a.job.id === run.job_id,
-        );
+        const mine =
+          run.worker_id === this.workerId
+            ? [...this.active.values()].find((a) => a.job.id === run.job_id)
+            : undefined;
         if (ageS > rt.config.timeouts.reaperMaxRunningS) {
           if (mine) mine.controller.abort('lease_lost' satisfies AbortReason);
           await this.finalizeOrphan(
-            run.id,
-            run.pgid,
-            run.task_id,
+            run,
             'reaped',
             `running for ${Math.round(ageS)}s, over ORCH_REAPER_MAX_RUNNING_S`,
           );
@@ -261,11 +316,8 @@ export class Scheduler {
         }
         if (mine) continue;
         const job = run.job_id !== null ? await store.getJob(run.job_id) : undefined;
-        if (job && job.status === 'running' && job.lease_owner !== this.workerId) continue;
-        if (job && job.status === 'running') continue;
-        if (ownerDead(run.worker_id) || run.worker_id === this.workerId) {
-          await this.finalizeOrphan(run.id, run.pgid, run.task_id, 'interrupted', 'its job was reclaimed');
-        }
+        const why = orphaned(run, job);
+        if (why) await this.finalizeOrphan(run, 'interrupted', why);
       }
     } catch (error) {
       this.opts.log.warn(`reaper pass failed: ${(error as Error).message}`);
@@ -275,8 +327,7 @@ export class Scheduler {
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    this.watcher?.close();
-    this.watcher = null;
+    await this.waker.close().catch(() => {});
     await Promise.allSettled([...this.active.values()].map((a) => a.done));
   }
 }

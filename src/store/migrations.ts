@@ -2,7 +2,7 @@
  * Versioned migrations, the same for SQLite and PostgreSQL. Append only:
  * never edit a migration that has shipped.
  */
-import type { Kysely, CreateTableBuilder } from 'kysely';
+import { sql, type Kysely, type CreateTableBuilder } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -151,6 +151,38 @@ function m0001(dialect: Dialect): Migration {
   };
 }
 
+/** The PostgreSQL channel notified when a job becomes runnable (inserted or put back as `queued`). */
+export const JOBS_CHANNEL = 'orch_jobs';
+
+/**
+ * Scale-out: the adapter a job needs (workers claim only the adapters in their
+ * labels), the project's git remote (workers clone it), and on PostgreSQL a
+ * trigger that notifies idle workers the moment a job becomes runnable.
+ */
+function m0002(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('projects').addColumn('remote_url', 'text').execute();
+      await db.schema.alterTable('jobs').addColumn('adapter', 'text').execute();
+      if (dialect !== 'postgres') return;
+      // The payload is the job's adapter, so a worker can ignore jobs it has no label for.
+      await sql`
+        CREATE FUNCTION orch_jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify(${sql.lit(JOBS_CHANNEL)}, COALESCE(NEW.adapter, ''));
+          RETURN NULL;
+        END $$`.execute(db);
+      await sql`
+        CREATE TRIGGER jobs_notify_runnable
+        AFTER INSERT OR UPDATE OF status ON jobs
+        FOR EACH ROW WHEN (NEW.status = 'queued')
+        EXECUTE FUNCTION orch_jobs_notify()`.execute(db);
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
-  return { getMigrations: async () => ({ '0001_initial': m0001(dialect) }) };
+  return {
+    getMigrations: async () => ({ '0001_initial': m0001(dialect), '0002_scale_out': m0002(dialect) }),
+  };
 }

@@ -12,6 +12,8 @@ export interface ProjectsTable {
   key_prefix: string;
   next_task_number: number;
   created_at: string;
+  /** The `origin` URL of the repository when it was registered; workers on other machines clone it. */
+  remote_url: string | null;
 }
 
 export interface TasksTable {
@@ -85,6 +87,8 @@ export interface JobsTable {
   agent: string;
   /** The project's name (the seed's column). */
   repo: string;
+  /** The adapter the role's agent needs (`agents.<role>.adapter`); null for stages without an agent. */
+  adapter: string | null;
   stage: string;
   /** queued, running, done, failed, cancelled */
   status: string;

@@ -2,7 +2,7 @@
  * Every read and write of orch's state. Each state change is one transaction;
  * a stage advance is a compare-and-set on the task's version.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import type { Dialect } from './migrations.ts';
 import type { AgentRun, Attempt, Database, GateResult, Job, OrchEvent, Project, Task } from './schema.ts';
 import type { Usage } from '../agents/events.ts';
@@ -44,12 +44,40 @@ export interface RunningAgent {
   worker_id: string | null;
 }
 
+/** What claims may take: no adapters (or an empty list) means any job. */
+export interface ClaimFilter {
+  /** Adapters this worker can run (its labels); jobs without an adapter are always claimable. */
+  adapters?: readonly string[] | null;
+}
+
+export interface StoreOptions {
+  /**
+   * The adapter a job for `agent` (a role, or `orch` for stages without an
+   * agent) needs in a project, stamped on the job at enqueue. Default: none.
+   */
+  adapterFor?: (projectId: number, agent: string) => Promise<string | null>;
+}
+
+/** The condition "a worker with these adapters may claim the job", or null for any job. */
+function claimableAdapters(filter: ClaimFilter) {
+  const adapters = filter.adapters?.length ? [...filter.adapters] : null;
+  if (!adapters) return null;
+  return (eb: ExpressionBuilder<Database, 'jobs'>) =>
+    eb.or([eb('adapter', 'is', null), eb('adapter', 'in', adapters)]);
+}
+
+/** PostgreSQL's deadlock_detected: the transaction was rolled back and may simply be run again. */
+const PG_DEADLOCK = '40P01';
+const TX_RETRIES = 3;
+
 export class Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
-  constructor(db: Kysely<Database>, dialect: Dialect) {
+  private readonly adapterFor: StoreOptions['adapterFor'];
+  constructor(db: Kysely<Database>, dialect: Dialect, opts: StoreOptions = {}) {
     this.db = db;
     this.dialect = dialect;
+    this.adapterFor = opts.adapterFor;
   }
 
   /**
@@ -58,7 +86,18 @@ export class Store {
    * busy timeout instead of failing on a lock upgrade.
    */
   async tx<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
-    if (this.dialect === 'postgres') return this.db.transaction().execute(fn);
+    if (this.dialect === 'postgres') {
+      // Writers lock rows in different orders (a cancel locks the task, then its jobs; a failed
+      // run its job, then the task). PostgreSQL breaks such a cycle by aborting one side; the
+      // aborted transaction wrote nothing and is run again.
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await this.db.transaction().execute(fn);
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== PG_DEADLOCK || attempt >= TX_RETRIES) throw error;
+        }
+      }
+    }
     return this.db.connection().execute(async (conn) => {
       await sql`BEGIN IMMEDIATE`.execute(conn);
       try {
@@ -83,36 +122,37 @@ export class Store {
     rootPath: string;
     baseBranch: string;
     keyPrefix: string;
+    /** The repository's `origin` URL; undefined keeps the one recorded. */
+    remoteUrl?: string | null;
   }): Promise<Project> {
     const existing = await this.db
       .selectFrom('projects')
       .selectAll()
       .where('name', '=', p.name)
       .executeTakeFirst();
+    const changes = {
+      root_path: p.rootPath,
+      base_branch: p.baseBranch,
+      key_prefix: p.keyPrefix,
+      ...(p.remoteUrl !== undefined ? { remote_url: p.remoteUrl } : {}),
+    };
     if (existing) {
-      await this.db
-        .updateTable('projects')
-        .set({ root_path: p.rootPath, base_branch: p.baseBranch, key_prefix: p.keyPrefix })
-        .where('id', '=', existing.id)
-        .execute();
-      return { ...existing, root_path: p.rootPath, base_branch: p.baseBranch, key_prefix: p.keyPrefix };
+      await this.db.updateTable('projects').set(changes).where('id', '=', existing.id).execute();
+      return { ...existing, ...changes };
     }
     return this.db
       .insertInto('projects')
-      .values({
-        name: p.name,
-        root_path: p.rootPath,
-        base_branch: p.baseBranch,
-        key_prefix: p.keyPrefix,
-        next_task_number: 1,
-        created_at: nowIso(),
-      })
+      .values({ name: p.name, ...changes, next_task_number: 1, created_at: nowIso() })
       .returningAll()
       .executeTakeFirstOrThrow();
   }
 
   listProjects(): Promise<Project[]> {
     return this.db.selectFrom('projects').selectAll().orderBy('id').execute();
+  }
+
+  getProjectByName(name: string): Promise<Project | undefined> {
+    return this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
   }
 
   async getProject(id: number): Promise<Project> {
@@ -238,9 +278,13 @@ export class Store {
       agent: string;
       repo: string;
       runAfterMs?: number;
+      /** The adapter the job needs; default: from the store's `adapterFor`. */
+      adapter?: string | null;
     },
   ): Promise<Job> {
     const now = nowIso();
+    const adapter =
+      j.adapter !== undefined ? j.adapter : ((await this.adapterFor?.(j.task.project_id, j.agent)) ?? null);
     return tx
       .insertInto('jobs')
       .values({
@@ -248,6 +292,7 @@ export class Store {
         project_id: j.task.project_id,
         agent: j.agent,
         repo: j.repo,
+        adapter,
         stage: j.stage,
         status: 'queued',
         attempts: 0,
@@ -259,16 +304,31 @@ export class Store {
   }
 
   /** Claims the oldest runnable job under a lease, atomically. */
-  async claimJob(owner: string, leaseMs: number): Promise<Job | null> {
+  async claimJob(owner: string, leaseMs: number, filter: ClaimFilter = {}): Promise<Job | null> {
+    return (await this.claimJobs(owner, leaseMs, 1, filter))[0] ?? null;
+  }
+
+  /**
+   * Claims up to `limit` of the oldest runnable jobs under a lease, in one
+   * statement: `UPDATE … WHERE id = ANY(ARRAY(SELECT … LIMIT n FOR UPDATE
+   * SKIP LOCKED)) RETURNING *` on PostgreSQL, so concurrent claimers pass over
+   * each other's rows instead of waiting for them, and a row is locked (and
+   * re-checked as queued) before it is taken. SQLite serializes writers, so
+   * `id IN (SELECT … LIMIT n)` gives the same guarantee there.
+   */
+  async claimJobs(owner: string, leaseMs: number, limit: number, filter: ClaimFilter = {}): Promise<Job[]> {
+    if (limit < 1) return [];
     const now = nowIso();
-    const pick = this.db
+    let pick = this.db
       .selectFrom('jobs')
       .select('id')
       .where('status', '=', 'queued')
       .where('run_after', '<=', now)
       .orderBy('run_after')
       .orderBy('id')
-      .limit(1);
+      .limit(limit);
+    const adapters = claimableAdapters(filter);
+    if (adapters) pick = pick.where(adapters);
     const claimed = await this.db
       .updateTable('jobs')
       .set((eb) => ({
@@ -278,11 +338,17 @@ export class Store {
         started_at: now,
         attempts: eb('attempts', '+', 1),
       }))
-      .where('id', '=', this.dialect === 'postgres' ? pick.forUpdate().skipLocked() : pick)
+      .where(
+        this.dialect === 'postgres'
+          ? // ARRAY(…) makes the pick an InitPlan, run once. With a plain IN (…) PostgreSQL may
+            // run the LIMITed subquery again per outer row and claim more rows than asked for.
+            sql<boolean>`id = ANY(ARRAY(${pick.forUpdate().skipLocked()}))`
+          : sql<boolean>`id IN (${pick})`,
+      )
       .where('status', '=', 'queued')
       .returningAll()
-      .executeTakeFirst();
-    return claimed ?? null;
+      .execute();
+    return claimed.sort((a, b) => a.run_after.localeCompare(b.run_after) || a.id - b.id);
   }
 
   /** Extends a lease; false when the job is no longer ours (reclaimed or cancelled). */
@@ -372,21 +438,27 @@ export class Store {
   }
 
   /** The earliest `run_after` of a queued job, to arm a wake-up timer. */
-  async nextRunAfter(): Promise<string | null> {
-    const row = await this.db
+  async nextRunAfter(filter: ClaimFilter = {}): Promise<string | null> {
+    let q = this.db
       .selectFrom('jobs')
       .select((eb) => eb.fn.min('run_after').as('next'))
-      .where('status', '=', 'queued')
-      .executeTakeFirst();
+      .where('status', '=', 'queued');
+    const adapters = claimableAdapters(filter);
+    if (adapters) q = q.where(adapters);
+    const row = await q.executeTakeFirst();
     return (row?.next as string | null | undefined) ?? null;
   }
 
-  async countJobs(status: 'queued' | 'running'): Promise<number> {
-    const row = await this.db
+  /** Jobs with this status; with a filter, only those the filter's adapters may claim. */
+  async countJobs(status: 'queued' | 'running', filter: ClaimFilter = {}): Promise<number> {
+    let q = this.db
       .selectFrom('jobs')
       .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('status', '=', status)
-      .executeTakeFirst();
+      .where('status', '=', status);
+    const adapters = claimableAdapters(filter);
+    if (adapters) q = q.where(adapters);
+    const row = await q.executeTakeFirst();
+    // pg returns count(*) as int8; whatever the driver, it is a number here.
     return Number(row?.n ?? 0);
   }
 
@@ -462,8 +534,9 @@ export class Store {
       .execute();
   }
 
-  async finishRun(tx: Executor, runId: number, f: RunFinish): Promise<void> {
-    await tx
+  /** Finalizes a run that is still running; false when it was already finalized. */
+  async finishRun(tx: Executor, runId: number, f: RunFinish): Promise<boolean> {
+    const res = await tx
       .updateTable('agent_runs')
       .set({
         status: 'finished',
@@ -475,7 +548,8 @@ export class Store {
       })
       .where('id', '=', runId)
       .where('status', '=', 'running')
-      .execute();
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   getRun(id: number): Promise<AgentRun | undefined> {

@@ -1,0 +1,654 @@
+/**
+ * The store contract: every store operation, run against SQLite and against
+ * PostgreSQL (a fresh database for this file on the local server). What one
+ * database cannot do is listed in GAPS, by test name and reason, and shows up
+ * as a skipped test instead of silently passing.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { openDatabase } from '../../src/store/db.ts';
+import { Store } from '../../src/store/store.ts';
+import type { Dialect } from '../../src/store/migrations.ts';
+import type { Task } from '../../src/store/schema.ts';
+import { PgWaker } from '../../src/runtime/waker.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/pg.ts';
+
+/** Tests one database cannot pass, by name, with the reason. */
+const GAPS: Record<string, Partial<Record<Dialect, string>>> = {
+  'a queued job notifies the jobs channel at commit, with its adapter': {
+    sqlite: 'SQLite has no LISTEN/NOTIFY; schedulers on SQLite are woken by watching the database directory',
+  },
+  'a transaction aborted as a deadlock victim is run again': {
+    sqlite: 'SQLite writers take the write lock up front (BEGIN IMMEDIATE), so they queue and never deadlock',
+  },
+};
+
+/** Jobs carry the adapter of their role: developers run a command agent in these tests. */
+const adapterFor = async (_projectId: number, agent: string): Promise<string | null> =>
+  agent === 'orch' ? null : agent === 'developer' ? 'command' : 'scripted';
+
+interface Backend {
+  dialect: Dialect;
+  setup(): Promise<void>;
+  /** A store on an empty database (same database for every call in one test). */
+  open(): Promise<Store>;
+  /** Empties the database between tests. */
+  reset(): Promise<void>;
+  teardown(): Promise<void>;
+  /** PostgreSQL: the database URL. */
+  url?: () => string;
+}
+
+function sqliteBackend(): Backend {
+  let dir = '';
+  let n = 0;
+  let file = '';
+  return {
+    dialect: 'sqlite',
+    async setup() {
+      dir = mkdtempSync(join(tmpdir(), 'orch-contract-'));
+    },
+    async open() {
+      const { db, dialect } = await openDatabase(file);
+      return new Store(db, dialect, { adapterFor });
+    },
+    async reset() {
+      n += 1;
+      file = join(dir, `store-${n}.db`);
+    },
+    async teardown() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  let database: TestDatabase | undefined;
+  const backend: Backend = {
+    dialect: 'postgres',
+    async setup() {
+      database = await createTestDatabase();
+    },
+    async open() {
+      const { db, dialect } = await openDatabase(database!.url, { poolMax: 12 });
+      return new Store(db, dialect, { adapterFor });
+    },
+    async reset() {
+      const store = await backend.open();
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events RESTART IDENTITY`.execute(
+        store.db,
+      );
+      await store.close();
+    },
+    async teardown() {
+      await database?.drop();
+    },
+    url: () => database!.url,
+  };
+  return backend;
+}
+
+describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect', (backend) => {
+  const stores: Store[] = [];
+  let store: Store;
+  /** Another store on the same database: another process, as far as the database can tell. */
+  const another = async (): Promise<Store> => {
+    const s = await backend.open();
+    stores.push(s);
+    return s;
+  };
+  const contract = (name: string, fn: () => Promise<void>, timeoutMs?: number) => {
+    const gap = GAPS[name]?.[backend.dialect];
+    if (gap) it.skip(`${name} — not on ${backend.dialect}: ${gap}`, fn);
+    else it(name, fn, timeoutMs);
+  };
+
+  beforeAll(() => backend.setup());
+  afterAll(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await backend.teardown();
+  });
+  beforeEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await backend.reset();
+    store = await another();
+  });
+
+  const project = (name = 'app', remoteUrl: string | null = 'file:///srv/app.git') =>
+    store.upsertProject({
+      name,
+      rootPath: `/repos/${name}`,
+      baseBranch: 'main',
+      keyPrefix: name.toUpperCase(),
+      remoteUrl,
+    });
+
+  /** A task moved to `stage` with a queued job there (as the engine leaves it). */
+  async function taskAt(stage: string, role: string): Promise<Task> {
+    const p = await project();
+    const t = await store.createTask({ projectId: p.id, title: `work at ${stage}` });
+    await store.tx(async (tx) => {
+      await store.cancelJobsOfTask(tx, t.id);
+      await store.advanceStage(tx, t, stage, { status: 'queued' });
+      await store.enqueueJob(tx, { task: t, stage, agent: role, repo: p.name });
+    });
+    return store.getTask(t.id);
+  }
+
+  // ------------------------------------------------------------ migrations
+
+  contract('migrates to the latest version, and opening again changes nothing', async () => {
+    const names = async (s: Store) =>
+      (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
+        (r) => r.name,
+      );
+    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out']);
+    const again = await another();
+    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out']);
+  });
+
+  // -------------------------------------------------------------- projects
+
+  contract('upserts projects by name and keeps the remote unless told', async () => {
+    const p = await project();
+    expect(p).toMatchObject({ id: 1, name: 'app', remote_url: 'file:///srv/app.git', next_task_number: 1 });
+    const moved = await store.upsertProject({
+      name: 'app',
+      rootPath: '/elsewhere/app',
+      baseBranch: 'trunk',
+      keyPrefix: 'APP',
+    });
+    expect(moved).toMatchObject({ id: 1, root_path: '/elsewhere/app', base_branch: 'trunk' });
+    expect(await store.getProject(1)).toMatchObject({
+      root_path: '/elsewhere/app',
+      remote_url: 'file:///srv/app.git',
+    });
+    await store.upsertProject({
+      name: 'app',
+      rootPath: '/x',
+      baseBranch: 'main',
+      keyPrefix: 'APP',
+      remoteUrl: null,
+    });
+    expect((await store.getProjectByName('app'))?.remote_url).toBeNull();
+    expect(await store.getProjectByName('nope')).toBeUndefined();
+    await project('lib');
+    expect((await store.listProjects()).map((x) => x.name)).toEqual(['app', 'lib']);
+    await expect(store.getProject(99)).rejects.toMatchObject({ code: 'unknown_project' });
+  });
+
+  // ----------------------------------------------------------------- tasks
+
+  contract('creates tasks with sequential keys, each with its first job and an event', async () => {
+    const p = await project();
+    const a = await store.createTask({ projectId: p.id, title: 'first', labels: ['x'], priority: 2 });
+    const b = await store.createTask({ projectId: p.id, title: 'second' });
+    expect([a.key, b.key]).toEqual(['APP-1', 'APP-2']);
+    expect(a).toMatchObject({ stage: 'created', status: 'queued', version: 0, labels: '["x"]', priority: 2 });
+    expect(typeof a.id).toBe('number');
+    const jobs = await store.db.selectFrom('jobs').selectAll().orderBy('id').execute();
+    expect(jobs.map((j) => [j.task_id, j.stage, j.agent, j.status, j.adapter])).toEqual([
+      [a.id, 'created', 'orch', 'queued', null],
+      [b.id, 'created', 'orch', 'queued', null],
+    ]);
+    expect((await store.eventsAfter(0)).map((e) => e.kind)).toEqual(['task_created', 'task_created']);
+    expect((await store.getTaskByKey('APP-2')).title).toBe('second');
+    await expect(store.getTaskByKey('APP-9')).rejects.toMatchObject({ code: 'unknown_task' });
+    await expect(store.getTask(99)).rejects.toMatchObject({ code: 'unknown_task' });
+    await expect(store.createTask({ projectId: 42, title: 'x' })).rejects.toMatchObject({
+      code: 'unknown_project',
+    });
+    // The failed creation left nothing behind.
+    expect(await store.listTasks()).toHaveLength(2);
+  });
+
+  contract('lists tasks by project, status and stage', async () => {
+    const p = await project();
+    const q = await project('other');
+    const a = await store.createTask({ projectId: p.id, title: 'a' });
+    await store.createTask({ projectId: q.id, title: 'b' });
+    await store.tx((tx) => store.advanceStage(tx, a, 'analysis', { status: 'running' }));
+    expect((await store.listTasks({ projectId: q.id })).map((t) => t.title)).toEqual(['b']);
+    expect((await store.listTasks({ status: 'running' })).map((t) => t.title)).toEqual(['a']);
+    expect((await store.listTasks({ stage: 'created' })).map((t) => t.title)).toEqual(['b']);
+    await store.tx((tx) => store.updateTask(tx, a.id, { feedback: 'more', attempt: 2 }));
+    expect(await store.getTask(a.id)).toMatchObject({ feedback: 'more', attempt: 2, stage: 'analysis' });
+  });
+
+  contract('advances a stage once: a stale version or stage changes nothing', async () => {
+    const p = await project();
+    const t = await store.createTask({ projectId: p.id, title: 't' });
+    expect(await store.tx((tx) => store.advanceStage(tx, t, 'analysis', { status: 'queued' }))).toBe(true);
+    expect(await store.tx((tx) => store.advanceStage(tx, t, 'architecture'))).toBe(false);
+    const now = await store.getTask(t.id);
+    expect(now).toMatchObject({ stage: 'analysis', version: 1 });
+    expect(await store.tx((tx) => store.advanceStage(tx, now, 'architecture'))).toBe(true);
+    const moves = (await store.eventsAfter(0))
+      .filter((e) => e.kind === 'stage_changed')
+      .map((e) => e.payload);
+    expect(moves.map((m) => JSON.parse(m) as unknown)).toEqual([
+      { from: 'created', to: 'analysis' },
+      { from: 'analysis', to: 'architecture' },
+    ]);
+  });
+
+  contract(
+    'under contention, exactly one of many concurrent advances of a stage wins',
+    async () => {
+      const p = await project();
+      const t = await store.createTask({ projectId: p.id, title: 'contended' });
+      // Four "processes" (each its own connection pool), eight workers each, finishing the same
+      // stage at once; each does what the engine does: read the task in its transaction,
+      // check the stage, compare-and-set. SQLite's driver is synchronous: a second connection in
+      // this process waiting on the write lock would block the one holding it, so there the
+      // contenders share one connection (separate processes are covered by test/e2e).
+      const processes =
+        backend.dialect === 'postgres'
+          ? [store, await another(), await another(), await another()]
+          : [store, store, store, store];
+      const attempts = processes.flatMap((s) =>
+        Array.from({ length: 8 }, () =>
+          s.tx(async (tx) => {
+            const current = await s.getTask(t.id, tx);
+            if (current.stage !== 'created') return false;
+            return s.advanceStage(tx, current, 'analysis', { status: 'queued' });
+          }),
+        ),
+      );
+      const results = await Promise.all(attempts);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      // Those that read the old version before the winner committed lost too.
+      const stale = await Promise.all(
+        processes.map((s) => s.tx((tx) => s.advanceStage(tx, t, 'analysis', { status: 'queued' }))),
+      );
+      expect(stale).toEqual([false, false, false, false]);
+      expect(await store.getTask(t.id)).toMatchObject({ stage: 'analysis', version: 1 });
+      const moves = (await store.eventsAfter(0)).filter((e) => e.kind === 'stage_changed');
+      expect(moves).toHaveLength(1);
+    },
+    30_000,
+  );
+
+  contract('a failing transaction leaves nothing behind', async () => {
+    const p = await project();
+    await expect(
+      store.tx(async (tx) => {
+        await store.appendEvent(tx, null, 'doomed', {});
+        await tx.updateTable('projects').set({ key_prefix: 'ZZZ' }).where('id', '=', p.id).execute();
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(await store.eventsAfter(0)).toEqual([]);
+    expect((await store.getProject(p.id)).key_prefix).toBe('APP');
+  });
+
+  // ------------------------------------------------------------------ jobs
+
+  contract('stamps each job with the adapter its role needs', async () => {
+    const dev = await taskAt('development', 'developer');
+    const jobs = await store.db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('task_id', '=', dev.id)
+      .orderBy('id')
+      .execute();
+    expect(jobs.map((j) => [j.stage, j.status, j.adapter])).toEqual([
+      ['created', 'cancelled', null],
+      ['development', 'queued', 'command'],
+    ]);
+    const explicit = await store.tx((tx) =>
+      store.enqueueJob(tx, { task: dev, stage: 'review', agent: 'reviewer', repo: 'app', adapter: 'codex' }),
+    );
+    expect(explicit.adapter).toBe('codex');
+  });
+
+  contract('claims the oldest runnable job under a lease, and never a future one', async () => {
+    const p = await project();
+    const later = await store.createTask({ projectId: p.id, title: 'later' });
+    const first = await store.createTask({ projectId: p.id, title: 'first' });
+    await store.tx((tx) => store.requeueJob(tx, 1, 60_000, 'not yet'));
+    const before = Date.now();
+    const job = await store.claimJob('w1', 5_000);
+    expect(job).toMatchObject({ task_id: first.id, status: 'running', lease_owner: 'w1', attempts: 1 });
+    expect(Date.parse(job!.lease_expires_at!)).toBeGreaterThanOrEqual(before + 4_000);
+    expect(await store.claimJob('w2', 5_000)).toBeNull();
+    expect(await store.countJobs('queued')).toBe(1);
+    expect(await store.countJobs('running')).toBe(1);
+    const next = await store.nextRunAfter();
+    expect(Date.parse(next!)).toBeGreaterThan(Date.now() + 50_000);
+    expect(later.id).toBe(1);
+  });
+
+  contract('claims several jobs in one statement, in order, up to the limit', async () => {
+    const p = await project();
+    for (let i = 0; i < 5; i += 1) await store.createTask({ projectId: p.id, title: `t${i}` });
+    const batch = await store.claimJobs('w1', 5_000, 3);
+    expect(batch.map((j) => j.id)).toEqual([1, 2, 3]);
+    expect(batch.every((j) => j.lease_owner === 'w1' && j.status === 'running')).toBe(true);
+    expect((await store.claimJobs('w2', 5_000, 10)).map((j) => j.id)).toEqual([4, 5]);
+    expect(await store.claimJobs('w3', 5_000, 0)).toEqual([]);
+  });
+
+  contract('claims by label: a job whose adapter the worker lacks is left for others', async () => {
+    const dev = await taskAt('development', 'developer');
+    await taskAt('analysis', 'analyst');
+    const scriptedOnly = { adapters: ['scripted'] };
+    expect(await store.countJobs('queued', scriptedOnly)).toBe(1);
+    expect(await store.countJobs('queued')).toBe(2);
+    const a = await store.claimJob('scripted-worker', 5_000, scriptedOnly);
+    expect(a).toMatchObject({ stage: 'analysis', adapter: 'scripted' });
+    expect(await store.claimJob('scripted-worker', 5_000, scriptedOnly)).toBeNull();
+    expect(await store.nextRunAfter(scriptedOnly)).toBeNull();
+    const d = await store.claimJob('command-worker', 5_000, { adapters: ['command', 'scripted'] });
+    expect(d).toMatchObject({ task_id: dev.id, adapter: 'command' });
+    // Jobs without an adapter (stages with no agent) go to anyone.
+    const p = await project('more');
+    await store.createTask({ projectId: p.id, title: 'plain' });
+    expect(await store.claimJob('scripted-worker', 5_000, scriptedOnly)).toMatchObject({ stage: 'created' });
+  });
+
+  contract(
+    'under contention, every job is claimed exactly once',
+    async () => {
+      const p = await project();
+      const total = 150;
+      const t = await store.createTask({ projectId: p.id, title: 'seed' });
+      await store.tx(async (tx) => {
+        for (let i = 1; i < total; i += 1)
+          await store.enqueueJob(tx, { task: t, stage: 'created', agent: 'orch', repo: 'app' });
+      });
+      // Four "processes", three claim loops each, claiming one or two at a time until the queue is dry.
+      const processes = [store, await another(), await another(), await another()];
+      const claimed: number[][] = [];
+      await Promise.all(
+        processes.flatMap((s, pi) =>
+          [1, 2, 1].map(async (batch, li) => {
+            const mine: number[] = [];
+            claimed.push(mine);
+            for (;;) {
+              const jobs = await s.claimJobs(`w${pi}-${li}`, 30_000, batch);
+              if (!jobs.length) return;
+              mine.push(...jobs.map((j) => j.id));
+            }
+          }),
+        ),
+      );
+      const all = claimed.flat();
+      expect(all).toHaveLength(total);
+      expect(new Set(all).size).toBe(total);
+      // Work was really spread: more than one claimer got jobs.
+      expect(claimed.filter((c) => c.length > 0).length).toBeGreaterThan(1);
+      const rows = await store.db.selectFrom('jobs').select(['status', 'attempts', 'lease_owner']).execute();
+      expect(rows.every((r) => r.status === 'running' && r.attempts === 1 && r.lease_owner)).toBe(true);
+    },
+    60_000,
+  );
+
+  contract('heartbeats extend only the owner’s lease of a running job', async () => {
+    const p = await project();
+    await store.createTask({ projectId: p.id, title: 't' });
+    const job = (await store.claimJob('w1', 1_000))!;
+    expect(await store.heartbeat(job.id, 'w1', 60_000)).toBe(true);
+    expect(Date.parse((await store.getJob(job.id))!.lease_expires_at!)).toBeGreaterThan(Date.now() + 50_000);
+    expect(await store.heartbeat(job.id, 'w2', 60_000)).toBe(false);
+    await store.tx((tx) => store.finishJob(tx, job.id, 'done'));
+    expect(await store.heartbeat(job.id, 'w1', 60_000)).toBe(false);
+    expect(await store.getJob(job.id)).toMatchObject({
+      status: 'done',
+      lease_owner: null,
+      lease_expires_at: null,
+    });
+  });
+
+  contract('reclaims jobs whose lease expired, and releases a worker’s jobs', async () => {
+    const p = await project();
+    for (const title of ['a', 'b', 'c']) await store.createTask({ projectId: p.id, title });
+    const dead = (await store.claimJob('dead', 1))!;
+    const alive = (await store.claimJob('alive', 60_000))!;
+    const leaving = (await store.claimJob('leaving', 60_000))!;
+    await new Promise((r) => setTimeout(r, 20));
+    const reclaimed = await store.reclaimExpiredJobs();
+    expect(reclaimed.map((j) => j.id)).toEqual([dead.id]);
+    expect(await store.getJob(dead.id)).toMatchObject({
+      status: 'queued',
+      lease_owner: null,
+      last_error: 'lease expired: worker lost',
+    });
+    expect((await store.getJob(alive.id))?.status).toBe('running');
+    expect(await store.releaseJobsOf('leaving', 'shutdown')).toBe(1);
+    expect(await store.getJob(leaving.id)).toMatchObject({ status: 'queued', last_error: 'shutdown' });
+    // A reclaimed job is claimable again, and counts the new try.
+    const again = await store.claimJobs('next', 60_000, 5);
+    expect(again.map((j) => [j.id, j.attempts])).toEqual([
+      [dead.id, 2],
+      [leaving.id, 2],
+    ]);
+  });
+
+  contract('requeues with a delay, cancels a task’s open jobs', async () => {
+    const p = await project();
+    const t = await store.createTask({ projectId: p.id, title: 't' });
+    const job = (await store.claimJob('w', 60_000))!;
+    await store.tx((tx) => store.requeueJob(tx, job.id, 30_000, 'flaky'));
+    expect(await store.getJob(job.id)).toMatchObject({
+      status: 'queued',
+      last_error: 'flaky',
+      lease_owner: null,
+    });
+    expect(await store.claimJob('w', 60_000)).toBeNull();
+    await store.tx((tx) =>
+      store.enqueueJob(tx, { task: t, stage: 'analysis', agent: 'analyst', repo: 'app' }),
+    );
+    await store.tx((tx) => store.cancelJobsOfTask(tx, t.id));
+    const rows = await store.db.selectFrom('jobs').select(['status', 'finished_at']).execute();
+    expect(rows.map((r) => r.status)).toEqual(['cancelled', 'cancelled']);
+    expect(rows.every((r) => r.finished_at)).toBe(true);
+    expect(await store.nextRunAfter()).toBeNull();
+  });
+
+  contract(
+    'a queued job notifies the jobs channel at commit, with its adapter',
+    async () => {
+      const waker = new PgWaker(backend.url!());
+      const heard: (string | null | undefined)[] = [];
+      let resolveHeard: () => void = () => {};
+      const got = new Promise<void>((r) => (resolveHeard = r));
+      await waker.start((adapter) => {
+        heard.push(adapter);
+        if (heard.length >= 2) resolveHeard();
+      });
+      try {
+        const p = await project();
+        const t = await store.createTask({ projectId: p.id, title: 't' });
+        await store.tx(async (tx) => {
+          await store.enqueueJob(tx, { task: t, stage: 'development', agent: 'developer', repo: 'app' });
+          // Nothing is delivered before the commit: a woken worker must find the job.
+          await new Promise((r) => setTimeout(r, 100));
+          expect(heard).toEqual([null]);
+        });
+        await got;
+        expect(heard).toEqual([null, 'command']);
+        // A claim (queued → running) is not news for idle workers.
+        await store.claimJobs('w', 60_000, 5);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(heard).toHaveLength(2);
+      } finally {
+        await waker.close();
+      }
+    },
+    10_000,
+  );
+
+  contract(
+    'a transaction aborted as a deadlock victim is run again',
+    async () => {
+      const p = await project();
+      const t = await store.createTask({ projectId: p.id, title: 't' });
+      const other = await another();
+      let arrived = 0;
+      let release: () => void = () => {};
+      const bothLocked = new Promise<void>((r) => (release = r));
+      const meet = async () => {
+        arrived += 1;
+        if (arrived === 2) release();
+        await Promise.race([bothLocked, new Promise((r) => setTimeout(r, 3_000))]);
+      };
+      // Opposite lock orders: task then job, job then task. One side is the deadlock victim.
+      const runs = { a: 0, b: 0 };
+      await Promise.all([
+        store.tx(async (tx) => {
+          runs.a += 1;
+          await store.updateTask(tx, t.id, { status_detail: 'a' });
+          await meet();
+          await tx.updateTable('jobs').set({ last_error: 'a' }).where('task_id', '=', t.id).execute();
+        }),
+        other.tx(async (tx) => {
+          runs.b += 1;
+          await tx.updateTable('jobs').set({ last_error: 'b' }).where('task_id', '=', t.id).execute();
+          await meet();
+          await other.updateTask(tx, t.id, { status_detail: 'b' });
+        }),
+      ]);
+      expect(runs.a + runs.b).toBe(3);
+      expect((await store.getTask(t.id)).status_detail).toMatch(/^[ab]$/);
+    },
+    15_000,
+  );
+
+  // ------------------------------------------------------------------ runs
+
+  contract('records a run: process, stamp, usage and its end, exactly once', async () => {
+    const t = await taskAt('development', 'developer');
+    const job = (await store.claimJob('w1', 60_000))!;
+    const runId = await store.createRun({
+      taskId: t.id,
+      jobId: job.id,
+      agent: 'developer',
+      stage: 'development',
+      attempt: 1,
+      adapter: 'command',
+      timeoutS: 3600,
+      logPath: '/logs/1.log',
+      workerId: 'w1',
+    });
+    expect((await store.getJob(job.id))?.run_id).toBe(runId);
+    await store.stampRun(runId, 'claude-opus-4-8', 'xhigh');
+    await store.setRunProcess(runId, 1234, 1234);
+    const agents = await store.getRunningAgents();
+    expect(agents).toEqual([
+      expect.objectContaining({
+        run_id: runId,
+        job_id: job.id,
+        task_key: t.key,
+        model: 'claude-opus-4-8',
+        pid: 1234,
+      }),
+    ]);
+    await store.recordUsage(runId, null);
+    await store.recordUsage(runId, {
+      inputTokens: 10,
+      outputTokens: 20,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0.125,
+      model: null,
+      sessionId: 's-1',
+      numTurns: 3,
+    });
+    const run = (await store.getRun(runId))!;
+    expect(run).toMatchObject({
+      model: 'claude-opus-4-8',
+      effort: 'xhigh',
+      input_tokens: 10,
+      cost_usd: 0.125,
+      session_id: 's-1',
+      num_turns: 3,
+      status: 'running',
+    });
+    expect((await store.runningRuns()).map((r) => r.id)).toEqual([runId]);
+    const finish = { exitCode: 0, outcome: 'ok', resultText: 'done', error: null };
+    expect(await store.tx((tx) => store.finishRun(tx, runId, finish))).toBe(true);
+    expect(await store.tx((tx) => store.finishRun(tx, runId, { ...finish, outcome: 'reaped' }))).toBe(false);
+    expect(await store.getRun(runId)).toMatchObject({ status: 'finished', outcome: 'ok', exit_code: 0 });
+    expect(await store.runningRuns()).toEqual([]);
+    expect((await store.runsOfTask(t.id)).map((r) => r.id)).toEqual([runId]);
+  });
+
+  contract('sums a project’s spend as a number, zero when there is none', async () => {
+    const t = await taskAt('analysis', 'analyst');
+    expect(await store.projectSpendSince(t.project_id, '2000-01-01T00:00:00.000Z')).toBe(0);
+    for (const cost of [0.1, 0.2, null]) {
+      const id = await store.createRun({
+        taskId: t.id,
+        jobId: null,
+        agent: 'analyst',
+        stage: 'analysis',
+        attempt: null,
+        adapter: 'scripted',
+        timeoutS: 60,
+        logPath: '',
+        workerId: 'w',
+      });
+      await store.recordUsage(id, { inputTokens: 1, outputTokens: 1, costUsd: cost });
+    }
+    const spend = await store.projectSpendSince(t.project_id, '2000-01-01T00:00:00.000Z');
+    expect(typeof spend).toBe('number');
+    expect(spend).toBeCloseTo(0.3, 10);
+    expect(await store.projectSpendSince(t.project_id, '2999-01-01T00:00:00.000Z')).toBe(0);
+  });
+
+  // -------------------------------------------------------- attempts, gates, events
+
+  contract('records attempts once per number, in order, with exact types', async () => {
+    const t = await taskAt('review', 'reviewer');
+    const attempt = (n: number, cost: number | null) => ({
+      task_id: t.id,
+      n,
+      diff_hash: `h${n}`,
+      verdict: n === 1 ? 'rejected' : 'approved',
+      feedback: n === 1 ? 'fix it' : '',
+      input_tokens: 100 * n,
+      output_tokens: 10,
+      cost_usd: cost,
+      duration_ms: 1500,
+      reason: null,
+      dev_run_id: null,
+      review_run_id: null,
+    });
+    await store.tx((tx) => store.recordAttempt(tx, attempt(2, 0.5)));
+    await store.tx((tx) => store.recordAttempt(tx, attempt(1, null)));
+    await expect(store.tx((tx) => store.recordAttempt(tx, attempt(1, 1)))).rejects.toThrow();
+    const rows = await store.attemptsOfTask(t.id);
+    expect(rows.map((a) => [a.n, a.verdict, a.cost_usd, a.input_tokens])).toEqual([
+      [1, 'rejected', null, 100],
+      [2, 'approved', 0.5, 200],
+    ]);
+  });
+
+  contract('records gate results and reads events after an id, in pages', async () => {
+    const t = await taskAt('testing', 'tester');
+    const at = new Date().toISOString();
+    await store.tx((tx) =>
+      store.recordGate(tx, {
+        task_id: t.id,
+        stage: 'testing',
+        name: 'check_ci_green',
+        passed: 0,
+        output_tail: '1 failed',
+        started_at: at,
+        finished_at: at,
+      }),
+    );
+    expect(await store.gatesOfTask(t.id)).toEqual([
+      expect.objectContaining({ name: 'check_ci_green', passed: 0, output_tail: '1 failed' }),
+    ]);
+    for (let i = 0; i < 5; i += 1) await store.tx((tx) => store.appendEvent(tx, t.id, 'tick', { i }));
+    const all = await store.eventsAfter(0);
+    const page = await store.eventsAfter(all[1]!.id, 2);
+    expect(page.map((e) => e.id)).toEqual([all[2]!.id, all[3]!.id]);
+    expect(JSON.parse(all.at(-1)!.payload)).toEqual({ i: 4 });
+  });
+});
