@@ -1,0 +1,84 @@
+/**
+ * `orch serve`: the HTTP API, the dashboard and `/metrics`, plus (unless
+ * `--no-workers`) a scheduler working the queue in the same process.
+ * SIGINT/SIGTERM stop both: the scheduler ends its agents and requeues
+ * their jobs, the server closes its event streams.
+ */
+import type { OrchContext } from '../../runtime/context.ts';
+import type { Logger } from '../../runtime/logger.ts';
+import { Scheduler } from '../../runtime/scheduler.ts';
+import { resolveAgentBinaries } from '../../runtime/preflight.ts';
+import { startServer } from '../../http/server.ts';
+import { ensureDashboard } from '../../http/dashboard.ts';
+import { apiTokenFrom, checkBindable } from '../../http/auth.ts';
+import { formatProgress } from './run.ts';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  workers: boolean;
+  concurrency?: number;
+  print?: (line: string) => void;
+}
+
+export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOptions): Promise<void> {
+  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const concurrency = opts.concurrency ?? ctx.settings.concurrency;
+  // Refuse an unsafe bind before any work (startServer checks again).
+  checkBindable(opts.host, apiTokenFrom(ctx.env));
+  if (opts.workers) await resolveAgentBinaries(ctx);
+  const dashboard = await ensureDashboard();
+  if (dashboard.kind === 'built') log.info(`dashboard built in ${dashboard.ms} ms`);
+  if (dashboard.kind === 'unavailable') log.warn(`dashboard unavailable: ${dashboard.message}`);
+
+  let scheduler: Scheduler | null = null;
+  const server = await startServer(ctx, {
+    host: opts.host,
+    port: opts.port,
+    log,
+    workers: opts.workers ? concurrency : 0,
+    processMetrics: true,
+    onWorkQueued: () => scheduler?.wake(),
+  });
+  if (opts.workers) {
+    scheduler = new Scheduler({
+      ctx,
+      log,
+      concurrency,
+      untilIdle: false,
+      emit: (e) => {
+        print(formatProgress(e));
+        server.notify();
+      },
+    });
+  }
+  print(`orch serve: ${server.url}  (dashboard; API ${server.url}/api; metrics ${server.url}/metrics)`);
+  print(
+    scheduler
+      ? `working the queue with up to ${concurrency} agents at once; Ctrl-C stops`
+      : 'no workers (--no-workers): `orch run` or `orch worker` works the queue; Ctrl-C stops',
+  );
+
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) process.exit(130);
+    log.info(`${signal}: stopping — ending running agents, requeueing their jobs, closing the server`);
+    scheduler?.stop();
+    stopRequested();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const working = scheduler?.run();
+  try {
+    // The scheduler runs until a signal stops it, or fails (a config that breaks the reaper invariant).
+    await (working ? Promise.race([working, stopped]) : stopped);
+    await working;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await server.close();
+  }
+}

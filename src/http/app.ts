@@ -1,0 +1,147 @@
+/**
+ * orch's HTTP app on web-standard Request/Response (Hono): the JSON API under
+ * `/api`, server-sent events, the OpenAPI document, `/metrics`, and the
+ * dashboard. Testable in-process with `app.request()`; `server.ts` puts it on
+ * a socket.
+ *
+ * Glossary: an endpoint is one declared route (endpoint.ts); the pulse wakes
+ * event streams early; secrets are values redacted from every response.
+ */
+import { Hono, type Context } from 'hono';
+import type { OrchContext } from '../runtime/context.ts';
+import { secretValues, type Logger } from '../runtime/logger.ts';
+import { bearerMatches, isLoopbackHost } from './auth.ts';
+import { ApiError, errorResponse } from './errors.ts';
+import { endpoint, honoPath, type Endpoint } from './endpoint.ts';
+import { apiEndpoints } from './routes.ts';
+import { openApiDocument } from './openapi.ts';
+import { createMetrics } from './metrics.ts';
+import { Pulse } from './events.ts';
+import { WEB_DIST, dashboardResponse } from './dashboard.ts';
+import { redactDeep } from './redact.ts';
+
+export interface AppOptions {
+  /** Bearer token required on every API and metrics request; null (default) serves open, loopback only. */
+  token?: string | null;
+  log?: Logger;
+  /** The built dashboard's directory. Default `web/dist`; null serves none. */
+  webDir?: string | null;
+  /** How often an event stream polls the store, in ms. Default 250. */
+  ssePollMs?: number;
+  /** Idle time before an event stream sends a keep-alive comment, in ms. Default 15 000. */
+  sseKeepAliveMs?: number;
+  /** Wakes event streams early; the server closes it to end them. Default a private one. */
+  pulse?: Pulse;
+  /** Called after the API queued work (a new or retried task). */
+  onWorkQueued?: () => void;
+  /** Agents a scheduler in this process runs at once (reported by /api/status). Default 0. */
+  workers?: number;
+  /** Also export Node's process metrics (CPU, memory, event loop). Default false. */
+  processMetrics?: boolean;
+}
+
+export interface OrchApp {
+  app: Hono;
+  endpoints: readonly Endpoint[];
+  pulse: Pulse;
+}
+
+const isRead = (method: string): boolean => method === 'GET' || method === 'HEAD';
+
+export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
+  const token = opts.token ?? null;
+  const secrets = [...new Set([...secretValues(ctx.env), ...(token ? [token] : [])])];
+  const pulse = opts.pulse ?? new Pulse();
+  const webDir = opts.webDir === undefined ? WEB_DIST : opts.webDir;
+  const metrics = createMetrics(ctx, { processMetrics: opts.processMetrics ?? false });
+  const app = new Hono();
+
+  app.use('*', async (c, next) => {
+    await next();
+    metrics.httpRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  });
+
+  // Browsers: no cross-site writes (CSRF), and an open server answers only to loopback
+  // names, so a DNS-rebound hostname cannot reach it.
+  app.use('*', async (c, next) => {
+    const url = new URL(c.req.url);
+    if (token === null && !isLoopbackHost(url.hostname))
+      throw new ApiError(
+        'forbidden',
+        `host ${url.host} refused: without ORCH_API_TOKEN only loopback names are served`,
+      );
+    const origin = c.req.header('origin');
+    if (origin && !isRead(c.req.method)) {
+      let from = '';
+      try {
+        from = new URL(origin).host;
+      } catch {
+        /* an unparsable origin is a foreign one */
+      }
+      if (from !== url.host) throw new ApiError('forbidden', `cross-origin request from ${origin} refused`);
+    }
+    await next();
+  });
+
+  if (token !== null) {
+    app.use('*', async (c, next) => {
+      const path = c.req.path;
+      // The dashboard's static files hold no data; everything else needs the token.
+      const open =
+        isRead(c.req.method) && path !== '/metrics' && path !== '/api' && !path.startsWith('/api/');
+      if (!open && !bearerMatches(c.req.header('authorization'), token))
+        throw new ApiError(
+          'unauthorized',
+          'missing or wrong bearer token (Authorization: Bearer <ORCH_API_TOKEN>)',
+        );
+      await next();
+    });
+  }
+
+  const endpoints: Endpoint[] = apiEndpoints({
+    ctx,
+    secrets,
+    pulse,
+    ssePollMs: opts.ssePollMs ?? 250,
+    sseKeepAliveMs: opts.sseKeepAliveMs ?? 15_000,
+    onWorkQueued: opts.onWorkQueued ?? (() => {}),
+    workers: opts.workers ?? 0,
+  });
+  endpoints.push(
+    endpoint({
+      method: 'get',
+      path: '/api/openapi.json',
+      summary: 'This OpenAPI document',
+      tag: 'meta',
+      handle: (c) => c.json(openApiDocument(endpoints, { auth: token !== null })),
+    }),
+    endpoint({
+      method: 'get',
+      path: '/metrics',
+      summary: 'Prometheus metrics (text exposition format); names in docs/api.md',
+      tag: 'meta',
+      produces: 'text/plain',
+      handle: async (c) =>
+        c.body(await metrics.scrape(), 200, { 'Content-Type': metrics.registry.contentType }),
+    }),
+  );
+  for (const e of endpoints) app.on(e.method.toUpperCase(), honoPath(e.path), (c) => e.run(c));
+
+  const noRoute = (c: Context): never => {
+    throw new ApiError('not_found', `no route ${c.req.method} ${c.req.path}`);
+  };
+  app.all('/api', noRoute);
+  app.all('/api/*', noRoute);
+  if (webDir !== null) app.get('*', (c) => dashboardResponse(webDir, c.req.path));
+  app.notFound(noRoute);
+
+  app.onError((error, c) => {
+    const { status, body } = errorResponse(error);
+    if (status >= 500)
+      opts.log?.error(`${c.req.method} ${c.req.path} failed: ${error.stack ?? String(error)}`);
+    if (status === 401) c.header('WWW-Authenticate', 'Bearer realm="orch"');
+    return c.json(redactDeep(body, secrets), status);
+  });
+
+  return { app, endpoints, pulse };
+}

@@ -1,0 +1,88 @@
+/**
+ * Schemas of what clients send: request bodies and query strings. Each is
+ * checked before a route runs; a failure is a 400 that lists every problem
+ * with its path (`body.title`, `query.limit`).
+ */
+import { z } from 'zod';
+import { STAGES, TASK_STATUSES } from '../core/stages.ts';
+import type { ErrorDetail } from './errors.ts';
+
+const positiveInt = z.number().int().positive();
+
+export const CreateTaskBody = z.strictObject({
+  title: z.string().trim().min(1, 'must not be empty').max(500, 'at most 500 characters'),
+  description: z.string().max(50_000, 'at most 50000 characters').optional(),
+  /** The project's name; needed when the home serves several. */
+  project: z.string().min(1).optional(),
+  priority: z.number().int().min(-1000).max(1000).optional(),
+  labels: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+});
+
+/** Raised budget limits; unset ones keep the task's current budget. */
+export const RetryBody = z.strictObject({
+  max_attempts: positiveInt.max(1000).optional(),
+  max_usd: z.number().positive().optional(),
+  max_tokens: positiveInt.optional(),
+  max_wall_s: positiveInt.optional(),
+});
+
+/** Who approves, recorded with the approval (default `api`). */
+export const ApproveBody = z.strictObject({
+  by: z.string().trim().min(1).max(100).optional(),
+});
+
+/** Actions without parameters accept no body, or `{}`. */
+export const EmptyBody = z.strictObject({});
+
+export const TaskListQuery = z.strictObject({
+  project: z.string().min(1).optional(),
+  status: z.enum(TASK_STATUSES).optional(),
+  stage: z.enum(STAGES).optional(),
+});
+
+const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+export const RunListQuery = z.strictObject({
+  status: z.enum(['running', 'finished']).optional(),
+  task: z.string().min(1).optional(),
+  role: z.string().min(1).optional(),
+  limit: limit(1000, 100),
+});
+
+/** Byte offsets of a run log; `tail` reads the last bytes instead (from a line start). */
+export const LogQuery = z.strictObject({
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: limit(1024 * 1024, 64 * 1024),
+  tail: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024)
+    .optional(),
+  format: z.enum(['json', 'raw']).default('json'),
+});
+
+export const CostsQuery = z.strictObject({
+  days: limit(366, 14),
+});
+
+export const EventsQuery = z.strictObject({
+  /** Resume after this event id (like `Last-Event-ID`, which wins when both are sent). */
+  after: z.coerce.number().int().min(0).optional(),
+  task: z.string().min(1).optional(),
+  logs: z.stringbool().default(true),
+});
+
+export const QueueQuery = z.strictObject({
+  limit: limit(1000, 200),
+});
+
+/** zod issues as error details, paths prefixed with where the input came from. */
+export function issueDetails(where: 'body' | 'query', error: z.ZodError): ErrorDetail[] {
+  return error.issues.flatMap((issue) => {
+    const base = [where, ...issue.path.map(String)].join('.');
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((k) => ({ path: `${base}.${k}`, message: 'unknown field' }));
+    return [{ path: base, message: issue.message }];
+  });
+}
