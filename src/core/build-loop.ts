@@ -85,9 +85,11 @@ export function judgeAttempt(
   budget: TaskBudget,
   spend: Spend,
   projectUsdPerDay: number | null,
+  /** false for a pass judged by a gate after an approval: the same diff is expected then, not a lack of progress. */
+  checkRepetition = true,
 ): LoopDecision {
   if (current.verdict === 'approved') return { kind: 'approved' };
-  const previous = earlier.at(-1);
+  const previous = checkRepetition ? earlier.at(-1) : undefined;
   if (previous && previous.diffHash === current.diffHash) {
     return {
       kind: 'stop',
@@ -95,7 +97,9 @@ export function judgeAttempt(
       detail: `attempt ${current.n} produced the same diff as attempt ${previous.n} (${short(current.diffHash)})`,
     };
   }
-  const echo = earlier.slice(0, -1).find((a) => a.diffHash === current.diffHash);
+  const echo = checkRepetition
+    ? earlier.slice(0, -1).find((a) => a.diffHash === current.diffHash)
+    : undefined;
   if (echo) {
     return {
       kind: 'stop',

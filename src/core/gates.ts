@@ -9,14 +9,14 @@ export const QG_CHECKS = {
   check_diff_nonempty: 'the branch changes something against the base',
   check_merge_clean: 'the branch merges onto the current base without conflict',
   check_human_approval: 'a human approved with `orch task approve`',
-  check_command: 'a configured command exits 0',
 } as const;
 export type GateName = keyof typeof QG_CHECKS;
 
-export type GateSpec =
-  | { name: 'check_ci_green'; command: readonly string[]; timeoutS?: number }
-  | { name: 'check_artifacts_present'; files: readonly string[] }
-  | { name: 'check_command'; command: readonly string[]; timeoutS?: number };
+/** Files `check_artifacts_present` expects of a stage when the config names none. */
+export const DEFAULT_ARTIFACTS: Readonly<Record<string, readonly string[]>> = {
+  analysis: ['docs/tasks/{{ task.key }}/requirements.md', 'docs/tasks/{{ task.key }}/test-plan.md'],
+  architecture: ['docs/tasks/{{ task.key }}/adr.md'],
+};
 
 /** Keeps the end of a long output, where test runners put their verdict. */
 export function tail(text: string, maxChars = 4000): string {

@@ -2,7 +2,7 @@
  * The terminal packet: the Markdown report a human reads when the loop stops
  * without success. Pure rendering.
  */
-import type { AttemptRecord, TerminalReason } from './build-loop.ts';
+import type { AttemptRecord, TaskBudget, TerminalReason } from './build-loop.ts';
 
 export interface TerminalPacketInput {
   taskKey: string;
@@ -14,6 +14,8 @@ export interface TerminalPacketInput {
   lastFeedback: string | null;
   diffStat: string;
   ledgerPath: string;
+  /** The budget the task ran with, so the retry command raises the one that ran out. */
+  budget?: TaskBudget;
 }
 
 const DECISIONS: Record<TerminalReason, string> = {
@@ -73,10 +75,24 @@ export function renderTerminalPacket(p: TerminalPacketInput): string {
     '## To continue',
     '',
     '```',
-    `orch task retry ${p.taskKey} --max-attempts ${p.attempts.length + 3}`,
+    `orch task retry ${p.taskKey}${retryOptions(p)}`,
     '```',
     '',
     `Retry resumes from the attempt ledger (\`${p.ledgerPath}\`): recorded attempts are kept, the next one is number ${p.attempts.length + 1}.`,
     '',
   ].join('\n');
+}
+
+/** The option that raises what stopped the task: the exhausted budget, else the attempts. */
+function retryOptions(p: TerminalPacketInput): string {
+  const b = p.budget;
+  if (p.reason === 'budget_exhausted' && b) {
+    if (/^cost/.test(p.detail) && b.maxUsd !== null) return ` --max-usd ${+(b.maxUsd * 2).toPrecision(3)}`;
+    if (/^tokens/.test(p.detail) && b.maxTokens !== null) return ` --max-tokens ${b.maxTokens * 2}`;
+    if (/^wall time/.test(p.detail) && b.maxWallS !== null) return ` --max-wall-s ${b.maxWallS * 2}`;
+    if (/^project spend/.test(p.detail)) return '   # first raise budget.project_usd_per_day in orch.yaml';
+  }
+  if (p.reason === 'agent_failure' || p.reason === 'gate_failure' || p.reason === 'design_rejected')
+    return '';
+  return ` --max-attempts ${p.attempts.length + 3}`;
 }

@@ -12,18 +12,38 @@ export interface Verdict {
 }
 
 const MAX_SCAN_CHARS = 200_000;
+/**
+ * Characters the brace scan may visit in all. Each `{` is scanned from on its
+ * own, which is quadratic on hostile output (thousands of unclosed or nested
+ * braces); past this the remaining candidates are dropped, so a parse stays
+ * well under a second and never stalls the event loop.
+ */
+const MAX_SCAN_STEPS = 5_000_000;
 
-/** Candidate JSON texts: fenced blocks first (last one wins), then balanced `{...}` spans. */
-function candidates(text: string): string[] {
-  const out: string[] = [];
+/**
+ * Candidate JSON texts, lazily: fenced blocks first (last one wins), then
+ * balanced `{"...}` spans, the one starting last first.
+ */
+function* candidates(text: string): Generator<string> {
+  const fenced: string[] = [];
   const fence = /```(?:json)?\s*\n([\s\S]*?)```/g;
-  for (let m = fence.exec(text); m; m = fence.exec(text)) out.push(m[1]!.trim());
-  out.reverse();
-  const spans: string[] = [];
-  for (let start = text.indexOf('{'); start !== -1; start = text.indexOf('{', start + 1)) {
+  for (let m = fence.exec(text); m; m = fence.exec(text)) fenced.push(m[1]!.trim());
+  yield* fenced.reverse();
+  let steps = 0;
+  for (
+    let start = text.lastIndexOf('{');
+    start !== -1;
+    start = start > 0 ? text.lastIndexOf('{', start - 1) : -1
+  ) {
+    // An object with a "verdict" key opens with `{"` (JSON whitespace between): skip other braces cheaply.
+    let key = start + 1;
+    while (key < text.length && /\s/.test(text[key]!)) key += 1;
+    steps += key - start;
+    if (text[key] !== '"') continue;
     let depth = 0;
     let inString = false;
     for (let i = start; i < text.length; i += 1) {
+      if (++steps > MAX_SCAN_STEPS) return;
       const ch = text[i];
       if (inString) {
         if (ch === '\\') i += 1;
@@ -33,13 +53,13 @@ function candidates(text: string): string[] {
       else if (ch === '}') {
         depth -= 1;
         if (depth === 0) {
-          spans.push(text.slice(start, i + 1));
+          steps += i + 1 - start;
+          yield text.slice(start, i + 1);
           break;
         }
       }
     }
   }
-  return [...out, ...spans.reverse()];
 }
 
 export function parseVerdict(resultText: string | null | undefined): Verdict {
