@@ -7,13 +7,18 @@ import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { initCommand, registerProject } from './commands/init.ts';
-import { addTask, cancelTask, listTasksText, retryTask, showTaskText } from './commands/task.ts';
+import { listTasksText, showTaskText } from './commands/task.ts';
+import { addTask, cancelTask, retryTask } from '../runtime/tasks.ts';
 import { runCommand } from './commands/run.ts';
 import { logsCommand } from './commands/logs.ts';
 import { statusText } from './commands/status.ts';
 import { demoCommand } from './commands/demo.ts';
+import { serveCommand } from './commands/serve.ts';
+import { openWorkerContext, parseLabels, workerCommand } from './commands/worker.ts';
 import { git } from '../runtime/git.ts';
 import { json } from './format.ts';
+import { approveTask } from '../runtime/approval.ts';
+import { configJsonSchema, configShow } from './commands/config.ts';
 import { taskSummary } from '../runtime/views.ts';
 
 const env = process.env;
@@ -36,7 +41,9 @@ const positiveNumber = (v: string) => {
 
 /** Opens the home; every project's config is validated first, except for `status`, which reports it. */
 async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>, validate = true): Promise<T> {
-  const ctx = await openContextFrom(process.cwd(), env);
+  const ctx = await openContextFrom(process.cwd(), env, (project, message) =>
+    log.warn(`orch.yaml of ${project} is invalid; keeping the last good configuration:\n${message}`),
+  );
   try {
     if (validate) for (const p of await ctx.store.listProjects()) await ctx.projectRuntime(p.id);
     return await fn(ctx);
@@ -118,7 +125,7 @@ project
     }),
   );
 
-const task = program.command('task').description('tasks: add, list, show, cancel, retry');
+const task = program.command('task').description('tasks: add, list, show, cancel, retry, approve');
 task
   .command('add <title>')
   .description('add a task; it starts at stage created')
@@ -177,6 +184,31 @@ task
       }),
   );
 
+task
+  .command('approve <key>')
+  .description('approve a task waiting for a human (a human stage, or a stage with approval: true)')
+  .option('--json', 'print JSON')
+  .action((key: string, o: { json?: boolean }) =>
+    withContext(async (ctx) => {
+      const t = await approveTask(ctx, key, process.env.USER ?? 'cli');
+      out(o.json ? json(taskSummary(t)) : `${t.key} approved at ${t.stage}`);
+    }),
+  );
+
+const config = program.command('config').description('configuration');
+config
+  .command('show')
+  .description('the effective configuration of each project, defaults included')
+  .option('-p, --project <name>', 'only this project')
+  .option('--json', 'print JSON')
+  .action((o: { project?: string; json?: boolean }) =>
+    withContext(async (ctx) => out(await configShow(ctx, !!o.json, o.project)), false),
+  );
+config
+  .command('schema')
+  .description('print the JSON Schema of orch.yaml (for editors)')
+  .action(() => out(json(configJsonSchema())));
+
 program
   .command('run')
   .description('work tasks until stopped, showing live progress')
@@ -208,11 +240,89 @@ program
   .action((o: { json?: boolean }) => withContext(async (ctx) => out(await statusText(ctx, !!o.json)), false));
 
 program
+  .command('serve')
+  .description('serve the dashboard, the HTTP API and /metrics, and work the queue')
+  .option('--host <host>', 'address to bind; other than loopback needs ORCH_API_TOKEN', '127.0.0.1')
+  .option(
+    '--port <n>',
+    'port (0 picks a free one)',
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port, 0 to 65535');
+      return n;
+    },
+    7700,
+  )
+  .option('--no-workers', 'serve only; let `orch run` or `orch worker` work the queue')
+  .option('-c, --concurrency <n>', 'agents at once (default ORCH_CONCURRENCY or 4)', positiveInt)
+  .action((o: { host: string; port: number; workers: boolean; concurrency?: number }) =>
+    withContext((ctx) =>
+      serveCommand(ctx, log, {
+        host: o.host,
+        port: o.port,
+        workers: o.workers,
+        ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+      }),
+    ),
+  );
+
+program
+  .command('worker')
+  .description('work the queue of a shared database, as one of many workers on one or many machines')
+  .option('--db <url>', 'the shared database, a postgres:// URL (default ORCH_DATABASE_URL)')
+  .option('-c, --concurrency <n>', 'jobs at once (default ORCH_CONCURRENCY or 4)', positiveInt)
+  .option(
+    '--labels <adapters>',
+    'claim only jobs whose agent needs one of these adapters, comma-separated (default: any)',
+  )
+  .option('--until-idle', 'exit 0 once no task can progress')
+  .option('--json', 'progress as JSON lines')
+  .action(
+    async (o: {
+      db?: string;
+      concurrency?: number;
+      labels?: string;
+      untilIdle?: boolean;
+      json?: boolean;
+    }) => {
+      const onConfigError = (project: string, message: string) =>
+        log.warn(`orch.yaml of ${project} is invalid; keeping the last good configuration:\n${message}`);
+      const ctx = await openWorkerContext(process.cwd(), env, {
+        ...(o.db ? { db: o.db } : {}),
+        onConfigError,
+      });
+      try {
+        await workerCommand(ctx, log, {
+          labels: parseLabels(o.labels),
+          untilIdle: !!o.untilIdle,
+          json: !!o.json,
+          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+        });
+      } finally {
+        await ctx.close();
+      }
+    },
+  );
+
+program
   .command('demo')
   .description('run sample tasks through the whole pipeline in a temporary repository')
   .option('--clean', 'delete the temporary repository at the end')
   .action(async (o: { clean?: boolean }) => {
     await demoCommand({ keep: !o.clean, log });
+  });
+
+program
+  .command('doctor')
+  .description(
+    'check every configured agent (binary, version, credentials, argv), git, database, worktrees, disk',
+  )
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const { doctor, doctorText } = await import('./commands/doctor.ts');
+    const report = await doctor(process.cwd(), env);
+    out(o.json ? JSON.stringify(report, null, 2) : doctorText(report));
+    if (!report.ok) process.exitCode = 1;
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

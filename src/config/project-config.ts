@@ -8,6 +8,26 @@ import { z } from 'zod';
 import { ROLES } from '../core/stages.ts';
 import { EFFORT_LEVELS } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
+import { ADAPTER_NAMES, PERMISSION_MODES } from '../agents/adapter.ts';
+import {
+  MergeSchema,
+  PipelineSchema,
+  WorktreesSchema,
+  pipelineProblems,
+  resolvePipeline,
+} from './pipeline-config.ts';
+import { checkPromptTemplate } from '../runtime/prompts.ts';
+
+/** What the schema cannot see: pipeline routes, and prompt templates that would fail to render. */
+function semanticProblems(cfg: ProjectConfig): { key: string; message: string }[] {
+  const problems = pipelineProblems(resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees));
+  for (const [stage, c] of Object.entries(cfg.pipeline)) {
+    if (!c?.prompt) continue;
+    const error = checkPromptTemplate(c.prompt);
+    if (error) problems.push({ key: `pipeline.${stage}.prompt`, message: error });
+  }
+  return problems;
+}
 
 const positiveInt = z.number().int().positive();
 const argv = z.array(z.string().min(1)).min(1);
@@ -15,9 +35,22 @@ const argv = z.array(z.string().min(1)).min(1);
 /** One role's agent: which adapter runs it and how. */
 export const AgentConfigSchema = z
   .object({
-    adapter: z.enum(['scripted', 'command']).default('scripted'),
+    /** Which agent CLI runs the role (docs/agents.md has a table per adapter). */
+    adapter: z.enum(ADAPTER_NAMES).default('scripted'),
     /** argv of a command agent. */
     command: argv.optional(),
+    /** Executable of a CLI adapter: a path (relative to the project root) or a name on PATH; default the CLI's own name on PATH, else orch's node_modules/.bin. */
+    binary: z.string().min(1).optional(),
+    /** Extra arguments appended to the adapter's argv (before the prompt). */
+    args: z.array(z.string()).optional(),
+    /** Most model turns a run may take (CLIs without a turn limit ignore it). */
+    max_turns: positiveInt.optional(),
+    /** Tools the agent may use without asking, in the CLI's own names (e.g. `Bash(git *)`, `Edit`). */
+    allowed_tools: z.array(z.string().min(1)).optional(),
+    /** Text added to the CLI's system prompt (put before the prompt where the CLI has no flag for it). */
+    system_prompt_append: z.string().optional(),
+    /** How much the agent may do without asking: bypass (default), edits, read_only. */
+    permission_mode: z.enum(PERMISSION_MODES).optional(),
     /** Script file of the scripted agent, relative to the project root. */
     script: z.string().optional(),
     model: z.string().optional(),
@@ -37,9 +70,24 @@ export const AgentConfigSchema = z
   .strict();
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
-const roleKeys = Object.fromEntries(
-  [...ROLES, 'default'].map((r) => [r, AgentConfigSchema.partial().optional()]),
-);
+/**
+ * An `agents.<role>` (or `agents.default`) entry as written: the same keys with no defaults
+ * filled in, so a role's entry overrides only what it sets and `default:` keeps the rest.
+ * The defaults apply once, to the merged entry (see `effectiveConfig`).
+ */
+export const AgentEntrySchema = z
+  .object(
+    Object.fromEntries(
+      Object.entries(AgentConfigSchema.shape).map(([key, field]) => [
+        key,
+        (field instanceof z.ZodDefault ? field.unwrap() : field).optional(),
+      ]),
+    ) as unknown as { [K in keyof typeof AgentConfigSchema.shape]: z.ZodOptional<z.ZodType<AgentConfig[K]>> },
+  )
+  .strict();
+export type AgentEntry = z.infer<typeof AgentEntrySchema>;
+
+const roleKeys = Object.fromEntries([...ROLES, 'default'].map((r) => [r, AgentEntrySchema.optional()]));
 
 export const ProjectConfigSchema = z
   .object({
@@ -95,6 +143,23 @@ export const ProjectConfigSchema = z
       })
       .strict()
       .default({}),
+    /** USD per million tokens per model, over the shipped table (src/agents/prices.ts). */
+    prices: z
+      .record(
+        z.string().min(1),
+        z
+          .object({
+            input: z.number().nonnegative(),
+            output: z.number().nonnegative(),
+            cache_read: z.number().nonnegative().optional(),
+            cache_write: z.number().nonnegative().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+    pipeline: PipelineSchema,
+    merge: MergeSchema,
+    worktrees: WorktreesSchema,
   })
   .strict();
 export type ProjectConfig = z.infer<typeof ProjectConfigSchema>;
@@ -162,7 +227,21 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
   }
   const data: unknown = doc.toJS() ?? {};
   const result = ProjectConfigSchema.safeParse(data);
-  if (result.success) return result.data;
+  if (result.success) {
+    const problems = semanticProblems(result.data);
+    if (!problems.length) return result.data;
+    throw new ConfigError(
+      problems.map((p) => {
+        const path = p.key.split('.');
+        return {
+          file,
+          ...at(nodeAt(doc.contents as YamlNode | null, path)?.range?.[0]),
+          key: p.key,
+          message: p.message,
+        };
+      }),
+    );
+  }
   const issues: ConfigIssue[] = [];
   for (const issue of result.error.issues) {
     const keys =

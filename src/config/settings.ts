@@ -8,7 +8,7 @@ import { DEFAULT_TIMEOUTS, type TimeoutSettings } from '../core/timeouts.ts';
 import { DEFAULT_MODEL, type ModelSettings } from '../core/model.ts';
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
-import type { AgentConfig, ProjectConfig } from './project-config.ts';
+import { AgentConfigSchema, type AgentConfig, type ProjectConfig } from './project-config.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,6 +18,8 @@ export interface GlobalSettings {
   stateDir: string;
   /** `ORCH_DB_PATH`; default `<stateDir>/orch.db`. */
   dbPath: string;
+  /** `ORCH_DATABASE_URL`: a `postgres://` URL selects PostgreSQL instead of the SQLite file. Default none. */
+  databaseUrl: string | null;
   /** `ORCH_REPOS_DIR`: where URL projects are cloned and worktrees live; default `<stateDir>`. */
   reposDir: string;
   /** `ORCH_CONCURRENCY`: agents run at once by `orch run`. Default 4. */
@@ -26,6 +28,20 @@ export interface GlobalSettings {
   leaseTtlMs: number;
   /** `ORCH_REAPER_INTERVAL_MS`: how often the reaper looks. Default 5 000. */
   reaperIntervalMs: number;
+  /**
+   * `ORCH_GIT_HANDOFF`: `on` pushes task branches and landings to a project's `origin` remote and
+   * fetches before each stage; `off` never touches a remote; `auto` (default) is `on` when the
+   * store is PostgreSQL (workers on several machines hand stages over through git) and `off` on
+   * SQLite (one machine: a user's GitHub origin is never pushed to behind their back).
+   */
+  gitHandoff: 'auto' | 'on' | 'off';
+  /**
+   * `ORCH_POLL_MS`: the scheduler's safety-net poll; wake-ups (LISTEN/NOTIFY, file watching)
+   * make it rarely matter. Default 1 000.
+   */
+  pollMs: number;
+  /** `ORCH_RESULT_GRACE_MS`: how long an agent may take to exit after its result line. Default 5 000. */
+  resultGraceMs: number;
 }
 
 /** A project's effective settings after env > orch.yaml > defaults. */
@@ -40,6 +56,8 @@ export interface EffectiveConfig {
   retry: RetryPolicy;
   testCommand: string[] | null;
   locale: 'en' | 'ru';
+  /** Settings that were set but unusable, and what was used instead. */
+  warnings: string[];
 }
 
 export const DEFAULT_STALL_TIMEOUT_S = 600;
@@ -55,26 +73,43 @@ const int = (v: string | undefined, fallback: number): number => {
   return typeof n === 'number' && Number.isInteger(n) ? n : fallback;
 };
 
+/** A positive integer from the environment; anything else set there falls back with a warning. */
+function positiveFromEnv(name: string, env: Env, fallback: number, warnings: string[]): number {
+  const n = rawInt(env[name]);
+  if (n === undefined) return fallback;
+  if (typeof n === 'number' && Number.isInteger(n) && n > 0) return n;
+  warnings.push(`${name} = ${JSON.stringify(env[name])} is not a positive integer; using ${fallback}`);
+  return fallback;
+}
+
 export function globalSettings(env: Env, homeDir: string): GlobalSettings {
   const stateDir = resolve(homeDir, '.orch');
   return {
     stateDir,
     dbPath: env.ORCH_DB_PATH ? resolve(env.ORCH_DB_PATH) : join(stateDir, 'orch.db'),
+    databaseUrl: env.ORCH_DATABASE_URL?.trim() || null,
     reposDir: env.ORCH_REPOS_DIR ? resolve(env.ORCH_REPOS_DIR) : stateDir,
     concurrency: Math.max(1, int(env.ORCH_CONCURRENCY, 4)),
     leaseTtlMs: Math.max(1000, int(env.ORCH_LEASE_TTL_MS, 30_000)),
     reaperIntervalMs: Math.max(100, int(env.ORCH_REAPER_INTERVAL_MS, 5_000)),
+    gitHandoff:
+      (['on', 'off'] as const).find((v) => v === env.ORCH_GIT_HANDOFF?.trim().toLowerCase()) ?? 'auto',
+    pollMs: Math.max(50, int(env.ORCH_POLL_MS, 1_000)),
+    resultGraceMs: Math.max(0, int(env.ORCH_RESULT_GRACE_MS, 5_000)),
   };
 }
 
 export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
+  const warnings: string[] = [];
   const t = cfg.timeouts;
   const pick = <T>(envValue: unknown, fileValue: T | undefined, fallback: T): T | unknown =>
     envValue !== undefined ? envValue : fileValue !== undefined ? fileValue : fallback;
   const timeouts: TimeoutSettings = {
-    agentTimeoutSeconds: int(
-      env.ORCH_AGENT_TIMEOUT_SECONDS,
+    agentTimeoutSeconds: positiveFromEnv(
+      'ORCH_AGENT_TIMEOUT_SECONDS',
+      env,
       t.agent_timeout_seconds ?? DEFAULT_TIMEOUTS.agentTimeoutSeconds,
+      warnings,
     ),
     agentTimeoutDeveloperS: pick(
       rawInt(env.ORCH_AGENT_TIMEOUT_DEVELOPER_S),
@@ -89,22 +124,29 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
     agentTimeoutOverridesJson:
       env.ORCH_AGENT_TIMEOUT_OVERRIDES_JSON ??
       (t.agent_timeout_overrides ? JSON.stringify(t.agent_timeout_overrides) : ''),
-    agentKillGraceSeconds: int(
-      env.ORCH_AGENT_KILL_GRACE_SECONDS,
+    agentKillGraceSeconds: positiveFromEnv(
+      'ORCH_AGENT_KILL_GRACE_SECONDS',
+      env,
       t.agent_kill_grace_seconds ?? DEFAULT_TIMEOUTS.agentKillGraceSeconds,
+      warnings,
     ),
-    reaperMaxRunningS: int(
-      env.ORCH_REAPER_MAX_RUNNING_S,
+    reaperMaxRunningS: positiveFromEnv(
+      'ORCH_REAPER_MAX_RUNNING_S',
+      env,
       t.reaper_max_running_s ?? DEFAULT_TIMEOUTS.reaperMaxRunningS,
+      warnings,
     ),
   };
   const agents = {} as Record<Role, AgentConfig>;
   const roleModels: Record<string, string | undefined> = {};
   const roleEfforts: Record<string, string | undefined> = {};
   for (const role of ROLES) {
-    const merged = { adapter: 'scripted' as const, env: {}, ...cfg.agents.default, ...cfg.agents[role] };
-    merged.env = { ...cfg.agents.default?.env, ...cfg.agents[role]?.env };
-    agents[role] = merged as AgentConfig;
+    // The role's own keys over `default:`, then the schema's defaults for what neither sets.
+    agents[role] = AgentConfigSchema.parse({
+      ...cfg.agents.default,
+      ...cfg.agents[role],
+      env: { ...cfg.agents.default?.env, ...cfg.agents[role]?.env },
+    });
     const upper = role.toUpperCase();
     roleModels[role] =
       env[`ORCH_AGENT_MODEL_${upper}`] || cfg.agents[role]?.model || cfg.agents.default?.model;
@@ -138,5 +180,6 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
     },
     testCommand: cfg.project.test_command ?? null,
     locale: cfg.locale,
+    warnings,
   };
 }

@@ -43,3 +43,28 @@ export function agentEnv(
   }
   return { ...env, ...extra, ...contract };
 }
+
+/** The contract variables of a run; what does not apply (a gate has no prompt) is empty. */
+export function contractEnv(
+  task: { key: string; title: string; attempt: number },
+  stage: string,
+  role: string,
+  worktree: string,
+  run: Partial<
+    Pick<ContractEnv, 'ORCH_ATTEMPT' | 'ORCH_PROMPT_FILE' | 'ORCH_MODEL' | 'ORCH_EFFORT' | 'ORCH_RUN_ID'>
+  > = {},
+): ContractEnv {
+  return {
+    ORCH_TASK_KEY: task.key,
+    ORCH_TASK_TITLE: task.title,
+    ORCH_STAGE: stage,
+    ORCH_ROLE: role,
+    ORCH_ATTEMPT: String(Math.max(1, task.attempt)),
+    ORCH_WORKTREE: worktree,
+    ORCH_PROMPT_FILE: '',
+    ORCH_MODEL: '',
+    ORCH_EFFORT: '',
+    ORCH_RUN_ID: '',
+    ...run,
+  };
+}

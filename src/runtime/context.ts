@@ -6,9 +6,9 @@
  * registered in the same home with `orch project add`; each keeps its own
  * `orch.yaml` and its own `.orch/artifacts/` (ledgers, terminal packets).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { openDatabase } from '../store/db.ts';
+import { isPostgresUrl, openDatabase } from '../store/db.ts';
 import { Store } from '../store/store.ts';
 import type { Project, Task } from '../store/schema.ts';
 import {
@@ -20,12 +20,19 @@ import {
 } from '../config/settings.ts';
 import { loadProjectConfig, type ProjectConfig } from '../config/project-config.ts';
 import { OrchError } from '../errors.ts';
+import { isRole } from '../core/stages.ts';
+import { localProjectRoot } from './project-clone.ts';
+import { configureOrigin } from './git.ts';
+import { resolvePipeline, type PipelinePlan } from '../config/pipeline-config.ts';
 
 export interface ProjectRuntime {
   project: Project;
   raw: ProjectConfig;
   config: EffectiveConfig;
+  pipeline: PipelinePlan;
   configPath: string;
+  /** The config file's modification time when it was loaded (ms). */
+  loadedMtimeMs: number;
 }
 
 export interface OrchContext {
@@ -33,9 +40,16 @@ export interface OrchContext {
   env: Env;
   settings: GlobalSettings;
   store: Store;
-  /** Loads a project's config (cached until {@link reloadProject}). */
+  /** Where the store is: the SQLite file, or the PostgreSQL server and database (no credentials). */
+  database: string;
+  /**
+   * A project's config. An edited `orch.yaml` is picked up on the next call; an
+   * invalid edit keeps the last good config and is reported by {@link configError}.
+   */
   projectRuntime(projectId: number): Promise<ProjectRuntime>;
   reloadProject(projectId: number): void;
+  /** The error of the last failed reload of a project's config, if it is still failing. */
+  configError(projectId: number): string | null;
   close(): Promise<void>;
 }
 
@@ -48,32 +62,98 @@ export function findHome(cwd: string, env: Env): string | null {
   }
 }
 
-export async function openContext(home: string, env: Env): Promise<OrchContext> {
+export interface ContextOptions {
+  /**
+   * Work in this machine's own clone of each project that has a remote
+   * (`<reposDir>/repos/<name>`), cloned on first use: what `orch worker` does.
+   */
+  ownClones?: boolean;
+}
+
+export async function openContext(
+  home: string,
+  env: Env,
+  onConfigError?: (project: string, message: string) => void,
+  opts: ContextOptions = {},
+): Promise<OrchContext> {
   const settings = globalSettings(env, home);
-  const { db, dialect } = await openDatabase(settings.dbPath);
-  const store = new Store(db, dialect);
+  if (settings.databaseUrl && !isPostgresUrl(settings.databaseUrl)) {
+    throw new OrchError(
+      'invalid_argument',
+      'ORCH_DATABASE_URL must be a postgres:// or postgresql:// URL (leave it unset for the SQLite file)',
+    );
+  }
+  configureOrigin({
+    enabled:
+      settings.gitHandoff === 'on' || (settings.gitHandoff === 'auto' && settings.databaseUrl !== null),
+  });
+  const { db, dialect, location } = await openDatabase(settings.databaseUrl ?? settings.dbPath);
+  // Jobs carry the adapter their role needs, so workers claim only what they can run.
+  // It runs inside enqueue transactions, so it reads the loaded config only: a reload there would
+  // query the store through the connection the transaction holds, and wait on itself forever.
+  const adapterFor = async (projectId: number, agent: string): Promise<string | null> =>
+    isRole(agent) ? (cache.get(projectId)?.config.agents[agent].adapter ?? null) : null;
+  const store = new Store(db, dialect, { adapterFor });
   const cache = new Map<number, ProjectRuntime>();
-  return {
+  const errors = new Map<number, string>();
+  const mtimeOf = (path: string): number => {
+    try {
+      return statSync(path).mtimeMs;
+    } catch {
+      return 0;
+    }
+  };
+  const load = async (projectId: number): Promise<ProjectRuntime> => {
+    const row = await store.getProject(projectId);
+    const rootPath = await localProjectRoot(row, {
+      reposDir: settings.reposDir,
+      ownClone: opts.ownClones ?? false,
+    });
+    const project = { ...row, root_path: rootPath };
+    const configPath = join(project.root_path, 'orch.yaml');
+    const loadedMtimeMs = mtimeOf(configPath);
+    const raw = loadProjectConfig(configPath);
+    const pipeline = resolvePipeline(raw.pipeline, raw.merge, raw.worktrees);
+    return { project, raw, config: effectiveConfig(raw, env), pipeline, configPath, loadedMtimeMs };
+  };
+  const ctx: OrchContext = {
     home,
     env,
     settings,
     store,
+    database: location,
     async projectRuntime(projectId) {
       const hit = cache.get(projectId);
-      if (hit) return hit;
-      const project = await store.getProject(projectId);
-      const configPath = join(project.root_path, 'orch.yaml');
-      const raw = loadProjectConfig(configPath);
-      const rt = { project, raw, config: effectiveConfig(raw, env), configPath };
-      cache.set(projectId, rt);
-      return rt;
+      if (hit && mtimeOf(hit.configPath) === hit.loadedMtimeMs) return hit;
+      try {
+        const rt = await load(projectId);
+        cache.set(projectId, rt);
+        errors.delete(projectId);
+        return rt;
+      } catch (error) {
+        // No good config yet: nothing to fall back on.
+        if (!hit) throw error;
+        const message = (error as Error).message;
+        if (errors.get(projectId) !== message) onConfigError?.(hit.project.name, message);
+        errors.set(projectId, message);
+        // Keep the last good config, and do not re-read the bad file until it changes again.
+        hit.loadedMtimeMs = mtimeOf(hit.configPath);
+        return hit;
+      }
     },
+    configError: (projectId) => errors.get(projectId) ?? null,
     reloadProject: (projectId) => void cache.delete(projectId),
     close: () => store.close(),
   };
+  return ctx;
 }
 
-export async function openContextFrom(cwd: string, env: Env): Promise<OrchContext> {
+export async function openContextFrom(
+  cwd: string,
+  env: Env,
+  onConfigError?: (project: string, message: string) => void,
+  opts: ContextOptions = {},
+): Promise<OrchContext> {
   const home = findHome(cwd, env);
   if (!home) {
     throw new OrchError(
@@ -81,7 +161,7 @@ export async function openContextFrom(cwd: string, env: Env): Promise<OrchContex
       `no orch project here (${cwd}): run \`orch init\` inside a git repository first`,
     );
   }
-  return openContext(home, env);
+  return openContext(home, env, onConfigError, opts);
 }
 
 /** Keys become directory names: anything unusual is replaced, and a hash suffix keeps distinct keys apart. */

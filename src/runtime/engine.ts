@@ -5,12 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Executor } from '../store/store.ts';
 import type { AgentRun, Attempt, Job, Task } from '../store/schema.ts';
-import { forwardStage, isStage, STAGE_ROLE, type Role, type Stage } from '../core/stages.ts';
+import { STAGE_ROLE, type Stage } from '../core/stages.ts';
 import { backoffMs } from '../core/backoff.ts';
 import {
   budgetExhausted,
@@ -23,11 +23,24 @@ import {
 import { parseVerdict, verdictFeedback } from '../core/verdict.ts';
 import { renderTerminalPacket } from '../core/terminal-packet.ts';
 import { launchRun, type LaunchLimits, type LaunchResult } from './launcher.ts';
-import { commitAll, diffHash, diffStat, ensureWorktree, landBranch, taskBranch } from './git.ts';
+import {
+  commitAll,
+  discardUncommitted,
+  diffHash,
+  diffStat,
+  ensureWorktree,
+  landBranch,
+  removeCleanWorktree,
+  taskBranch,
+} from './git.ts';
+import { publishAfterStage, syncBeforeStage } from './handoff.ts';
 import { ledgerHeader, syncLedger, LEDGER_FILE } from './ledger.ts';
 import type { Logger } from './logger.ts';
 import type { AgentEvent } from '../agents/events.ts';
-import { runGate } from './gates.ts';
+import { recordGate, runGate, type GateOutcome } from './gates.ts';
+import { isApproved } from './approval.ts';
+import { runCommandStage } from './command-stage.ts';
+import { WORK_STAGES, type StagePlan, type WorkStage } from '../config/pipeline-config.ts';
 
 /** What the engine reports as it works; `orch run` prints these, the API streams them. */
 export type ProgressEvent =
@@ -47,6 +60,7 @@ export type ProgressEvent =
   | { kind: 'retry'; key: string; role: string; delayMs: number; error: string }
   | { kind: 'verdict'; key: string; attempt: number; verdict: string; diffHash: string }
   | { kind: 'gate'; key: string; name: string; passed: boolean }
+  | { kind: 'waiting'; key: string; stage: string; detail: string }
   | { kind: 'escalated'; key: string; reason: string; detail: string; packetPath: string }
   | { kind: 'done'; key: string };
 
@@ -62,8 +76,6 @@ export interface EngineDeps {
   onAgentEvent?: (runId: number, event: AgentEvent) => void;
   onAgentLine?: (runId: number, line: string) => void;
 }
-
-const LAST_AGENT_STAGE: Stage = 'deploy';
 
 /** The budget of a task: the project's, raised by `orch task retry` overrides. */
 export function taskBudget(rt: ProjectRuntime, task: Task): TaskBudget {
@@ -85,6 +97,17 @@ const toRecord = (a: Attempt): AttemptRecord => ({
 
 const durationOf = (r: AgentRun): number =>
   r.started_at && r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : 0;
+
+/** What a pass of the loop spent: tokens, cost (null when no run reported one) and time. */
+function runTotals(runs: readonly AgentRun[]) {
+  const costs = runs.map((r) => r.cost_usd);
+  return {
+    inputTokens: runs.reduce((s, r) => s + (r.input_tokens ?? 0), 0),
+    outputTokens: runs.reduce((s, r) => s + (r.output_tokens ?? 0), 0),
+    costUsd: costs.every((c) => c === null) ? null : costs.reduce<number>((s, c) => s + (c ?? 0), 0),
+    durationMs: runs.reduce((s, r) => s + durationOf(r), 0),
+  };
+}
 
 export class Engine {
   private readonly deps: EngineDeps;
@@ -109,12 +132,46 @@ export class Engine {
       return;
     }
     const rt = await this.deps.ctx.projectRuntime(task.project_id);
-    if (job.stage === 'created') return this.advance(task, job, rt, 'analysis');
-    if (!isStage(job.stage) || !STAGE_ROLE[job.stage]) {
-      await this.store.finishJob(this.store.db, job.id, 'failed', `no work defined for stage ${job.stage}`);
-      return;
+    if (job.stage === 'created') return this.advance(task, job, rt, this.nextStage(rt, 'created'));
+    const plan = rt.pipeline.stages.find((s) => s.name === job.stage);
+    // A stage disabled by a config edit since its job was queued is passed over.
+    if (!plan) return this.advance(task, job, rt, this.nextStage(rt, job.stage as Stage));
+    if ((plan.approval || plan.kind === 'human') && !(await isApproved(this.store.db, task, plan.name))) {
+      return this.waitForApproval(task, job, plan);
     }
-    await this.runAgentStage(task, job, rt, STAGE_ROLE[job.stage]!, signal);
+    const worktree = paths.worktree(this.deps.ctx, rt.project, task);
+    await ensureWorktree(rt.project.root_path, worktree, taskBranch(task.key), rt.project.base_branch);
+    await syncBeforeStage(worktree, taskBranch(task.key), rt.project.base_branch);
+    if (plan.kind !== 'human' && (await discardUncommitted(worktree))) {
+      this.deps.log.info(`${task.key}: discarded uncommitted changes an unfinished run left in ${worktree}`);
+    }
+    if (plan.kind === 'human') return this.leaveStage(task, job, rt, plan, undefined, worktree);
+    if (plan.kind === 'command') {
+      await this.markRunning(task, job);
+      const res = await runCommandStage(
+        this.deps.ctx,
+        rt,
+        task,
+        job,
+        plan,
+        worktree,
+        this.deps.workerId,
+        signal,
+      );
+      this.emitFinished(task, plan.role ?? 'deployer', job.stage, res);
+      if (res.outcome !== 'ok') return this.onRunFailed(task, job, rt, plan.role ?? 'deployer', res, signal);
+      await commitAll(worktree, `${task.key}: ${job.stage} (command, run ${res.runId})\n\n${task.title}`);
+      await publishAfterStage(worktree, taskBranch(task.key));
+      return this.leaveStage(task, job, rt, plan, res, worktree);
+    }
+    await this.runAgentStage(task, job, rt, plan, worktree, signal);
+  }
+
+  /** The enabled stage after `stage`, or `done`. */
+  private nextStage(rt: ProjectRuntime, stage: Stage): Stage {
+    const enabled = new Set(rt.pipeline.stages.map((s) => s.name));
+    const from = stage === 'created' ? -1 : WORK_STAGES.indexOf(stage as WorkStage);
+    return WORK_STAGES.slice(from + 1).find((s) => enabled.has(s)) ?? 'done';
   }
 
   // ------------------------------------------------------------ agent stages
@@ -123,13 +180,12 @@ export class Engine {
     task: Task,
     job: Job,
     rt: ProjectRuntime,
-    role: Role,
+    plan: StagePlan,
+    worktree: string,
     signal: AbortSignal,
   ): Promise<void> {
     const { ctx } = this.deps;
-    const worktree = paths.worktree(ctx, rt.project, task);
-    await ensureWorktree(rt.project.root_path, worktree, taskBranch(task.key), rt.project.base_branch);
-
+    const role = plan.role!;
     const attempts = await this.store.attemptsOfTask(task.id);
     const inLoop = job.stage === 'development' || job.stage === 'review';
     const attempt = inLoop ? attempts.length + 1 : null;
@@ -137,6 +193,8 @@ export class Engine {
     const contractAttempt = attempt ?? Math.max(1, attempts.length);
 
     if (job.stage === 'development') {
+      // The audit copy catches up with the database before the next attempt starts (after a crash, say).
+      if (attempts.length) await this.writeLedger(task, rt);
       const budget = taskBudget(rt, task);
       if (attempts.length >= budget.maxAttempts) {
         return this.escalate(
@@ -150,9 +208,18 @@ export class Engine {
       const exhausted = budgetExhausted(budget, await this.spend(task, rt), rt.config.projectUsdPerDay);
       if (exhausted) return this.escalate(task, job, rt, 'budget_exhausted', exhausted);
     }
-    await this.store.updateTask(this.store.db, task.id, {
-      status: 'running',
-      status_detail: null,
+    if (job.stage === 'review') {
+      // An approval is recorded before the stage's other gates run: after a crash in between,
+      // the recorded approval of this development run stands; it is not reviewed (and recorded) again.
+      const last = attempts.at(-1);
+      const runs = await this.store.runsOfTask(task.id);
+      const devRun = runs.filter((r) => r.agent === 'developer' && r.outcome === 'ok').at(-1);
+      if (last?.verdict === 'approved' && devRun && last.dev_run_id === devRun.id) {
+        const others = { ...plan, gates: plan.gates.filter((g) => g !== 'check_reviewer_verdict') };
+        return this.leaveStage(task, job, rt, others, undefined, worktree);
+      }
+    }
+    await this.markRunning(task, job, {
       ...(attempt !== null ? { attempt } : {}),
       ...(task.started_at ? {} : { started_at: new Date().toISOString() }),
       ...(job.stage === 'development' && !task.loop_run_id ? { loop_run_id: randomUUID() } : {}),
@@ -171,6 +238,7 @@ export class Engine {
       workerId: this.deps.workerId,
       signal,
       log: this.deps.log,
+      ...(plan.prompt || plan.promptFile ? { promptTemplate: this.promptTemplate(rt, plan) } : {}),
       ...(this.deps.limits ? { limits: this.deps.limits } : {}),
       onEvent: (runId, event) => {
         if (event.type === 'started')
@@ -179,35 +247,40 @@ export class Engine {
       },
       ...(this.deps.onAgentLine ? { onLine: this.deps.onAgentLine } : {}),
     });
+    this.emitFinished(task, role, job.stage, res);
+    if (res.outcome !== 'ok') return this.onRunFailed(fresh, job, rt, role, res, signal);
+
+    await commitAll(worktree, `${task.key}: ${job.stage} (${role}, run ${res.runId})\n\n${task.title}`);
+    await publishAfterStage(worktree, taskBranch(task.key));
+    if (job.stage === 'development') {
+      const hash = await diffHash(worktree, rt.project.base_branch);
+      await this.store.db
+        .updateTable('agent_runs')
+        .set({ diff_hash: hash })
+        .where('id', '=', res.runId)
+        .execute();
+    }
+    if (job.stage === 'review') return this.afterReview(fresh, job, rt, plan, res, worktree);
+    return this.leaveStage(fresh, job, rt, plan, res, worktree);
+  }
+
+  private promptTemplate(rt: ProjectRuntime, plan: StagePlan): string {
+    if (plan.prompt) return plan.prompt;
+    return readFileSync(resolve(rt.project.root_path, plan.promptFile!), 'utf8');
+  }
+
+  private emitFinished(task: Task, role: string, stage: string, res: LaunchResult): void {
     this.deps.emit({
       kind: 'run_finished',
       key: task.key,
       role,
-      stage: job.stage,
+      stage,
       runId: res.runId,
       outcome: res.outcome,
       durationMs: res.durationMs,
       tokens: (res.usage?.inputTokens ?? 0) + (res.usage?.outputTokens ?? 0),
       costUsd: res.usage?.costUsd ?? null,
     });
-
-    if (res.outcome !== 'ok') return this.onRunFailed(fresh, job, rt, role, res, signal);
-
-    await commitAll(worktree, `${task.key}: ${job.stage} (${role}, run ${res.runId})\n\n${task.title}`);
-    switch (job.stage) {
-      case 'development':
-        return this.afterDevelopment(fresh, job, rt, res, worktree);
-      case 'review':
-        return this.afterReview(fresh, job, rt, res, worktree);
-      case 'architecture':
-        return this.afterArchitecture(fresh, job, rt, res);
-      case 'testing':
-        return this.afterTesting(fresh, job, rt, res, worktree);
-      case LAST_AGENT_STAGE:
-        return this.land(fresh, job, rt, res, worktree);
-      default:
-        return this.advance(fresh, job, rt, forwardStage(job.stage as Stage)!, res);
-    }
   }
 
   /** Anti-salvage: a run that did not end cleanly never advances; it is retried with backoff, then escalated. */
@@ -215,13 +288,14 @@ export class Engine {
     task: Task,
     job: Job,
     rt: ProjectRuntime,
-    role: Role,
+    role: string,
     res: LaunchResult,
     signal: AbortSignal,
   ): Promise<void> {
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     if (reason === 'shutdown' || reason === 'lease_lost') {
       await this.store.tx(async (tx) => {
+        if (!(await this.stillOurs(tx, task, job, res))) return;
         await this.store.finishRun(tx, res.runId, { ...this.finish(res), outcome: 'interrupted' });
         if (reason === 'shutdown') {
           // An interrupted try is not the agent's failure: it does not count against the retry cap.
@@ -246,7 +320,8 @@ export class Engine {
     const retryCap = rt.config.retry.maxRetries;
     if (job.attempts <= retryCap) {
       const delayMs = backoffMs(rt.config.retry, job.attempts);
-      await this.store.tx(async (tx) => {
+      const retried = await this.store.tx(async (tx) => {
+        if (!(await this.stillOurs(tx, task, job, res))) return false;
         await this.store.finishRun(tx, res.runId, this.finish(res));
         await this.store.requeueJob(tx, job.id, delayMs, res.error);
         await this.store.updateTask(tx, task.id, {
@@ -258,7 +333,9 @@ export class Engine {
           outcome: res.outcome,
           retry_in_ms: delayMs,
         });
+        return true;
       });
+      if (!retried) return;
       this.deps.emit({ kind: 'retry', key: task.key, role, delayMs, error: res.error ?? res.outcome });
       return;
     }
@@ -276,32 +353,144 @@ export class Engine {
     return { exitCode: res.exitCode, outcome: res.outcome, resultText: res.resultText, error: res.error };
   }
 
-  private async afterDevelopment(
+  /** Runs the stage's gates; all passing, the task moves on (the development stage checks the budget first). */
+  private async leaveStage(
     task: Task,
     job: Job,
     rt: ProjectRuntime,
-    res: LaunchResult,
+    plan: StagePlan,
+    res: LaunchResult | undefined,
     worktree: string,
   ): Promise<void> {
-    const hash = await diffHash(worktree, rt.project.base_branch);
-    await this.store.db
-      .updateTable('agent_runs')
-      .set({ diff_hash: hash })
-      .where('id', '=', res.runId)
-      .execute();
-    const exhausted = budgetExhausted(
+    const approved = await isApproved(this.store.db, task, plan.name);
+    const lastVerdict = (await this.store.attemptsOfTask(task.id)).at(-1)?.verdict ?? null;
+    for (const ref of plan.gates) {
+      const gate = await runGate(this.deps.ctx, rt, task, plan.name, ref, worktree, {
+        approved,
+        lastVerdict,
+      });
+      this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
+      if (!gate.passed) return this.gateFailed(task, job, rt, plan, res, gate, worktree);
+    }
+    if (plan.name === 'development') {
+      const exhausted = budgetExhausted(
+        taskBudget(rt, task),
+        await this.spend(task, rt),
+        rt.config.projectUsdPerDay,
+      );
+      if (exhausted) return this.escalate(task, job, rt, 'budget_exhausted', exhausted, res);
+    }
+    const next = this.nextStage(rt, plan.name);
+    if (next === 'done') return this.land(task, job, rt, plan, res, worktree);
+    return this.advance(task, job, rt, next, res);
+  }
+
+  /**
+   * A failing gate routes the task by the stage's `on_fail`: escalation (a
+   * failing architecture gate is a rejected design), or back to an earlier
+   * stage with the gate's output as feedback. A return to development is a
+   * pass of the build loop, recorded as an attempt judged by the gate.
+   */
+  private async gateFailed(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    plan: StagePlan,
+    res: LaunchResult | undefined,
+    gate: GateOutcome,
+    worktree: string,
+  ): Promise<void> {
+    const feedback = `The gate ${gate.name} failed at ${plan.name}. Its output:\n\n${gate.output}`;
+    if (plan.onFail === 'escalate') {
+      const reason: TerminalReason = plan.name === 'architecture' ? 'design_rejected' : 'gate_failure';
+      return this.escalate(
+        task,
+        job,
+        rt,
+        reason,
+        `${gate.name} failed at ${plan.name}: ${gate.output}`,
+        res,
+        async (tx) => {
+          await this.store.updateTask(tx, task.id, { feedback });
+        },
+      );
+    }
+    if (plan.onFail !== 'development') return this.advance(task, job, rt, plan.onFail, res, { feedback });
+    return this.recordGateAttempt(
+      task,
+      job,
+      rt,
+      res,
+      gate,
+      feedback,
+      worktree,
+      plan.name === 'development' || plan.name === 'review',
+    );
+  }
+
+  /** Records a loop pass judged by a gate, then reworks or stops as the build loop decides. */
+  private async recordGateAttempt(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    res: LaunchResult | undefined,
+    gate: GateOutcome,
+    feedback: string,
+    worktree: string,
+    checkRepetition: boolean,
+  ): Promise<void> {
+    const attempts = await this.store.attemptsOfTask(task.id);
+    const lastRunId = Math.max(0, ...attempts.map((a) => Math.max(a.dev_run_id ?? 0, a.review_run_id ?? 0)));
+    const runs = (await this.store.runsOfTask(task.id)).filter((r) => r.id > lastRunId);
+    const current: AttemptRecord = {
+      n: attempts.length + 1,
+      diffHash: await diffHash(worktree, rt.project.base_branch),
+      verdict: 'rejected',
+      feedback,
+      ...runTotals(runs),
+      reason: gate.name,
+    };
+    const decision = judgeAttempt(
+      attempts.map(toRecord),
+      current,
       taskBudget(rt, task),
       await this.spend(task, rt),
       rt.config.projectUsdPerDay,
+      checkRepetition,
     );
-    if (exhausted) return this.escalate(task, job, rt, 'budget_exhausted', exhausted, res);
-    return this.advance(task, job, rt, 'review', res);
+    const devRun = runs.filter((r) => r.agent === 'developer').at(-1);
+    const record = async (tx: Executor) => {
+      await this.store.recordAttempt(tx, {
+        task_id: task.id,
+        n: current.n,
+        diff_hash: current.diffHash,
+        verdict: 'rejected',
+        feedback,
+        input_tokens: current.inputTokens,
+        output_tokens: current.outputTokens,
+        cost_usd: current.costUsd,
+        duration_ms: current.durationMs,
+        reason: decision.kind === 'stop' ? decision.reason : gate.name,
+        dev_run_id: devRun?.id ?? null,
+        review_run_id: res?.runId ?? null,
+      });
+    };
+    if (decision.kind === 'stop') {
+      await this.escalate(task, job, rt, decision.reason, decision.detail, res, async (tx) => {
+        await record(tx);
+        await this.store.updateTask(tx, task.id, { feedback });
+      });
+    } else {
+      await this.advance(task, job, rt, 'development', res, { feedback }, record);
+    }
+    await this.writeLedger(task, rt);
   }
 
   private async afterReview(
     task: Task,
     job: Job,
     rt: ProjectRuntime,
+    plan: StagePlan,
     res: LaunchResult,
     worktree: string,
   ): Promise<void> {
@@ -313,17 +502,15 @@ export class Engine {
     const verdict = parseVerdict(res.resultText);
     const hash = devRun?.diff_hash ?? (await diffHash(worktree, rt.project.base_branch));
     const feedback = verdictFeedback(verdict);
-    const pair = [devRun, reviewRun].filter((r): r is AgentRun => r !== undefined);
-    const costs = pair.map((r) => r.cost_usd);
+    const totals = runTotals([devRun, reviewRun].filter((r): r is AgentRun => r !== undefined));
     const current: AttemptRecord = {
       n,
       diffHash: hash,
       verdict: verdict.verdict,
       feedback,
-      inputTokens: pair.reduce((s, r) => s + (r.input_tokens ?? 0), 0),
-      outputTokens: pair.reduce((s, r) => s + (r.output_tokens ?? 0), 0),
-      costUsd: costs.every((c) => c === null) ? null : costs.reduce<number>((s, c) => s + (c ?? 0), 0),
-      durationMs: pair.reduce((s, r) => s + durationOf(r), 0) + res.durationMs,
+      ...totals,
+      // The review run is not finished in the store yet: its duration comes from the launch.
+      durationMs: totals.durationMs + res.durationMs,
       reason: verdict.parseError,
     };
     const decision = judgeAttempt(
@@ -350,92 +537,92 @@ export class Engine {
       });
     };
     this.deps.emit({ kind: 'verdict', key: task.key, attempt: n, verdict: current.verdict, diffHash: hash });
+    if (plan.gates.includes('check_reviewer_verdict')) {
+      await recordGate(
+        this.deps.ctx,
+        task,
+        plan.name,
+        {
+          name: 'check_reviewer_verdict',
+          passed: verdict.verdict === 'approved',
+          output: feedback || verdict.verdict,
+        },
+        new Date().toISOString(),
+      );
+    }
     if (decision.kind === 'approved') {
-      await this.advance(task, job, rt, 'testing', res, { feedback: null }, record);
-    } else if (decision.kind === 'rework') {
+      // The review's verdict is in; the stage's other gates still have their say.
+      const others = { ...plan, gates: plan.gates.filter((g) => g !== 'check_reviewer_verdict') };
+      const approvedRecord = record;
+      await this.store.tx(approvedRecord);
+      await this.writeLedger(task, rt);
+      return this.leaveStage(await this.store.getTask(task.id), job, rt, others, res, worktree);
+    }
+    if (decision.kind === 'rework') {
       await this.advance(task, job, rt, 'development', res, { feedback: decision.feedback }, record);
     } else {
-      await this.escalate(task, job, rt, decision.reason, decision.detail, res, record);
+      await this.escalate(task, job, rt, decision.reason, decision.detail, res, async (tx) => {
+        await record(tx);
+        // `orch task retry` resumes at the next attempt: its developer must see this review.
+        await this.store.updateTask(tx, task.id, { feedback: current.feedback });
+      });
     }
     await this.writeLedger(task, rt);
   }
 
-  /** A design is judged by the architecture stage's own gate, never by the build reviewer. */
-  private async afterArchitecture(
-    task: Task,
-    job: Job,
-    rt: ProjectRuntime,
-    res: LaunchResult,
-  ): Promise<void> {
-    const worktree = paths.worktree(this.deps.ctx, rt.project, task);
-    const gate = await runGate(
-      this.deps.ctx,
-      task,
-      job.stage,
-      { name: 'check_artifacts_present', files: [`docs/tasks/${task.key}/adr.md`] },
-      worktree,
-    );
-    this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
-    if (!gate.passed)
-      return this.escalate(
-        task,
-        job,
-        rt,
-        'design_rejected',
-        `the design has no decision record: ${gate.output}`,
-        res,
-      );
-    return this.advance(task, job, rt, 'development', res);
+  /** Waits for a human: no job until `orch task approve` queues the stage again. */
+  private async waitForApproval(task: Task, job: Job, plan: StagePlan): Promise<void> {
+    const detail = `waiting for approval of ${plan.name}: orch task approve ${task.key}`;
+    await this.store.tx(async (tx) => {
+      await this.store.finishJob(tx, job.id, 'done', 'waiting for approval');
+      await this.store.updateTask(tx, task.id, { status: 'waiting', status_detail: detail });
+      await this.store.appendEvent(tx, task.id, 'approval_requested', { stage: plan.name });
+    });
+    this.deps.emit({ kind: 'waiting', key: task.key, stage: plan.name, detail });
   }
 
-  private async afterTesting(
-    task: Task,
-    job: Job,
-    rt: ProjectRuntime,
-    res: LaunchResult,
-    worktree: string,
-  ): Promise<void> {
-    if (rt.config.testCommand) {
-      const gate = await runGate(
-        this.deps.ctx,
-        task,
-        job.stage,
-        { name: 'check_ci_green', command: rt.config.testCommand },
-        worktree,
-      );
-      this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
-      if (!gate.passed) {
-        return this.advance(task, job, rt, 'development', res, {
-          feedback: `The tests fail (\`${rt.config.testCommand.join(' ')}\`). Fix them. Output:\n\n${gate.output}`,
-        });
-      }
-    }
-    return this.advance(task, job, rt, 'deploy-staging', res);
-  }
-
-  /** The steward: the branch lands on the base branch, then the task is done. */
+  /**
+   * The steward: after the last stage, the branch lands on the base branch
+   * and the task is done. A conflict is a failed `check_merge_clean` gate: the
+   * merge is left in progress for the developer, as a pass of the loop.
+   */
   private async land(
     task: Task,
     job: Job,
     rt: ProjectRuntime,
-    res: LaunchResult,
+    plan: StagePlan,
+    res: LaunchResult | undefined,
     worktree: string,
   ): Promise<void> {
+    const startedAt = new Date().toISOString();
     const merged = await landBranch(
       rt.project.root_path,
       worktree,
       taskBranch(task.key),
       rt.project.base_branch,
+      rt.pipeline.mergeStrategy,
     );
+    const gate: GateOutcome = merged.ok
+      ? {
+          name: 'check_merge_clean',
+          passed: true,
+          output: `landed on ${rt.project.base_branch} at ${merged.commit.slice(0, 12)} (${rt.pipeline.mergeStrategy})`,
+        }
+      : {
+          name: 'check_merge_clean',
+          passed: false,
+          output: merged.conflicts.length
+            ? `The merge of ${rt.project.base_branch} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}, then finish the change.`
+            : merged.message,
+        };
+    await recordGate(this.deps.ctx, task, plan.name, gate, startedAt);
+    this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
     if (!merged.ok) {
-      const files = merged.conflicts.length
-        ? `The merge of ${rt.project.base_branch} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}.`
-        : merged.message;
-      return this.advance(task, job, rt, 'development', res, {
-        feedback: `The branch does not merge onto ${rt.project.base_branch}. ${files} Rework the change onto the new base.`,
-      });
+      const feedback = `The branch does not merge onto ${rt.project.base_branch}. ${gate.output} Rework the change onto the new base.`;
+      return this.recordGateAttempt(task, job, rt, res, gate, feedback, worktree, false);
     }
-    return this.advance(task, job, rt, 'done', res);
+    await this.advance(task, job, rt, 'done', res);
+    if (rt.pipeline.removeWorktrees) await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
   }
 
   // ------------------------------------------------------------- decisions
@@ -483,6 +670,35 @@ export class Engine {
     if (done) this.deps.emit({ kind: 'done', key: task.key });
   }
 
+  /** Status `running`, unless the task left the job's stage (a cancel that raced the claim). */
+  private async markRunning(
+    task: Task,
+    job: Job,
+    changes: Partial<Pick<Task, 'attempt' | 'started_at' | 'loop_run_id'>> = {},
+  ) {
+    await this.store.db
+      .updateTable('tasks')
+      .set({ ...changes, status: 'running', status_detail: null, updated_at: new Date().toISOString() })
+      .where('id', '=', task.id)
+      .where('stage', '=', job.stage)
+      .where('status', 'not in', ['cancelled', 'done', 'escalated'])
+      .execute();
+  }
+
+  /**
+   * Inside a transaction: is the task still at this job's stage and unfinished? A task cancelled
+   * (or moved on) while its run was ending keeps its state; the run and the job are closed as
+   * cancelled instead of being retried or escalated.
+   */
+  private async stillOurs(tx: Executor, task: Task, job: Job, res?: LaunchResult): Promise<boolean> {
+    const current = await this.store.getTask(task.id, tx);
+    if (current.stage === job.stage && !['cancelled', 'done', 'escalated'].includes(current.status))
+      return true;
+    if (res) await this.store.finishRun(tx, res.runId, { ...this.finish(res), outcome: 'cancelled' });
+    await this.store.finishJob(tx, job.id, 'cancelled', `task is ${current.stage}/${current.status}`);
+    return false;
+  }
+
   /** Stops the task for a human: status escalated with its reason, and a terminal packet. */
   private async escalate(
     task: Task,
@@ -493,7 +709,8 @@ export class Engine {
     res?: LaunchResult,
     extra?: (tx: Executor) => Promise<void>,
   ): Promise<void> {
-    await this.store.tx(async (tx) => {
+    const escalated = await this.store.tx(async (tx) => {
+      if (!(await this.stillOurs(tx, task, job, res))) return false;
       if (res) await this.store.finishRun(tx, res.runId, this.finish(res));
       await extra?.(tx);
       await this.store.finishJob(tx, job.id, reason === 'agent_failure' ? 'failed' : 'done', detail);
@@ -504,7 +721,9 @@ export class Engine {
         finished_at: new Date().toISOString(),
       });
       await this.store.appendEvent(tx, task.id, 'escalated', { reason, detail });
+      return true;
     });
+    if (!escalated) return;
     const packetPath = await this.writeTerminalPacket(await this.store.getTask(task.id), rt);
     this.deps.emit({ kind: 'escalated', key: task.key, reason, detail, packetPath });
   }
@@ -546,6 +765,7 @@ export class Engine {
         lastFeedback: attempts.at(-1)?.feedback ?? task.feedback,
         diffStat: stat,
         ledgerPath: join(dir, LEDGER_FILE),
+        budget: taskBudget(rt, task),
       }),
     );
     return path;

@@ -95,11 +95,29 @@ export async function ensureWorktree(
   await git(repo, args);
 }
 
+/**
+ * Drops what an unfinished run left in the worktree (a killed agent's partial
+ * edits), so the next run starts from the last commit: only a clean run's work
+ * is ever committed. A merge in progress is a landing conflict left for the
+ * developer on purpose, and is kept.
+ */
+export async function discardUncommitted(worktree: string): Promise<boolean> {
+  if ((await gitRaw(worktree, ['rev-parse', '-q', '--verify', 'MERGE_HEAD'])).code === 0) return false;
+  const status = await git(worktree, ['status', '--porcelain']);
+  if (!status.trim()) return false;
+  await git(worktree, ['reset', '-q', '--hard', 'HEAD']);
+  await git(worktree, ['clean', '-q', '-fd']);
+  return true;
+}
+
 /** Commits everything in the worktree; returns the new commit or null when nothing changed. */
 export async function commitAll(worktree: string, message: string): Promise<string | null> {
   await git(worktree, ['add', '-A']);
   const status = await git(worktree, ['status', '--porcelain']);
-  if (!status.trim()) return null;
+  // A merge left in progress (a landing conflict the developer resolved) is concluded even when
+  // the resolution leaves no difference to show.
+  const merging = (await gitRaw(worktree, ['rev-parse', '-q', '--verify', 'MERGE_HEAD'])).code === 0;
+  if (!status.trim() && !merging) return null;
   await git(worktree, ['commit', '-q', '--no-verify', '-m', message]);
   return (await git(worktree, ['rev-parse', 'HEAD'])).trim();
 }
@@ -135,12 +153,10 @@ export async function diffStat(worktree: string, base: string): Promise<string> 
 export type MergeOutcome = { ok: true; commit: string } | { ok: false; conflicts: string[]; message: string };
 
 /**
- * Lands the task branch on the base branch: first the base is merged into the
- * branch inside the worktree (a conflict is left there for the developer to
- * resolve), then the base
- * fast-forwards to it. A base checked out in the main worktree is updated with
- * `merge --ff-only` so the user's files follow; otherwise the ref moves with a
- * compare-and-swap.
+ * Lands the task branch on the base branch (a conflict is left in the
+ * worktree for the developer to resolve). A base checked out in the main
+ * worktree is updated with `merge --ff-only` so the user's files follow;
+ * otherwise the ref moves with a compare-and-swap.
  */
 const landingLocks = new Map<string, Promise<unknown>>();
 
@@ -154,16 +170,25 @@ function serialized<T>(repo: string, fn: () => Promise<T>): Promise<T> {
   });
 }
 
+/**
+ * How a finished branch lands: `merge` merges the base into the branch and
+ * fast-forwards the base to it; `rebase` replays the branch on the base
+ * (linear history); `merge-commit` gives the base a merge commit of the branch.
+ */
+export type MergeStrategy = 'merge' | 'rebase' | 'merge-commit';
+
 export function landBranch(
   repo: string,
   worktree: string,
   branch: string,
   base: string,
+  strategy: MergeStrategy = 'merge',
 ): Promise<MergeOutcome> {
   return serialized(repo, async () => {
+    if (await hasOrigin(repo)) return landThroughOrigin(repo, worktree, branch, base, strategy);
     // Another process may move the base between our merge and our fast-forward: merge again.
     for (let round = 0; ; round += 1) {
-      const outcome = await landOnce(repo, worktree, branch, base);
+      const outcome = await landOnce(repo, worktree, branch, base, strategy);
       if (outcome.ok || outcome.conflicts.length || round >= 4) return outcome;
       if (!(await baseMovedSince(repo, worktree, base))) return outcome;
     }
@@ -175,27 +200,68 @@ async function baseMovedSince(repo: string, worktree: string, base: string): Pro
   return r.code !== 0;
 }
 
-async function landOnce(repo: string, worktree: string, branch: string, base: string): Promise<MergeOutcome> {
+/** Leaves the base merged into the worktree, or the conflict in progress there for the developer. */
+async function mergeBaseInto(worktree: string, base: string): Promise<MergeOutcome | null> {
   const merged = await gitRaw(worktree, ['merge', '--no-edit', '-q', base]);
-  if (merged.code !== 0) {
-    const conflicts = (await gitRaw(worktree, ['diff', '--name-only', '--diff-filter=U'])).stdout
-      .split('\n')
-      .filter(Boolean);
-    // The merge stays in progress, conflict markers and all: the developer's rework resolves
-    // it, and the commit after that run completes the merge onto the new base.
-    if (!conflicts.length) await gitRaw(worktree, ['merge', '--abort']);
-    return { ok: false, conflicts, message: merged.stderr.trim() || merged.stdout.trim() };
+  if (merged.code === 0) return null;
+  const conflicts = (await gitRaw(worktree, ['diff', '--name-only', '--diff-filter=U'])).stdout
+    .split('\n')
+    .filter(Boolean);
+  // The merge stays in progress, conflict markers and all: the developer's rework resolves
+  // it, and the commit after that run completes the merge onto the new base.
+  if (!conflicts.length) await gitRaw(worktree, ['merge', '--abort']);
+  return { ok: false, conflicts, message: merged.stderr.trim() || merged.stdout.trim() };
+}
+
+async function landOnce(
+  repo: string,
+  worktree: string,
+  branch: string,
+  base: string,
+  strategy: MergeStrategy,
+): Promise<MergeOutcome> {
+  let tip: string;
+  if (strategy === 'merge-commit') {
+    const tree = await gitRaw(worktree, ['merge-tree', '--write-tree', base, 'HEAD']);
+    if (tree.code !== 0)
+      return (
+        (await mergeBaseInto(worktree, base)) ?? { ok: false, conflicts: [], message: 'merge-tree failed' }
+      );
+    const baseTip = (await git(worktree, ['rev-parse', `refs/heads/${base}`])).trim();
+    tip = (
+      await git(worktree, [
+        'commit-tree',
+        tree.stdout.split('\n')[0]!.trim(),
+        '-p',
+        baseTip,
+        '-p',
+        'HEAD',
+        '-m',
+        `Merge branch '${branch}'`,
+      ])
+    ).trim();
+  } else {
+    if (strategy === 'rebase') {
+      const rebased = await gitRaw(worktree, ['rebase', '-q', base]);
+      if (rebased.code !== 0) {
+        await gitRaw(worktree, ['rebase', '--abort']);
+        const conflict = await mergeBaseInto(worktree, base);
+        if (conflict) return conflict;
+      }
+    } else {
+      const conflict = await mergeBaseInto(worktree, base);
+      if (conflict) return conflict;
+    }
+    tip = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
   }
-  const tip = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
   if ((await currentBranch(repo)) === base) {
-    const ff = await gitRaw(repo, ['merge', '--ff-only', '-q', branch]);
-    if (ff.code !== 0) {
+    const ff = await gitRaw(repo, ['merge', '--ff-only', '-q', tip]);
+    if (ff.code !== 0)
       return {
         ok: false,
         conflicts: [],
         message: ff.stderr.trim() || 'fast-forward of the base branch failed',
       };
-    }
   } else {
     const old = (await git(repo, ['rev-parse', `refs/heads/${base}`])).trim();
     const moved = await gitRaw(repo, ['update-ref', `refs/heads/${base}`, tip, old]);
@@ -204,6 +270,164 @@ async function landOnce(repo: string, worktree: string, branch: string, base: st
   return { ok: true, commit: tip };
 }
 
+/** Removes a worktree only when it holds nothing uncommitted: its commits stay on the task branch. */
+export async function removeCleanWorktree(
+  repo: string,
+  path: string,
+  log: { info(m: string): void },
+): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  const status = await gitRaw(path, ['status', '--porcelain']);
+  if (status.code !== 0 || status.stdout.trim() !== '') {
+    log.info(`kept worktree ${path}: it holds uncommitted work`);
+    return false;
+  }
+  return (await gitRaw(repo, ['worktree', 'remove', path])).code === 0;
+}
+
 export async function removeWorktree(repo: string, path: string): Promise<void> {
   await gitRaw(repo, ['worktree', 'remove', '--force', path]);
+}
+
+// ---------------------------------------------------------------- the origin remote
+//
+// With an `origin` remote, the remote's base branch is the one that counts: workers on other
+// machines land there too. Every landing and every handoff (runtime/handoff.ts) that touches a
+// repository runs under one lock per repository, so fetches and pushes of one process never race
+// for the same refs.
+
+let originEnabled = true;
+const originKnown = new Map<string, boolean>();
+
+/** Turns the use of `origin` (handoff and pushing landings) on or off for this process. */
+export function configureOrigin(opts: { enabled: boolean }): void {
+  originEnabled = opts.enabled;
+}
+
+/** Whether orch pushes to and fetches from the repository's `origin` (looked up once per process). */
+export async function hasOrigin(repo: string): Promise<boolean> {
+  if (!originEnabled) return false;
+  let known = originKnown.get(repo);
+  if (known === undefined) {
+    known = (await gitRaw(repo, ['remote', 'get-url', 'origin'])).code === 0;
+    originKnown.set(repo, known);
+  }
+  return known;
+}
+
+/** Runs `fn` after every earlier landing or handoff on the same repository (in this process). */
+export const withRepoLock = <T>(repo: string, fn: () => Promise<T>): Promise<T> => serialized(repo, fn);
+
+const revParse = async (dir: string, ref: string): Promise<string | null> => {
+  const r = await gitRaw(dir, ['rev-parse', '-q', '--verify', `${ref}^{commit}`]);
+  return r.code === 0 ? r.stdout.trim() : null;
+};
+
+export const isAncestor = async (dir: string, ancestor: string, of: string): Promise<boolean> =>
+  (await gitRaw(dir, ['merge-base', '--is-ancestor', ancestor, of])).code === 0;
+
+/**
+ * `git fetch` as handoffs and landings run it: quiet, and without starting background
+ * maintenance after every fetch (a worker fetches before every stage).
+ */
+export const FETCH = ['-c', 'maintenance.auto=false', 'fetch', '-q'] as const;
+
+/** The refspec that fetches origin's `branch` into its remote-tracking ref. */
+export const trackingSpec = (branch: string): string => `+refs/heads/${branch}:refs/remotes/origin/${branch}`;
+
+/** The commits `refs` point at, in one git call; a ref that does not exist is absent from the map. */
+export async function refTips(dir: string, refs: readonly string[]): Promise<Map<string, string>> {
+  const out = await git(dir, ['for-each-ref', '--format=%(refname) %(objectname)', ...refs]);
+  const tips = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const [ref, sha] = line.trim().split(' ');
+    if (ref && sha && refs.includes(ref)) tips.set(ref, sha);
+  }
+  return tips;
+}
+
+/**
+ * Fast-forwards the local base to origin's (as last fetched) when it is
+ * behind. A local base with commits origin lacks is left alone (a user's own
+ * unpushed work is never thrown away). Call under {@link withRepoLock}.
+ */
+export async function fastForwardBase(
+  repo: string,
+  base: string,
+  known?: Map<string, string>,
+): Promise<void> {
+  const tips = known ?? (await refTips(repo, [`refs/heads/${base}`, `refs/remotes/origin/${base}`]));
+  const remote = tips.get(`refs/remotes/origin/${base}`);
+  const local = tips.get(`refs/heads/${base}`);
+  if (!remote || remote === local) return;
+  if (local && !(await isAncestor(repo, local, remote))) return;
+  if ((await currentBranch(repo)) === base) {
+    await gitRaw(repo, ['merge', '--ff-only', '-q', remote]);
+  } else {
+    await gitRaw(repo, ['update-ref', `refs/heads/${base}`, remote, local ?? '']);
+  }
+}
+
+/** Fetches origin's base, then {@link fastForwardBase}. Call under {@link withRepoLock}. */
+export async function refreshBaseFromOrigin(repo: string, base: string): Promise<void> {
+  await git(repo, [...FETCH, 'origin', trackingSpec(base)]);
+  await fastForwardBase(repo, base);
+}
+
+/** Puts the local base back where it was before a landing that origin refused. */
+async function restoreBase(repo: string, base: string, to: string, from: string): Promise<void> {
+  if ((await currentBranch(repo)) === base) {
+    // --keep moves the checkout back without touching the user's uncommitted files.
+    await gitRaw(repo, ['reset', '-q', '--keep', to]);
+  } else {
+    await gitRaw(repo, ['update-ref', `refs/heads/${base}`, to, from]);
+  }
+}
+
+/** origin refused the push because its branch moved (including a push that raced ours there). */
+const pushRejected = (stderr: string): boolean =>
+  /\[rejected\]|non-fast-forward|fetch first|stale info|cannot lock ref|failed to update ref/.test(stderr);
+
+/** Rounds of fetch-land-push before a landing gives up on an origin whose base keeps moving. */
+const ORIGIN_LANDING_ROUNDS = 20;
+
+/**
+ * Lands on origin's base: the local base is brought up to origin's, the
+ * branch lands on it as usual, and the base is pushed. When origin's base
+ * moved meanwhile (another worker landed), the push is refused: the local
+ * landing is taken back and done again on the new base.
+ */
+async function landThroughOrigin(
+  repo: string,
+  worktree: string,
+  branch: string,
+  base: string,
+  strategy: MergeStrategy,
+): Promise<MergeOutcome> {
+  for (let round = 1; ; round += 1) {
+    await refreshBaseFromOrigin(repo, base);
+    const before = await revParse(repo, `refs/heads/${base}`);
+    const outcome = await landOnce(repo, worktree, branch, base, strategy);
+    if (!outcome.ok) return outcome;
+    const pushed = await gitRaw(repo, ['push', '-q', 'origin', `refs/heads/${base}:refs/heads/${base}`]);
+    if (pushed.code === 0) return outcome;
+    if (!pushRejected(pushed.stderr)) {
+      if (before) await restoreBase(repo, base, before, outcome.commit);
+      throw new OrchError(
+        'git_failed',
+        `git push of ${base} to origin failed in ${repo}: ${pushed.stderr.trim()}`,
+        {
+          context: { repo, base },
+        },
+      );
+    }
+    if (before) await restoreBase(repo, base, before, outcome.commit);
+    if (round >= ORIGIN_LANDING_ROUNDS) {
+      return {
+        ok: false,
+        conflicts: [],
+        message: `origin's ${base} moved on every one of ${round} landing attempts: ${pushed.stderr.trim()}`,
+      };
+    }
+  }
 }

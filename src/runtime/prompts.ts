@@ -83,3 +83,28 @@ export function renderPrompt(role: Role, vars: PromptVars, override?: string): s
   }
   return engine.renderSync(template, vars as unknown as Record<string, unknown>);
 }
+
+const SAMPLE_VARS: PromptVars = {
+  task: { key: 'KEY-1', title: 'title', description: 'description' },
+  stage: 'development',
+  role: 'developer',
+  attempt: 1,
+  feedback: 'feedback',
+  artifacts_dir: '/artifacts',
+  test_command: 'npm test',
+};
+
+/** Parses and renders a template against every variable a prompt has: unknown variables and filters are errors now, not at run time. */
+export function checkPromptTemplate(source: string): string | null {
+  try {
+    engine.renderSync(compilePrompt(source), SAMPLE_VARS as unknown as Record<string, unknown>);
+    return null;
+  } catch (error) {
+    return `invalid prompt template: ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
+/** Renders a path template such as `docs/tasks/{{ task.key }}/adr.md`. */
+export function renderPath(template: string, vars: PromptVars): string {
+  return engine.parseAndRenderSync(template, vars as unknown as Record<string, unknown>);
+}

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
@@ -77,7 +78,7 @@ describe('pipeline end to end', () => {
       expect(t.attempts).toHaveLength(1);
       expect(t.attempts[0]).toMatchObject({ n: 1, verdict: 'approved' });
       // The base branch holds the task's change.
-      expect(project.git(['show', `main:docs/tasks/${key}/changes.md`])).toContain(key);
+      expect(project.git(['show', `main:changes/${key}.md`])).toContain(key);
     }
     expect(project.git(['status', '--porcelain'])).toBe('');
   });
@@ -135,6 +136,36 @@ describe('pipeline end to end', () => {
         interrupted.every((r) => r.agent === 'developer' || r.exit_code === -9 || r.exit_code === null),
       ).toBe(true);
       expect(processesIn(project.dir)).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a killed run leaves no trace in the branch: its partial edits are discarded before the rerun', async () => {
+    const script = (steps: unknown[]) => stringify({ defaults: { developer: steps } });
+    project = makeProject({ script: {} });
+    const scriptPath = join(project.dir, '.orch', 'script.yaml');
+    writeFileSync(
+      scriptPath,
+      script([{ write: { path: 'partial.txt', content: 'half done\n' } }, { sleep_ms: 30000 }]),
+    );
+    expect(project.orch(['task', 'add', 'interrupted work']).code).toBe(0);
+    const first = project.spawnOrch(['run']);
+    const ctx = await project.context();
+    try {
+      await waitFor(
+        () => existsSync(join(project!.dir, '.orch', 'worktrees', 'sample', 'T-1', 'partial.txt')),
+        30_000,
+        'the partial edit',
+      );
+      first.kill('SIGKILL');
+      await new Promise((r) => first.once('exit', r));
+      writeFileSync(scriptPath, script([{ write: { path: 'final.txt', content: 'done\n' } }]));
+      const again = project.orch(['run', '--until-idle']);
+      expect(again.code, again.stderr).toBe(0);
+      expect((await ctx.store.getTaskByKey('T-1')).status).toBe('done');
+      expect(project.git(['show', 'main:final.txt'])).toBe('done\n');
+      expect(project.git(['ls-tree', '-r', '--name-only', 'main'])).not.toContain('partial.txt');
     } finally {
       await ctx.close();
     }
@@ -232,5 +263,69 @@ describe('bad input', () => {
     expect(r.stderr).toContain('agents.developer.command[0]');
     expect(r.stderr).toContain('no-such-agent-binary');
     expect(existsSync(join(project.dir, '.orch', 'logs'))).toBe(false);
+  });
+});
+
+describe('following and cancelling', () => {
+  it('`orch logs -f` prints each run as it happens and exits when the task is done', async () => {
+    project = makeProject({
+      script: {
+        defaults: {
+          developer: [
+            { message: 'dev says hello' },
+            { sleep_ms: 800 },
+            { write: { path: 'f.txt', content: 'f\n' } },
+          ],
+        },
+      },
+    });
+    expect(project.orch(['task', 'add', 'follow me']).code).toBe(0);
+    const runner = project.spawnOrch(['run', '--until-idle']);
+    const follower = project.spawnOrch(['logs', 'T-1', '-f']);
+    let out = '';
+    follower.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    const [code] = await Promise.all([
+      new Promise((r) => follower.once('exit', r)),
+      new Promise((r) => runner.once('exit', r)),
+    ]);
+    expect(code).toBe(0);
+    for (const role of ['analyst', 'architect', 'developer', 'reviewer', 'tester', 'deployer'])
+      expect(out).toContain(`${role} (`);
+    expect(out).toContain('dev says hello');
+    expect(out.indexOf('analyst (analysis)')).toBeLessThan(out.indexOf('developer (development)'));
+  });
+
+  it('`orch task cancel` stops the running agent at once and the task never advances', async () => {
+    project = makeProject({ script: { defaults: { developer: [{ sleep_ms: 60000 }] } } });
+    expect(project.orch(['task', 'add', 'cancel me']).code).toBe(0);
+    const runner = project.spawnOrch(['run']);
+    const ctx = await project.context();
+    try {
+      const agent = await waitFor(
+        async () => (await ctx.store.getRunningAgents()).find((a) => a.agent === 'developer' && a.pgid),
+        30_000,
+        'the developer',
+      );
+      const r = project.orch(['task', 'cancel', 'T-1', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        stage: 'cancelled',
+        status: 'cancelled',
+        terminal_reason: 'cancelled',
+      });
+      await waitFor(
+        async () => (await ctx.store.runsOfTask(1)).every((run) => run.status === 'finished'),
+        30_000,
+        'the run to be finalized',
+      );
+      const runs = await ctx.store.runsOfTask(1);
+      expect(runs.find((run) => run.id === agent.run_id)?.outcome).toBe('cancelled');
+      expect(processesIn(join(project.dir, '.orch', 'worktrees'))).toEqual([]);
+      expect((await ctx.store.getTaskByKey('T-1')).stage).toBe('cancelled');
+    } finally {
+      runner.kill('SIGTERM');
+      await new Promise((r) => runner.once('exit', r));
+      await ctx.close();
+    }
   });
 });

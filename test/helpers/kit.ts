@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { openContext, type OrchContext } from '../../src/runtime/context.ts';
+import { processGroupAlive } from '../../src/runtime/process/run-agent-process.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
@@ -125,15 +126,8 @@ export function processesWith(marker: string): number[] {
     .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
-/** Whether a process group still has a member. */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Whether a process group still has a live member (zombies, waiting for a parent to reap them, do not count). */
+export const groupAlive = (pgid: number): boolean => processGroupAlive(pgid);
 
 /** Pids of live processes whose working directory is inside `dir` (agents run in worktrees there). */
 export function processesIn(dir: string): number[] {

@@ -332,7 +332,7 @@ it('TC-05 a failing launch stamp is logged and never stops the launch', async ()
       defaults: {
         developer: [
           { sleep_ms: 1500 },
-          { append: { path: 'docs/tasks/{{key}}/changes.md', content: '- attempt {{attempt}}\n' } },
+          { append: { path: 'changes/{{key}}.md', content: '- attempt {{attempt}}\n' } },
           { result: 'changed' },
         ],
       },

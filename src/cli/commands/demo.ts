@@ -11,9 +11,11 @@ import { stringify } from 'yaml';
 import { git } from '../../runtime/git.ts';
 import { openContext } from '../../runtime/context.ts';
 import { initCommand } from './init.ts';
-import { addTask } from './task.ts';
+import { addTask } from '../../runtime/tasks.ts';
 import { runCommand } from './run.ts';
 import { taskDetail } from '../../runtime/views.ts';
+import { startServer } from '../../http/server.ts';
+import { ensureDashboard } from '../../http/dashboard.ts';
 import { duration, table, usd } from '../format.ts';
 import type { Logger } from '../../runtime/logger.ts';
 
@@ -144,6 +146,13 @@ export async function demoCommand(opts: {
   await initCommand(dir, env, { agent: 'scripted', name: 'numkit' });
   print(`orch demo — sample repository ${dir}\n`);
   const ctx = await openContext(dir, env);
+  // The dashboard, for as long as the demo runs.
+  await ensureDashboard();
+  const server = await startServer(ctx, { port: 0, log: opts.log }).catch((error: Error) => {
+    print(`dashboard unavailable: ${error.message}`);
+    return null;
+  });
+  if (server) print(`dashboard: ${server.url}\n`);
   try {
     const tasks = [
       await addTask(ctx, 'Add a clamp function', {
@@ -188,6 +197,7 @@ export async function demoCommand(opts: {
     );
     return { dir, statuses };
   } finally {
+    await server?.close();
     await ctx.close();
     if (!opts.keep && !opts.dir) rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import { loadProjectConfig } from '../../config/project-config.ts';
 import type { Env } from '../../config/settings.ts';
 import type { Project } from '../../store/schema.ts';
 import { OrchError } from '../../errors.ts';
+import { originUrl } from '../../runtime/project-clone.ts';
 
 /** The test command a repository's files suggest, or null. */
 export function detectTestCommand(root: string): string[] | null {
@@ -46,7 +47,7 @@ export function defaultConfigText(opts: {
   const agent =
     opts.agent === 'scripted'
       ? `  default:\n    adapter: scripted\n`
-      : `  default:\n    adapter: command\n    # The prompt is passed as an argument; see docs/agents.md for the contract.\n    command: ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose", "--model", "{model}", "--dangerously-skip-permissions"]\n    pass_env: [ANTHROPIC_API_KEY]\n`;
+      : `  default:\n    adapter: claude-code        # runs claude -p … --output-format stream-json --verbose (docs/agents.md)\n    pass_env: [ANTHROPIC_API_KEY]  # the agent's own key; orch's secrets never reach it\n`;
   return `# orch pipeline configuration — see docs/configuration.md
 project:
   name: ${opts.name}
@@ -98,6 +99,8 @@ export async function registerProject(
     rootPath: root,
     baseBranch,
     keyPrefix: cfg.project.key_prefix ?? keyPrefixFor(name),
+    // Workers on other machines clone the project from here (docs/architecture.md, scale-out).
+    remoteUrl: await originUrl(root),
   });
 }
 

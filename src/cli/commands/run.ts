@@ -22,6 +22,8 @@ export function formatProgress(e: ProgressEvent): string {
       return `${e.key}  gate ${e.name}: ${e.passed ? 'passed' : 'FAILED'}`;
     case 'escalated':
       return `${e.key}  ⚠ escalated: ${e.reason} — ${e.detail}\n${e.key}    terminal packet: ${e.packetPath}`;
+    case 'waiting':
+      return `${e.key}  ⏸ ${e.detail}`;
     case 'done':
       return `${e.key}  ✔ done`;
   }

@@ -12,13 +12,16 @@ export async function statusData(ctx: OrchContext) {
   for (const p of projects) {
     try {
       await ctx.projectRuntime(p.id);
+      const kept = ctx.configError(p.id);
+      if (kept)
+        configErrors.push({ project: p.name, error: `${kept}\n(the last good configuration is in use)` });
     } catch (error) {
       configErrors.push({ project: p.name, error: (error as Error).message });
     }
   }
   return {
     home: ctx.home,
-    database: ctx.settings.dbPath,
+    database: ctx.database,
     projects: projects.map((p) => ({
       name: p.name,
       root: p.root_path,

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { parseProjectConfig } from './project-config.ts';
+import { effectiveConfig } from './settings.ts';
+
+const effective = (yaml: string, env: Record<string, string> = {}) =>
+  effectiveConfig(parseProjectConfig(yaml, 'orch.yaml'), env);
+
+describe('agents: a role entry overrides only what it sets', () => {
+  it('keeps default:’s adapter, pass_env and pid_namespace under a role that sets other keys', () => {
+    const e = effective(
+      'agents:\n  default:\n    adapter: claude-code\n    pass_env: [ANTHROPIC_API_KEY]\n    pid_namespace: true\n  developer:\n    model: claude-sonnet-4-6\n',
+    );
+    expect(e.agents.developer).toMatchObject({
+      adapter: 'claude-code',
+      pass_env: ['ANTHROPIC_API_KEY'],
+      pid_namespace: true,
+      model: 'claude-sonnet-4-6',
+    });
+    expect(e.agents.reviewer.adapter).toBe('claude-code');
+  });
+
+  it('a role’s own key wins, env maps merge, and unset keys get the schema defaults', () => {
+    const e = effective(
+      'agents:\n  default:\n    env: { A: "1", B: "1" }\n  tester:\n    adapter: command\n    command: [t]\n    env: { B: "2" }\n',
+    );
+    expect(e.agents.tester).toMatchObject({
+      adapter: 'command',
+      env: { A: '1', B: '2' },
+      pass_env: [],
+      pid_namespace: false,
+    });
+    expect(e.agents.analyst).toMatchObject({ adapter: 'scripted', env: { A: '1', B: '1' } });
+  });
+});
+
+describe('timeouts from the environment', () => {
+  it.each([
+    ['ORCH_AGENT_TIMEOUT_SECONDS', '0', 'agentTimeoutSeconds', 1800],
+    ['ORCH_AGENT_TIMEOUT_SECONDS', 'abc', 'agentTimeoutSeconds', 1800],
+    ['ORCH_AGENT_KILL_GRACE_SECONDS', '-5', 'agentKillGraceSeconds', 20],
+    ['ORCH_REAPER_MAX_RUNNING_S', 'abc', 'reaperMaxRunningS', 5400],
+  ] as const)('%s=%s falls back with a warning', (name, value, key, fallback) => {
+    const e = effective('', { [name]: value });
+    expect(e.timeouts[key]).toBe(fallback);
+    expect(e.warnings.join('\n')).toContain(name);
+  });
+
+  it('valid values are used without a warning', () => {
+    const e = effective('', { ORCH_AGENT_KILL_GRACE_SECONDS: '5', ORCH_REAPER_MAX_RUNNING_S: '4000' });
+    expect([e.timeouts.agentKillGraceSeconds, e.timeouts.reaperMaxRunningS, e.warnings]).toEqual([
+      5,
+      4000,
+      [],
+    ]);
+  });
+});

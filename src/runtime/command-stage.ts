@@ -1,0 +1,91 @@
+/**
+ * Command stages (a deploy script, say): the configured argv runs in the
+ * task's worktree under the same process control as an agent; exit 0 is
+ * success. Its output is the run's log, and its tail the run's result.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { OrchContext, ProjectRuntime } from './context.ts';
+import { paths } from './context.ts';
+import type { Job, Task } from '../store/schema.ts';
+import type { StagePlan } from '../config/pipeline-config.ts';
+import { resolveTimeoutS } from '../core/timeouts.ts';
+import { tail } from '../core/gates.ts';
+import { runAgentProcess } from './process/run-agent-process.ts';
+import { agentEnv, contractEnv } from './agent-env.ts';
+import type { LaunchResult } from './launcher.ts';
+
+export async function runCommandStage(
+  ctx: OrchContext,
+  rt: ProjectRuntime,
+  task: Task,
+  job: Job,
+  plan: StagePlan,
+  worktree: string,
+  workerId: string,
+  signal: AbortSignal,
+): Promise<LaunchResult> {
+  const role = plan.role ?? 'deployer';
+  const timeoutS = plan.timeoutS ?? resolveTimeoutS(rt.config.timeouts, role);
+  const logsDir = paths.logsDir(ctx, task);
+  mkdirSync(logsDir, { recursive: true });
+  const runId = await ctx.store.createRun({
+    taskId: task.id,
+    jobId: job.id,
+    agent: role,
+    stage: job.stage,
+    attempt: null,
+    adapter: 'command-stage',
+    timeoutS,
+    logPath: '',
+    workerId,
+  });
+  const logPath = join(logsDir, `${runId}-${job.stage}.log`);
+  await ctx.store.db.updateTable('agent_runs').set({ log_path: logPath }).where('id', '=', runId).execute();
+  const env = agentEnv(
+    ctx.env,
+    contractEnv(task, job.stage, role, worktree, { ORCH_RUN_ID: String(runId) }),
+    plan.env,
+  );
+  const outcome = await runAgentProcess({
+    argv: plan.command!,
+    cwd: worktree,
+    env,
+    logPath,
+    timeoutS,
+    killGraceS: rt.config.timeouts.agentKillGraceSeconds,
+    stallTimeoutS: 0,
+    resultGraceMs: 0,
+    drainMs: 2_000,
+    maxLineBytes: 1024 * 1024,
+    signal,
+    onSpawn: ({ pid, pgid }) => void ctx.store.setRunProcess(runId, pid, pgid).catch(() => {}),
+  });
+  let output = '';
+  try {
+    output = tail(readFileSync(logPath, 'utf8'));
+  } catch {
+    /* no output */
+  }
+  const kind = outcome.spawnError
+    ? 'spawn_error'
+    : outcome.canceled
+      ? 'cancelled'
+      : outcome.timedOut
+        ? 'timeout'
+        : outcome.exitCode === 0
+          ? 'ok'
+          : outcome.exitCode !== null && outcome.exitCode < 0
+            ? 'killed'
+            : 'failed';
+  return {
+    runId,
+    outcome: kind,
+    exitCode: outcome.exitCode,
+    resultText: output,
+    usage: null,
+    error:
+      kind === 'ok' ? null : (outcome.spawnError ?? `${kind}: exit ${outcome.exitCode ?? 'none'}\n${output}`),
+    durationMs: outcome.durationMs,
+  };
+}
