@@ -55,7 +55,20 @@ export function resolveAgentBinary(
   if (!adapter.binaryName) return null;
   const fromPath = onPath(adapter.binaryName, where.pathVar);
   if (fromPath) return { path: fromPath, found: true, source: 'path' };
-  const bundled = join(where.orchBinDir ?? ORCH_BIN_DIR, adapter.binaryName);
+  const binDir = where.orchBinDir ?? ORCH_BIN_DIR;
+  const bundled = join(binDir, adapter.binaryName);
   if (executable(bundled)) return { path: bundled, found: true, source: 'orch' };
+  // A CLI shipped as one package per platform (e.g. `opencode-linux-x64`) has no `.bin` link.
+  const platformPackage = join(
+    binDir,
+    '..',
+    `${adapter.binaryName}-${PLATFORM}-${process.arch}`,
+    'bin',
+    adapter.binaryName,
+  );
+  if (executable(platformPackage)) return { path: platformPackage, found: true, source: 'orch' };
   return { path: adapter.binaryName, found: false, source: 'path' };
 }
+
+/** Platform names as per-platform npm packages spell them. */
+const PLATFORM = process.platform === 'win32' ? 'windows' : process.platform;

@@ -1,0 +1,680 @@
+/**
+ * `npm run bench`: every figure of issue 12, each next to a reference measured
+ * in the same run on the same machine. Prints one table, writes
+ * `bench/results/latest.json` and draws `bench/results/latest.svg`.
+ *
+ * Sizes (environment, defaults chosen so the whole run fits in 5 minutes on 2 cores):
+ *   ORCH_BENCH_DISPATCH_SAMPLES (40)  ORCH_BENCH_TASKS (60)  ORCH_BENCH_CONCURRENCY (4)
+ *   ORCH_BENCH_INGEST_MB (64)  ORCH_BENCH_IDLE_AGENTS (200)  ORCH_BENCH_API_TASKS (10000)
+ *   ORCH_BENCH_API_RUNS (100000)  ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_ONLY (comma list of figures)
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { makeProject, processesIn, type TempProject } from '../test/helpers/kit.ts';
+import { Scheduler } from '../src/runtime/scheduler.ts';
+import { createLogger } from '../src/runtime/logger.ts';
+import { addTask } from '../src/runtime/tasks.ts';
+import { createStreamJsonParser } from '../src/agents/stream-json.ts';
+import { createApp } from '../src/http/app.ts';
+import type { OrchContext } from '../src/runtime/context.ts';
+import type { Usage } from '../src/agents/events.ts';
+import { renderSvg, type Figure } from './chart.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const NOOP = join(HERE, 'fixtures', 'noop-agent.sh');
+const IDLE = join(HERE, 'fixtures', 'idle-agent.sh');
+const int = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ONLY = process.env.ORCH_BENCH_ONLY?.split(',');
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+const round = (v: number, digits = 2) => Number(v.toFixed(digits));
+
+/** A pipeline with only the given agent stages, no gates. */
+function pipelineConfig(stages: string[], command: string): Record<string, unknown> {
+  const all = ['analysis', 'architecture', 'development', 'review', 'testing', 'deploy-staging', 'deploy'];
+  const pipeline: Record<string, unknown> = {};
+  for (const s of all)
+    pipeline[s] = stages.includes(s) || s === 'development' ? { gates: [] } : { enabled: false };
+  return {
+    agents: { default: { adapter: 'command', command: [command] } },
+    pipeline,
+  };
+}
+
+/** Spawns `argv` and resolves when it exits; `onSpawn` gets the time from the call to the 'spawn' event. */
+function spawnAndWait(argv: string[], onSpawn?: (ms: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child.once('spawn', () => onSpawn?.(performance.now() - t0));
+    child.stdout.resume();
+    child.stderr.resume();
+    child.once('error', reject);
+    child.once('close', () => resolve());
+  });
+}
+
+/** Runs a scheduler on the project until `until` resolves. */
+async function withScheduler<T>(
+  ctx: OrchContext,
+  concurrency: number,
+  body: (scheduler: Scheduler) => Promise<T>,
+): Promise<T> {
+  const scheduler = new Scheduler({
+    ctx,
+    log: createLogger({ level: 'warn' }),
+    concurrency,
+    untilIdle: false,
+  });
+  const running = scheduler.run();
+  try {
+    return await body(scheduler);
+  } finally {
+    scheduler.stop();
+    await running;
+  }
+}
+
+async function waitDone(ctx: OrchContext, n: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await ctx.store.db
+      .selectFrom('tasks')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', 'in', ['done', 'escalated', 'cancelled'])
+      .executeTakeFirstOrThrow();
+    if (Number(r.n) >= n) return;
+    if (Date.now() > deadline) throw new Error(`only ${r.n} of ${n} tasks finished in ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------- dispatch latency
+
+async function dispatch(): Promise<Figure[]> {
+  const samples = int('ORCH_BENCH_DISPATCH_SAMPLES', 40);
+  const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
+  try {
+    const ctx = await project.context();
+    const store = ctx.store;
+    // Instrument the store in this process only: when a development job is enqueued
+    // (runnable; SQLite commits before the scheduler can see it), and when the launcher's
+    // onSpawn records the agent's pid.
+    const enqueuedAt = new Map<number, number>();
+    const runTask = new Map<number, number>();
+    const latencies: number[] = [];
+    const enqueue = store.enqueueJob.bind(store);
+    store.enqueueJob = async (ex, job) => {
+      const r = await enqueue(ex, job);
+      if (job.stage === 'development') enqueuedAt.set(job.task.id, performance.now());
+      return r;
+    };
+    const createRun = store.createRun.bind(store);
+    store.createRun = async (r) => {
+      const id = await createRun(r);
+      runTask.set(id, r.taskId);
+      return id;
+    };
+    const setRunProcess = store.setRunProcess.bind(store);
+    store.setRunProcess = (runId, pid, pgid) => {
+      const t = enqueuedAt.get(runTask.get(runId)!);
+      if (t !== undefined) latencies.push(performance.now() - t);
+      return setRunProcess(runId, pid, pgid);
+    };
+    await withScheduler(ctx, 1, async () => {
+      await sleep(300);
+      for (let i = 0; i < samples + 5; i += 1) {
+        await addTask(ctx, `dispatch ${i}`, {});
+        await waitDone(ctx, i + 1, 30_000);
+      }
+    });
+    await ctx.close();
+    const orch = latencies.slice(5);
+    const ref: number[] = [];
+    for (let i = 0; i < samples + 5; i += 1) await spawnAndWait([NOOP], (ms) => ref.push(ms));
+    const reference = ref.slice(5);
+    const p50 = quantile(orch, 0.5);
+    const r50 = quantile(reference, 0.5);
+    return [
+      {
+        name: 'dispatch latency p50 (SQLite)',
+        value: round(p50),
+        unit: 'ms',
+        reference: round(r50),
+        ratio: round(p50 / r50),
+        target: 'p50 ≤ reference + 3 ms',
+        met: p50 <= r50 + 3,
+      },
+      {
+        name: 'dispatch latency p99 (SQLite)',
+        value: round(quantile(orch, 0.99)),
+        unit: 'ms',
+        reference: round(quantile(reference, 0.99)),
+        ratio: round(quantile(orch, 0.99) / quantile(reference, 0.99)),
+        target: 'none (reported)',
+        met: null,
+      },
+    ];
+  } finally {
+    project.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- pipeline throughput
+
+async function throughput(): Promise<Figure[]> {
+  const n = int('ORCH_BENCH_TASKS', 60);
+  const concurrency = int('ORCH_BENCH_CONCURRENCY', 4);
+  const project = makeProject({ config: pipelineConfig(['development', 'review', 'testing'], NOOP) });
+  try {
+    const ctx = await project.context();
+    let tps = 0;
+    await withScheduler(ctx, concurrency, async () => {
+      await sleep(300);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i += 1) await addTask(ctx, `throughput ${i}`, {});
+      await waitDone(ctx, n, 240_000);
+      tps = n / ((performance.now() - t0) / 1000);
+    });
+    const done = await ctx.store.db
+      .selectFrom('tasks')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', 'done')
+      .executeTakeFirstOrThrow();
+    if (Number(done.n) !== n) throw new Error(`throughput: ${done.n} of ${n} tasks done`);
+    await ctx.close();
+    // Reference: the same agent, N×3 runs, spawn-and-wait at the same concurrency.
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n * 3) {
+          next += 1;
+          await spawnAndWait([NOOP]);
+        }
+      }),
+    );
+    const ref = n / ((performance.now() - t0) / 1000);
+    return [
+      {
+        name: `pipeline throughput (${n} tasks × 3 stages, c=${concurrency})`,
+        value: round(tps),
+        unit: 'tasks/s',
+        reference: round(ref),
+        ratio: round(tps / ref, 3),
+        target: 'ratio ≥ 0.6',
+        met: tps / ref >= 0.6,
+      },
+    ];
+  } finally {
+    project.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- event ingest
+
+/** One generated Claude Code run as stream-json lines: init, turns of assistant/tool lines, result. */
+function generatedRun(turns: number): string[] {
+  const session = 'bench-session';
+  const lines = [
+    JSON.stringify({
+      type: 'system',
+      subtype: 'init',
+      session_id: session,
+      model: 'claude-sonnet-4-5',
+      cwd: '/w',
+    }),
+  ];
+  const filler = 'lorem ipsum dolor sit amet '.repeat(20);
+  for (let t = 0; t < turns; t += 1) {
+    const usage = {
+      input_tokens: 100 + t,
+      output_tokens: 50,
+      cache_read_input_tokens: 1000,
+      cache_creation_input_tokens: 10,
+    };
+    const message = (content: unknown[]) => ({
+      type: 'assistant',
+      session_id: session,
+      message: { id: `msg_${t}`, model: 'claude-sonnet-4-5', role: 'assistant', content, usage },
+    });
+    lines.push(JSON.stringify(message([{ type: 'text', text: `${filler} turn ${t}` }])));
+    lines.push(
+      JSON.stringify(
+        message([{ type: 'tool_use', id: `tool_${t}`, name: 'Bash', input: { command: `echo ${t}` } }]),
+      ),
+    );
+    lines.push(
+      JSON.stringify({
+        type: 'user',
+        session_id: session,
+        message: {
+          role: 'user',
+          content: [{ type: 'tool_result', tool_use_id: `tool_${t}`, content: filler }],
+        },
+      }),
+    );
+  }
+  lines.push(
+    JSON.stringify({
+      type: 'result',
+      subtype: 'success',
+      is_error: false,
+      result: 'done',
+      session_id: session,
+      num_turns: turns,
+      total_cost_usd: 0.1,
+      usage: { input_tokens: 1000, output_tokens: 500 },
+    }),
+  );
+  return lines;
+}
+
+async function ingest(): Promise<Figure[]> {
+  const targetMb = int('ORCH_BENCH_INGEST_MB', 64);
+  const runText = generatedRun(50).join('\n') + '\n';
+  const runBytes = Buffer.byteLength(runText);
+  const runs = Math.ceil((targetMb * 1024 * 1024) / runBytes);
+  const mb = (runs * runBytes) / 1024 / 1024;
+  // The stream as it comes off a pipe: 64 KiB chunks.
+  const chunks: Buffer[] = [];
+  const whole = Buffer.from(runText.repeat(Math.min(runs, 16)));
+  for (let i = 0; i < whole.length; i += 65536) chunks.push(whole.subarray(i, i + 65536));
+  const passes = runs / Math.min(runs, 16);
+  const splitLines = (onLine: (line: string) => void) => {
+    for (let p = 0; p < passes; p += 1) {
+      let rest = '';
+      for (const c of chunks) {
+        const text = rest + c.toString('utf8');
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+          onLine(text.slice(start, nl));
+          start = nl + 1;
+        }
+        rest = text.slice(start);
+      }
+    }
+  };
+
+  // Reference: bare line splitting and JSON.parse.
+  let t0 = performance.now();
+  let parsed = 0;
+  splitLines((line) => {
+    if (JSON.parse(line)) parsed += 1;
+  });
+  const refMbs = mb / ((performance.now() - t0) / 1000);
+
+  const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
+  try {
+    const ctx = await project.context();
+    const task = await addTask(ctx, 'ingest', {});
+    const store = ctx.store;
+    const pending: Promise<unknown>[] = [];
+    let parse = createStreamJsonParser();
+    let runId = await store.createRun({
+      taskId: task.id,
+      jobId: null,
+      agent: 'developer',
+      stage: 'development',
+      attempt: 1,
+      adapter: 'claude-code',
+      timeoutS: 60,
+      logPath: '',
+      workerId: 'bench',
+    });
+    let events = 0;
+    t0 = performance.now();
+    splitLines((line) => {
+      let usage: Usage | null = null;
+      for (const e of parse(line)) {
+        events += 1;
+        if (e.type === 'result') usage = e.usage ?? null;
+      }
+      if (usage !== null || line.startsWith('{"type":"result"')) {
+        // The run's end: its usage into the store, and the next run starts.
+        const id = runId;
+        pending.push(
+          store.recordUsage(id, usage).then(async () => {
+            runId = await store.createRun({
+              taskId: task.id,
+              jobId: null,
+              agent: 'developer',
+              stage: 'development',
+              attempt: 1,
+              adapter: 'claude-code',
+              timeoutS: 60,
+              logPath: '',
+              workerId: 'bench',
+            });
+          }),
+        );
+        parse = createStreamJsonParser();
+      }
+    });
+    await Promise.all(pending);
+    const mbs = mb / ((performance.now() - t0) / 1000);
+    await ctx.close();
+    if (events < parsed) throw new Error(`ingest: ${events} events from ${parsed} lines`);
+    return [
+      {
+        name: `event ingest (${mb.toFixed(0)} MB stream-json → parser → store)`,
+        value: round(mbs, 1),
+        unit: 'MB/s',
+        reference: round(refMbs, 1),
+        ratio: round(mbs / refMbs),
+        target: 'ratio ≥ 0.5 and ≥ 50 MB/s',
+        met: mbs / refMbs >= 0.5 && mbs >= 50,
+      },
+    ];
+  } finally {
+    project.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- memory
+
+const rssMb = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+async function memory(): Promise<Figure[]> {
+  const agents = int('ORCH_BENCH_IDLE_AGENTS', 200);
+  const project: TempProject = makeProject({ config: pipelineConfig(['development'], IDLE) });
+  const orch = project.spawnOrch(['run'], {
+    env: { ORCH_CONCURRENCY: String(agents), ORCH_LOG_LEVEL: 'warn' },
+  });
+  orch.stdout?.resume();
+  orch.stderr?.resume();
+  const ctx = await project.context();
+  try {
+    await sleep(3000);
+    const base = rssMb(orch.pid!);
+    for (let i = 0; i < agents; i += 1) await addTask(ctx, `idle ${i}`, {});
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const r = await ctx.store.db
+        .selectFrom('agent_runs')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('pid', 'is not', null)
+        .where('finished_at', 'is', null)
+        .executeTakeFirstOrThrow();
+      if (Number(r.n) >= agents) break;
+      if (Date.now() > deadline) throw new Error(`memory: only ${r.n} of ${agents} agents started`);
+      await sleep(200);
+    }
+    await sleep(3000);
+    const full = rssMb(orch.pid!);
+    const perRun = (full - base) / agents;
+    return [
+      {
+        name: `orchestrator RSS, ${agents} idle agents`,
+        value: round(full, 1),
+        unit: 'MB',
+        reference: round(base, 1),
+        ratio: round(full / base),
+        target: '≤ 150 MB',
+        met: full <= 150,
+      },
+      {
+        name: 'RSS per extra run',
+        value: round(perRun, 3),
+        unit: 'MB/run',
+        reference: null,
+        ratio: null,
+        target: '≤ 0.3 MB/run',
+        met: perRun <= 0.3,
+      },
+    ];
+  } finally {
+    await ctx.close();
+    const exited = new Promise((r) => orch.once('exit', r));
+    orch.kill('SIGTERM');
+    await Promise.race([exited, sleep(20_000)]);
+    if (orch.exitCode === null) orch.kill('SIGKILL');
+    // Every agent must be gone: anything still alive in the project is killed by pid.
+    for (const pid of processesIn(project.dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    const left = processesIn(project.dir).length;
+    project.cleanup();
+    if (left) console.error(`memory: ${left} agent processes outlived the orchestrator (killed)`);
+  }
+}
+
+// ---------------------------------------------------------------- API at scale
+
+async function api(): Promise<Figure[]> {
+  const nTasks = int('ORCH_BENCH_API_TASKS', 10_000);
+  const nRuns = int('ORCH_BENCH_API_RUNS', 100_000);
+  const requests = int('ORCH_BENCH_API_REQUESTS', 200);
+  const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
+  try {
+    const ctx = await project.context();
+    const store = ctx.store;
+    const projectRow = (await store.listProjects())[0]!;
+    const now = new Date().toISOString();
+    await store.tx(async (tx) => {
+      for (let i = 0; i < nTasks; i += 500) {
+        const rows = [];
+        for (let j = i; j < Math.min(nTasks, i + 500); j += 1)
+          rows.push({
+            project_id: projectRow.id,
+            key: `T-${j + 1}`,
+            title: `task ${j + 1}`,
+            description: 'generated',
+            priority: 0,
+            labels: '[]',
+            stage: 'done',
+            status: 'done',
+            terminal_reason: null,
+            status_detail: null,
+            version: 1,
+            attempt: 1,
+            feedback: null,
+            budget_json: null,
+            loop_run_id: null,
+            created_at: now,
+            updated_at: now,
+            started_at: now,
+            finished_at: now,
+          });
+        await tx.insertInto('tasks').values(rows).execute();
+      }
+      const first = (await tx.selectFrom('tasks').select('id').orderBy('id').executeTakeFirstOrThrow()).id;
+      for (let i = 0; i < nRuns; i += 500) {
+        const rows = [];
+        for (let j = i; j < Math.min(nRuns, i + 500); j += 1)
+          rows.push({
+            task_id: first + (j % nTasks),
+            job_id: null,
+            agent: 'developer',
+            stage: 'development',
+            attempt: 1,
+            adapter: 'command',
+            status: 'finished',
+            outcome: 'ok',
+            started_at: now,
+            finished_at: now,
+            exit_code: 0,
+            input_tokens: 100,
+            output_tokens: 50,
+            cost_usd: 0.01,
+          });
+        await tx.insertInto('agent_runs').values(rows).execute();
+      }
+    });
+    const { app } = createApp(ctx, { webDir: null });
+    const time = async (fn: () => Promise<unknown>) => {
+      const xs: number[] = [];
+      for (let i = 0; i < 5; i += 1) await fn();
+      for (let i = 0; i < requests; i += 1) {
+        const t0 = performance.now();
+        await fn();
+        xs.push(performance.now() - t0);
+      }
+      return quantile(xs, 0.99);
+    };
+    const get = async (path: string) => {
+      const res = await app.request(`http://127.0.0.1${path}`);
+      if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+      await res.arrayBuffer();
+    };
+    const key = (i: number) => `T-${1 + ((i * 7919) % nTasks)}`;
+    let k = 0;
+    const list = await time(() => get('/api/tasks'));
+    const listRef = await time(() => store.listTasks({}));
+    const page = await time(() => get(`/api/tasks/${key((k += 1))}`));
+    const pageRef = await time(async () => {
+      const t = await store.getTaskByKey(key((k += 1)));
+      await Promise.all([store.runsOfTask(t.id), store.attemptsOfTask(t.id), store.gatesOfTask(t.id)]);
+    });
+    await ctx.close();
+    const fig = (name: string, v: number, ref: number): Figure => ({
+      name,
+      value: round(v),
+      unit: 'ms p99',
+      reference: round(ref),
+      ratio: round(v / ref),
+      target: '≤ 25 ms',
+      met: v <= 25,
+    });
+    return [
+      fig(`API task list (${nTasks} tasks, ${nRuns} runs)`, list, listRef),
+      fig('API task page', page, pageRef),
+    ];
+  } finally {
+    project.cleanup();
+  }
+}
+
+// ---------------------------------------------------------------- PostgreSQL claims
+
+async function pgUp(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(5432, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+    s.setTimeout(1000, () => (s.destroy(), resolve(false)));
+  });
+}
+
+async function pgClaims(): Promise<Figure[]> {
+  const skipped = (why: string): Figure[] => [
+    {
+      name: `PostgreSQL claims (skipped: ${why})`,
+      value: null,
+      unit: '',
+      reference: null,
+      ratio: null,
+      target: '',
+      met: null,
+    },
+  ];
+  if (!process.env.ORCH_BENCH_PG_URL && !(await pgUp())) return skipped('no server on 127.0.0.1:5432');
+  const r = spawnSync(
+    process.execPath,
+    [join(HERE, 'pg-claims.ts'), '--jobs', '2000', '--samples', '100', '--rounds', '1'],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  if (r.status !== 0)
+    return skipped(`bench/pg-claims.ts failed: ${(r.stderr || '').trim().split('\n').at(-1)}`);
+  const row = (label: string) => {
+    const line = r.stdout.split('\n').find((l) => l.startsWith(label));
+    const nums =
+      line
+        ?.slice(label.length)
+        .match(/[\d.]+/g)
+        ?.map(Number) ?? [];
+    return { orch: nums[0]!, gw: nums[1]! };
+  };
+  const p50 = row('claim latency p50');
+  const tput = row('throughput');
+  return [
+    {
+      name: 'PostgreSQL claim latency p50 (vs graphile-worker)',
+      value: p50.orch,
+      unit: 'ms',
+      reference: p50.gw,
+      ratio: round(p50.orch / p50.gw),
+      target: 'ratio ≤ 1',
+      met: p50.orch <= p50.gw,
+    },
+    {
+      name: 'PostgreSQL claim throughput (vs graphile-worker)',
+      value: tput.orch,
+      unit: 'jobs/s',
+      reference: tput.gw,
+      ratio: round(tput.orch / tput.gw),
+      target: 'ratio ≥ 1',
+      met: tput.orch >= tput.gw,
+    },
+  ];
+}
+
+// ---------------------------------------------------------------- main
+
+const FIGURES: [string, () => Promise<Figure[]>][] = [
+  ['dispatch', dispatch],
+  ['throughput', throughput],
+  ['ingest', ingest],
+  ['memory', memory],
+  ['api', api],
+  ['pg', pgClaims],
+];
+
+const results: Figure[] = [];
+const started = performance.now();
+for (const [name, run] of FIGURES) {
+  if (ONLY && !ONLY.includes(name)) continue;
+  const t0 = performance.now();
+  try {
+    results.push(...(await run()));
+  } catch (error) {
+    results.push({
+      name: `${name} (failed: ${(error as Error).message})`,
+      value: null,
+      unit: '',
+      reference: null,
+      ratio: null,
+      target: '',
+      met: false,
+    });
+  }
+  console.error(`${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+const show = (v: number | null) => (v === null ? '—' : String(v));
+const rows = [
+  ['figure', 'value', 'reference', 'ratio', 'target', 'met'],
+  ...results.map((f) => [
+    f.name,
+    `${show(f.value)} ${f.unit}`.trim(),
+    show(f.reference),
+    show(f.ratio),
+    f.target,
+    f.met === null ? '—' : f.met ? 'yes' : 'NO',
+  ]),
+];
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+console.log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+
+const out = join(HERE, 'results');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+writeFileSync(join(out, 'latest.svg'), renderSvg(results));
+// Agents and git children are gone; the store handles are closed: nothing should keep us alive.
+process.exit(0);
