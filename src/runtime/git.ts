@@ -85,14 +85,19 @@ export async function ensureWorktree(
   base: string,
 ): Promise<void> {
   if (existsSync(path) && (await isGitRepo(path))) return;
-  mkdirSync(dirname(path), { recursive: true });
-  await gitRaw(repo, ['worktree', 'prune']);
-  const hasBranch =
-    (await gitRaw(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`])).code === 0;
-  const args = hasBranch
-    ? ['worktree', 'add', '--force', path, branch]
-    : ['worktree', 'add', '-b', branch, path, base];
-  await git(repo, args);
+  // git's worktree add and prune are not safe side by side in one repository: one reads the
+  // other's half-written .git/worktrees entry. Tasks starting together take turns.
+  await serialized(repo, async () => {
+    if (existsSync(path) && (await isGitRepo(path))) return;
+    mkdirSync(dirname(path), { recursive: true });
+    await gitRaw(repo, ['worktree', 'prune']);
+    const hasBranch =
+      (await gitRaw(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`])).code === 0;
+    const args = hasBranch
+      ? ['worktree', 'add', '--force', path, branch]
+      : ['worktree', 'add', '-b', branch, path, base];
+    await git(repo, args);
+  });
 }
 
 /**
@@ -158,15 +163,15 @@ export type MergeOutcome = { ok: true; commit: string } | { ok: false; conflicts
  * worktree is updated with `merge --ff-only` so the user's files follow;
  * otherwise the ref moves with a compare-and-swap.
  */
-const landingLocks = new Map<string, Promise<unknown>>();
+const repoLocks = new Map<string, Promise<unknown>>();
 
-/** Runs `fn` after every earlier landing on the same repository (in this process) has finished. */
+/** Runs `fn` after every earlier git operation taken under this lock on the same repository (in this process). */
 function serialized<T>(repo: string, fn: () => Promise<T>): Promise<T> {
-  const previous = landingLocks.get(repo) ?? Promise.resolve();
+  const previous = repoLocks.get(repo) ?? Promise.resolve();
   const next = previous.catch(() => {}).then(fn);
-  landingLocks.set(repo, next);
+  repoLocks.set(repo, next);
   return next.finally(() => {
-    if (landingLocks.get(repo) === next) landingLocks.delete(repo);
+    if (repoLocks.get(repo) === next) repoLocks.delete(repo);
   });
 }
 
