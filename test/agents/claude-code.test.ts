@@ -7,12 +7,28 @@
  * by a hang (a SessionEnd hook that sleeps).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeProject, processesIn, type TempProject } from '../helpers/kit.ts';
+import { processesIn, type TempProject } from '../helpers/kit.ts';
 import { startFakeAnthropic, type AnthropicUsage, type FakeAnthropic } from '../fakes/anthropic-server.ts';
 import { pidNamespaceAvailable } from '../../src/runtime/process/run-agent-process.ts';
-import { agentHome, isRoot, lastLogged, runOrch, taskRuns, type OrchResult } from './cli-kit.ts';
+import {
+  CHECK_COMMAND,
+  FEATURE_DONE,
+  FEATURE_V1,
+  agentHome,
+  closeAll,
+  developerProject,
+  expectDoneInOneRun,
+  expectEscalatedInDevelopment,
+  expectFeatureDone,
+  expectScriptedRun,
+  isRoot,
+  lastLogged,
+  requestsOf,
+  runScriptedTasks,
+  sumOf,
+  taskRuns,
+  type OrchResult,
+} from './cli-kit.ts';
 
 const STALL_TIMEOUT_S = 8;
 // After the result line the stall watchdog still runs: it must outlast the grace.
@@ -31,8 +47,7 @@ const TURN_USAGE: AnthropicUsage[] = [
   { input_tokens: 35, output_tokens: 90, cache_read_input_tokens: 6300 },
   { input_tokens: 20, output_tokens: 60, cache_read_input_tokens: 6500 },
 ];
-const sum = (pick: (u: AnthropicUsage) => number | undefined) =>
-  TURN_USAGE.reduce((s, u) => s + (pick(u) ?? 0), 0);
+const sum = sumOf(TURN_USAGE);
 const small: AnthropicUsage = { input_tokens: 10, output_tokens: 5 };
 
 let fake: FakeAnthropic;
@@ -52,7 +67,7 @@ beforeAll(async () => {
             {
               type: 'tool_use',
               name: 'Write',
-              input: { file_path: 'src/feature.mjs', content: 'export const feature = () => 1;\n' },
+              input: { file_path: 'src/feature.mjs', content: FEATURE_V1 },
             },
           ],
           usage: TURN_USAGE[0]!,
@@ -73,14 +88,14 @@ beforeAll(async () => {
               type: 'tool_use',
               name: 'Bash',
               input: {
-                command: `node -e "import('./src/feature.mjs').then((m) => console.log('feature=' + m.feature()))" > check.txt`,
+                command: CHECK_COMMAND,
                 description: 'Check the feature',
               },
             },
           ],
           usage: TURN_USAGE[2]!,
         },
-        { content: [{ type: 'text', text: 'Implemented feature() returning 2.' }], usage: TURN_USAGE[3]! },
+        { content: [{ type: 'text', text: FEATURE_DONE }], usage: TURN_USAGE[3]! },
       ],
     },
     {
@@ -137,60 +152,40 @@ beforeAll(async () => {
   ]);
 
   // The CLI's own HOME: no login or setting of this machine, and a SessionEnd hook that hangs for one task.
-  const home = agentHome();
-  mkdirSync(join(home, '.claude'), { recursive: true });
   const hook = 'case "$ORCH_TASK_TITLE" in *Hangs*) sleep 60 ;; esac';
-  writeFileSync(
-    join(home, '.claude', 'settings.json'),
-    JSON.stringify({ hooks: { SessionEnd: [{ hooks: [{ type: 'command', command: hook }] }] } }),
-  );
-  project = makeProject({
-    config: {
-      agents: {
-        default: { adapter: 'scripted' },
-        developer: {
-          adapter: 'claude-code',
-          effort: 'max',
-          pid_namespace: pidNamespace,
-          env: {
-            HOME: home,
-            ANTHROPIC_BASE_URL: fake.url,
-            ANTHROPIC_API_KEY: 'sk-ant-fake-key-for-tests',
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-            CLAUDE_CODE_MAX_RETRIES: '1',
-            CLAUDE_CODE_SESSIONEND_HOOKS_TIMEOUT_MS: '120000',
-            ...(isRoot() ? { IS_SANDBOX: '1' } : {}),
-          },
-        },
+  const home = agentHome({
+    '.claude/settings.json': { hooks: { SessionEnd: [{ hooks: [{ type: 'command', command: hook }] }] } },
+  });
+  project = developerProject(
+    {
+      adapter: 'claude-code',
+      effort: 'max',
+      pid_namespace: pidNamespace,
+      env: {
+        HOME: home,
+        ANTHROPIC_BASE_URL: fake.url,
+        ANTHROPIC_API_KEY: 'sk-ant-fake-key-for-tests',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        CLAUDE_CODE_MAX_RETRIES: '1',
+        CLAUDE_CODE_SESSIONEND_HOOKS_TIMEOUT_MS: '120000',
+        ...(isRoot() ? { IS_SANDBOX: '1' } : {}),
       },
+    },
+    {
       timeouts: { stall_timeout_s: STALL_TIMEOUT_S, agent_kill_grace_seconds: 1 },
       retry: { max_retries: 1, base_ms: 100, max_ms: 500 },
     },
-  });
-  for (const { title, marker } of Object.values(TASKS)) {
-    const added = project.orch(['task', 'add', title, '--description', `Scripted by the fake (${marker}).`]);
-    expect(added.code, added.stderr).toBe(0);
-  }
-  run = await runOrch(project, ['run', '--until-idle'], {
-    env: { ORCH_CONCURRENCY: '5', ORCH_RESULT_GRACE_MS: String(RESULT_GRACE_MS) },
-  });
+  );
+  run = await runScriptedTasks(project, TASKS, { ORCH_RESULT_GRACE_MS: String(RESULT_GRACE_MS) });
 }, 170_000);
 
-afterAll(async () => {
-  await fake?.close();
-  if (project) for (const pid of processesIn(project.dir)) process.kill(pid, 'SIGKILL');
-  project?.cleanup();
-});
+afterAll(() => closeAll(fake, project, { killLeftovers: true }));
 
-const requestsOf = (marker: string) => {
-  const index = Object.values(TASKS).findIndex((t) => t.marker === marker);
-  return fake.requests.filter((r) => r.conversation === index);
-};
+const conversationOf = (marker: string) => requestsOf(fake.requests, TASKS, marker);
 
 describe('Claude Code through orch, against a fake Anthropic API', () => {
   it('runs every task to its end, every request answered by the script', () => {
-    expect(run.code, run.stderr).toBe(0);
-    expect(fake.requests.filter((r) => r.served === 'unmatched' || r.served === 'not_found')).toEqual([]);
+    expectScriptedRun(run, fake.requests);
   });
 
   it.runIf(pidNamespace)(
@@ -201,23 +196,14 @@ describe('Claude Code through orch, against a fake Anthropic API', () => {
   );
 
   it('commits what the CLI wrote, edited and ran, and records its tokens and cost exactly', async () => {
-    const { task, dev } = await taskRuns(project, TASKS.happy.title);
-    expect(task.status).toBe('done');
-    expect(project.git(['show', 'main:src/feature.mjs'])).toBe('export const feature = () => 2;\n');
-    expect(project.git(['show', 'main:check.txt'])).toBe('feature=2\n');
-    expect(project.git(['log', '--format=%s', 'main', '--', 'check.txt']).trim()).toMatch(
-      /^T-\d+: development \(developer, run \d+\)$/,
-    );
-
-    expect(dev).toHaveLength(1);
-    const [r] = dev;
-    expect(r).toMatchObject({
-      outcome: 'ok',
-      exit_code: 0,
+    const r = await expectFeatureDone(project, TASKS.happy.title, {
       adapter: 'claude-code',
       model: 'claude-opus-4-8',
       effort: 'max',
     });
+    expect(project.git(['log', '--format=%s', 'main', '--', 'check.txt']).trim()).toMatch(
+      /^T-\d+: development \(developer, run \d+\)$/,
+    );
     const result = lastLogged(r!, 'result') as {
       total_cost_usd: number;
       session_id: string;
@@ -233,12 +219,12 @@ describe('Claude Code through orch, against a fake Anthropic API', () => {
       cost_usd: result.total_cost_usd,
       session_id: result.session_id,
       num_turns: 4,
-      result_text: 'Implemented feature() returning 2.',
+      result_text: FEATURE_DONE,
     });
     expect(result.usage.input_tokens).toBe(r!.input_tokens);
 
     // The stamp reached the CLI: every model request asked for the stamped model at the stamped effort.
-    const asked = requestsOf(TASKS.happy.marker).map((q) => {
+    const asked = conversationOf(TASKS.happy.marker).map((q) => {
       const body = q.body as { model: string; output_config?: { effort?: string } };
       return `${body.model} ${body.output_config?.effort}`;
     });
@@ -246,10 +232,12 @@ describe('Claude Code through orch, against a fake Anthropic API', () => {
   });
 
   it('sees a 429 retried by the CLI and records the retry', async () => {
-    const { task, dev, events } = await taskRuns(project, TASKS.rateLimited.title);
-    expect(task.status).toBe('done');
-    expect(dev.map((r) => r.outcome)).toEqual(['ok']);
-    expect(project.git(['show', 'main:limited.txt'])).toBe('written after a 429\n');
+    const { dev, events } = await expectDoneInOneRun(
+      project,
+      TASKS.rateLimited.title,
+      'limited.txt',
+      'written after a 429\n',
+    );
     const retries = events.filter((e) => e.kind === 'agent_retry');
     expect(retries).toEqual([
       {
@@ -263,16 +251,11 @@ describe('Claude Code through orch, against a fake Anthropic API', () => {
       },
     ]);
     expect(retries[0]!.payload.delay_ms).toBeGreaterThanOrEqual(1000);
-    expect(requestsOf(TASKS.rateLimited.marker).map((q) => q.served)).toEqual(['fault', 'turn', 'turn']);
+    expect(conversationOf(TASKS.rateLimited.marker).map((q) => q.served)).toEqual(['fault', 'turn', 'turn']);
   });
 
   it('fails cleanly on a 500 forever: retried by orch per policy, then escalated as agent_failure', async () => {
-    const { task, dev, events } = await taskRuns(project, TASKS.down.title);
-    expect(task).toMatchObject({
-      status: 'escalated',
-      terminal_reason: 'agent_failure',
-      stage: 'development',
-    });
+    const { dev, events } = await expectEscalatedInDevelopment(project, TASKS.down.title);
     // max_retries 1: the first run and one retry, neither advancing the task.
     expect(dev).toHaveLength(2);
     for (const r of dev) {
@@ -281,7 +264,7 @@ describe('Claude Code through orch, against a fake Anthropic API', () => {
       expect(r.result_text).toMatch(/^API Error: 500/);
     }
     // Each run: the request and the one retry CLAUDE_CODE_MAX_RETRIES allows.
-    expect(requestsOf(TASKS.down.marker)).toHaveLength(4);
+    expect(conversationOf(TASKS.down.marker)).toHaveLength(4);
     expect(events.filter((e) => e.kind === 'agent_retry')).toHaveLength(2);
   });
 

@@ -5,10 +5,11 @@
  * database, and the result line a CLI printed read back from the run log.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CLI, type TempProject } from '../helpers/kit.ts';
+import { dirname, join } from 'node:path';
+import { expect } from 'vitest';
+import { CLI, makeProject, processesIn, type TempProject } from '../helpers/kit.ts';
 import type { AgentRun, Task } from '../../src/store/schema.ts';
 
 export interface OrchResult {
@@ -41,8 +42,128 @@ export function runOrch(
   });
 }
 
-/** A fresh HOME for an agent CLI, so no login, setting or session of the machine leaks in. */
-export const agentHome = (): string => mkdtempSync(join(tmpdir(), 'orch-agent-home-'));
+/**
+ * A fresh HOME for an agent CLI, so no login, setting or session of the machine leaks in;
+ * `settings` are JSON files written into it, by path relative to the HOME.
+ */
+export function agentHome(settings: Record<string, unknown> = {}): string {
+  const home = mkdtempSync(join(tmpdir(), 'orch-agent-home-'));
+  for (const [path, content] of Object.entries(settings)) {
+    mkdirSync(dirname(join(home, path)), { recursive: true });
+    writeFileSync(join(home, path), JSON.stringify(content));
+  }
+  return home;
+}
+
+/** A project whose developer is `developer`, every other role the scripted agent. */
+export const developerProject = (
+  developer: Record<string, unknown>,
+  config: Record<string, unknown> = {},
+): TempProject =>
+  makeProject({ config: { agents: { default: { adapter: 'scripted' }, developer }, ...config } });
+
+/** A task whose description carries the marker that picks its conversation on the fake. */
+export interface ScriptedTask {
+  title: string;
+  marker: string;
+}
+
+/** Adds the tasks, then works them all at once with `orch run --until-idle`. */
+export async function runScriptedTasks(
+  project: TempProject,
+  tasks: Record<string, ScriptedTask>,
+  env: Record<string, string> = {},
+): Promise<OrchResult> {
+  const all = Object.values(tasks);
+  for (const { title, marker } of all) {
+    const added = project.orch(['task', 'add', title, '--description', `Scripted by the fake (${marker}).`]);
+    expect(added.code, added.stderr).toBe(0);
+  }
+  return runOrch(project, ['run', '--until-idle'], { env: { ORCH_CONCURRENCY: String(all.length), ...env } });
+}
+
+/** The requests of the conversation a marker picks, the conversations scripted in the order of `tasks`. */
+export function requestsOf<R extends { conversation: number | null }>(
+  requests: R[],
+  tasks: Record<string, ScriptedTask>,
+  marker: string,
+): R[] {
+  const index = Object.values(tasks).findIndex((t) => t.marker === marker);
+  return requests.filter((r) => r.conversation === index);
+}
+
+/** Sums one count over the scripted turns' usages. */
+export const sumOf =
+  <U>(usages: U[]) =>
+  (pick: (u: U) => number | undefined): number =>
+    usages.reduce((s, u) => s + (pick(u) ?? 0), 0);
+
+/** Closes the fake and removes the project, killing its leftover processes first if asked. */
+export async function closeAll(
+  fake: { close(): Promise<void> } | undefined,
+  project: TempProject | undefined,
+  opts: { killLeftovers?: boolean } = {},
+): Promise<void> {
+  await fake?.close();
+  if (project && opts.killLeftovers) for (const pid of processesIn(project.dir)) process.kill(pid, 'SIGKILL');
+  project?.cleanup();
+}
+
+/** orch ran every task to its end, and the script answered every request the CLI made. */
+export function expectScriptedRun(run: OrchResult, requests: { served: string }[]): void {
+  expect(run.code, run.stderr).toBe(0);
+  expect(requests.filter((r) => r.served === 'unmatched' || r.served === 'not_found')).toEqual([]);
+}
+
+// The happy conversation every CLI plays: write src/feature.mjs, change it to return 2, run the check.
+export const FEATURE_V1 = 'export const feature = () => 1;\n';
+export const CHECK_COMMAND = `node -e "import('./src/feature.mjs').then((m) => console.log('feature=' + m.feature()))" > check.txt`;
+export const FEATURE_DONE = 'Implemented feature() returning 2.';
+
+/**
+ * The happy task is done with the feature and its check committed, in one run that
+ * ended ok, stamped with `stamp` (adapter, model, effort); returns that run.
+ */
+export async function expectFeatureDone(
+  project: TempProject,
+  title: string,
+  stamp: Partial<AgentRun>,
+  explain?: (dev: AgentRun[]) => string,
+): Promise<AgentRun> {
+  const { task, dev } = await taskRuns(project, title);
+  expect(task.status, explain?.(dev)).toBe('done');
+  expect(project.git(['show', 'main:src/feature.mjs'])).toBe('export const feature = () => 2;\n');
+  expect(project.git(['show', 'main:check.txt'])).toBe('feature=2\n');
+  expect(dev).toHaveLength(1);
+  const [r] = dev;
+  expect(r).toMatchObject({ outcome: 'ok', exit_code: 0, ...stamp });
+  return r!;
+}
+
+/** The task is done in one run that ended ok, `file` committed with `content`. */
+export async function expectDoneInOneRun(
+  project: TempProject,
+  title: string,
+  file: string,
+  content: string,
+): Promise<TaskRuns> {
+  const runs = await taskRuns(project, title);
+  expect(runs.task.status).toBe('done');
+  expect(runs.dev.map((r) => r.outcome)).toEqual(['ok']);
+  expect(project.git(['show', `main:${file}`])).toBe(content);
+  return runs;
+}
+
+/** The task escalated as agent_failure, still in development. */
+export async function expectEscalatedInDevelopment(project: TempProject, title: string): Promise<TaskRuns> {
+  const runs = await taskRuns(project, title);
+  expect(runs.task).toMatchObject({
+    status: 'escalated',
+    terminal_reason: 'agent_failure',
+    stage: 'development',
+  });
+  return runs;
+}
 
 export interface TaskRuns {
   task: Task;

@@ -6,14 +6,29 @@
  * success; a 500 forever.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeProject, processesIn, type TempProject } from '../helpers/kit.ts';
+import { processesIn, type TempProject } from '../helpers/kit.ts';
 import {
   startFakeResponses,
   type FakeResponses,
   type ResponsesUsage,
 } from '../fakes/openai-responses-server.ts';
 import { DEFAULT_PRICES, costAt } from '../../src/agents/prices.ts';
-import { agentHome, lastLogged, runOrch, taskRuns, type OrchResult } from './cli-kit.ts';
+import {
+  CHECK_COMMAND,
+  FEATURE_DONE,
+  agentHome,
+  closeAll,
+  developerProject,
+  expectDoneInOneRun,
+  expectEscalatedInDevelopment,
+  expectFeatureDone,
+  expectScriptedRun,
+  lastLogged,
+  requestsOf,
+  runScriptedTasks,
+  sumOf,
+  type OrchResult,
+} from './cli-kit.ts';
 
 const TASKS = {
   happy: { title: 'Add the feature module', marker: 'conversation:happy' },
@@ -27,8 +42,7 @@ const TURN_USAGE: ResponsesUsage[] = [
   { input_tokens: 2200, cached_tokens: 2100, output_tokens: 120 },
   { input_tokens: 2300, cached_tokens: 2200, output_tokens: 60 },
 ];
-const sum = (pick: (u: ResponsesUsage) => number | undefined) =>
-  TURN_USAGE.reduce((s, u) => s + (pick(u) ?? 0), 0);
+const sum = sumOf(TURN_USAGE);
 const small: ResponsesUsage = { input_tokens: 10, output_tokens: 5 };
 const PATCH = [
   '*** Begin Patch',
@@ -69,13 +83,13 @@ beforeAll(async () => {
               type: 'function_call',
               name: 'exec_command',
               arguments: {
-                cmd: `node -e "import('./src/feature.mjs').then((m) => console.log('feature=' + m.feature()))" > check.txt`,
+                cmd: CHECK_COMMAND,
               },
             },
           ],
           usage: TURN_USAGE[2]!,
         },
-        { output: [{ type: 'message', text: 'Implemented feature() returning 2.' }], usage: TURN_USAGE[3]! },
+        { output: [{ type: 'message', text: FEATURE_DONE }], usage: TURN_USAGE[3]! },
       ],
     },
     {
@@ -95,56 +109,31 @@ beforeAll(async () => {
   ]);
   const home = agentHome();
   const provider = `model_providers.local={name="local",base_url="${fake.url}",wire_api="responses",env_key="OPENAI_API_KEY",request_max_retries=1,stream_max_retries=1}`;
-  project = makeProject({
-    config: {
-      agents: {
-        default: { adapter: 'scripted' },
-        developer: {
-          adapter: 'codex',
-          model: 'gpt-5.5',
-          effort: 'max',
-          args: ['-c', 'model_provider=local', '-c', provider],
-          env: { HOME: home, CODEX_HOME: home, OPENAI_API_KEY: 'sk-fake-key-for-tests' },
-        },
-      },
-      retry: { max_retries: 1, base_ms: 100, max_ms: 500 },
+  project = developerProject(
+    {
+      adapter: 'codex',
+      model: 'gpt-5.5',
+      effort: 'max',
+      args: ['-c', 'model_provider=local', '-c', provider],
+      env: { HOME: home, CODEX_HOME: home, OPENAI_API_KEY: 'sk-fake-key-for-tests' },
     },
-  });
-  for (const { title, marker } of Object.values(TASKS)) {
-    const added = project.orch(['task', 'add', title, '--description', `Scripted by the fake (${marker}).`]);
-    expect(added.code, added.stderr).toBe(0);
-  }
-  run = await runOrch(project, ['run', '--until-idle'], { env: { ORCH_CONCURRENCY: '3' } });
+    { retry: { max_retries: 1, base_ms: 100, max_ms: 500 } },
+  );
+  run = await runScriptedTasks(project, TASKS);
 }, 170_000);
 
-afterAll(async () => {
-  await fake?.close();
-  project?.cleanup();
-});
+afterAll(() => closeAll(fake, project));
 
-const requestsOf = (marker: string) => {
-  const index = Object.values(TASKS).findIndex((t) => t.marker === marker);
-  return fake.requests.filter((r) => r.conversation === index);
-};
+const conversationOf = (marker: string) => requestsOf(fake.requests, TASKS, marker);
 
 describe('Codex through orch, against a fake Responses API', () => {
   it('runs every task to its end, every request answered by the script, no process left', () => {
-    expect(run.code, run.stderr).toBe(0);
-    expect(fake.requests.filter((r) => r.served === 'unmatched' || r.served === 'not_found')).toEqual([]);
+    expectScriptedRun(run, fake.requests);
     expect(processesIn(project.dir)).toEqual([]);
   });
 
   it('commits what the CLI wrote, patched and ran; records its tokens, and prices them from the table', async () => {
-    const { task, dev } = await taskRuns(project, TASKS.happy.title);
-    expect(task.status).toBe('done');
-    expect(project.git(['show', 'main:src/feature.mjs'])).toBe('export const feature = () => 2;\n');
-    expect(project.git(['show', 'main:check.txt'])).toBe('feature=2\n');
-
-    expect(dev).toHaveLength(1);
-    const [r] = dev;
-    expect(r).toMatchObject({
-      outcome: 'ok',
-      exit_code: 0,
+    const r = await expectFeatureDone(project, TASKS.happy.title, {
       adapter: 'codex',
       model: 'gpt-5.5',
       effort: 'max',
@@ -168,13 +157,13 @@ describe('Codex through orch, against a fake Responses API', () => {
       output_tokens: tokens.outputTokens,
       cost_usd: costAt(tokens, DEFAULT_PRICES['gpt-5.5']!),
       session_id: (lastLogged(r!, 'thread.started') as { thread_id: string }).thread_id,
-      result_text: 'Implemented feature() returning 2.',
+      result_text: FEATURE_DONE,
     });
     // 8600 input of which 7800 cached, 530 output, at $5 / $0.50 / $30 per million.
     expect(r!.cost_usd).toBeCloseTo((800 * 5 + 7800 * 0.5 + 530 * 30) / 1e6, 10);
 
     // The stamp reached the CLI: max effort is the Responses API's xhigh.
-    const asked = requestsOf(TASKS.happy.marker).map((q) => {
+    const asked = conversationOf(TASKS.happy.marker).map((q) => {
       const body = q.body as { model: string; reasoning?: { effort?: string } };
       return `${body.model} ${body.reasoning?.effort}`;
     });
@@ -182,10 +171,12 @@ describe('Codex through orch, against a fake Responses API', () => {
   });
 
   it('sees a 429 retried by the CLI and records the retry', async () => {
-    const { task, dev, events } = await taskRuns(project, TASKS.rateLimited.title);
-    expect(task.status).toBe('done');
-    expect(dev.map((r) => r.outcome)).toEqual(['ok']);
-    expect(project.git(['show', 'main:limited.txt'])).toBe('limited\n');
+    const { dev, events } = await expectDoneInOneRun(
+      project,
+      TASKS.rateLimited.title,
+      'limited.txt',
+      'limited\n',
+    );
     const retries = events.filter((e) => e.kind === 'agent_retry');
     expect(retries).toHaveLength(1);
     expect(retries[0]!.payload).toMatchObject({ run_id: dev[0]!.id, attempt: 1 });
@@ -193,19 +184,14 @@ describe('Codex through orch, against a fake Responses API', () => {
   });
 
   it('fails cleanly on a 500 forever: retried by orch per policy, then escalated as agent_failure', async () => {
-    const { task, dev, events } = await taskRuns(project, TASKS.down.title);
-    expect(task).toMatchObject({
-      status: 'escalated',
-      terminal_reason: 'agent_failure',
-      stage: 'development',
-    });
+    const { dev, events } = await expectEscalatedInDevelopment(project, TASKS.down.title);
     expect(dev).toHaveLength(2);
     for (const r of dev) {
       expect(r.outcome).toBe('failed');
       expect(r.exit_code).toBe(1);
       expect(r.result_text).toMatch(/high demand/);
     }
-    expect(requestsOf(TASKS.down.marker).length).toBeGreaterThanOrEqual(4);
+    expect(conversationOf(TASKS.down.marker).length).toBeGreaterThanOrEqual(4);
     expect(events.filter((e) => e.kind === 'agent_retry').length).toBeGreaterThanOrEqual(2);
   });
 });

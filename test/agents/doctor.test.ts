@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeProject, type TempProject } from '../helpers/kit.ts';
-import { isRoot } from './cli-kit.ts';
+import { developerProject, isRoot } from './cli-kit.ts';
 import type { DoctorReport } from '../../src/cli/commands/doctor.ts';
 
 const SECRET = 'sk-ant-doctor-secret-value-123456';
@@ -22,17 +22,10 @@ const check = (report: DoctorReport, name: RegExp) => report.checks.filter((c) =
 
 describe('orch doctor', () => {
   it('passes a ready project: machine checks, the CLI version, credentials named, argv shown', () => {
-    project = makeProject({
-      config: {
-        agents: {
-          default: { adapter: 'scripted' },
-          developer: {
-            adapter: 'claude-code',
-            model: 'claude-sonnet-4-5',
-            env: { ANTHROPIC_API_KEY: SECRET, ...(isRoot() ? { IS_SANDBOX: '1' } : {}) },
-          },
-        },
-      },
+    project = developerProject({
+      adapter: 'claude-code',
+      model: 'claude-sonnet-4-5',
+      env: { ANTHROPIC_API_KEY: SECRET, ...(isRoot() ? { IS_SANDBOX: '1' } : {}) },
     });
     const { code, report, stdout } = doctor(project);
     expect(code).toBe(0);
@@ -94,14 +87,7 @@ describe('orch doctor', () => {
   });
 
   it('prints one line a check, and says how many failed', () => {
-    project = makeProject({
-      config: {
-        agents: {
-          default: { adapter: 'scripted' },
-          developer: { adapter: 'gemini', binary: '/nope/gemini' },
-        },
-      },
-    });
+    project = developerProject({ adapter: 'gemini', binary: '/nope/gemini' });
     const r = project.orch(['doctor']);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');

@@ -5,12 +5,24 @@
  * CLI reports only on stderr.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { makeProject, processesIn, type TempProject } from '../helpers/kit.ts';
+import { processesIn, type TempProject } from '../helpers/kit.ts';
 import { startFakeGemini, type FakeGemini, type GeminiUsage } from '../fakes/gemini-server.ts';
 import { DEFAULT_PRICES, costAt } from '../../src/agents/prices.ts';
-import { agentHome, lastLogged, runOrch, taskRuns, type OrchResult } from './cli-kit.ts';
+import {
+  CHECK_COMMAND,
+  FEATURE_DONE,
+  FEATURE_V1,
+  agentHome,
+  closeAll,
+  developerProject,
+  expectDoneInOneRun,
+  expectFeatureDone,
+  expectScriptedRun,
+  lastLogged,
+  runScriptedTasks,
+  sumOf,
+  type OrchResult,
+} from './cli-kit.ts';
 
 const TASKS = {
   happy: { title: 'Add the feature module', marker: 'conversation:happy' },
@@ -33,8 +45,7 @@ const TURN_USAGE: GeminiUsage[] = [
   { promptTokenCount: 3500, candidatesTokenCount: 100, cachedContentTokenCount: 3000 },
   { promptTokenCount: 3600, candidatesTokenCount: 50, cachedContentTokenCount: 3000 },
 ];
-const sum = (pick: (u: GeminiUsage) => number | undefined) =>
-  TURN_USAGE.reduce((s, u) => s + (pick(u) ?? 0), 0);
+const sum = sumOf(TURN_USAGE);
 const small: GeminiUsage = { promptTokenCount: 10, candidatesTokenCount: 5 };
 
 let fake: FakeGemini;
@@ -52,7 +63,7 @@ beforeAll(async () => {
             {
               functionCall: {
                 name: 'write_file',
-                args: { file_path: 'src/feature.mjs', content: 'export const feature = () => 1;\n' },
+                args: { file_path: 'src/feature.mjs', content: FEATURE_V1 },
               },
             },
           ],
@@ -80,7 +91,7 @@ beforeAll(async () => {
               functionCall: {
                 name: 'run_shell_command',
                 args: {
-                  command: `node -e "import('./src/feature.mjs').then((m) => console.log('feature=' + m.feature()))" > check.txt`,
+                  command: CHECK_COMMAND,
                   description: 'Check the feature',
                 },
               },
@@ -88,7 +99,7 @@ beforeAll(async () => {
           ],
           usage: TURN_USAGE[2]!,
         },
-        { parts: [{ text: 'Implemented feature() returning 2.' }], usage: TURN_USAGE[3]! },
+        { parts: [{ text: FEATURE_DONE }], usage: TURN_USAGE[3]! },
       ],
     },
     {
@@ -108,54 +119,27 @@ beforeAll(async () => {
     },
   ]);
   // With a base URL, Gemini CLI needs the API-key auth type chosen in its settings.
-  const home = agentHome();
-  mkdirSync(join(home, '.gemini'), { recursive: true });
-  writeFileSync(
-    join(home, '.gemini', 'settings.json'),
-    JSON.stringify({ security: { auth: { selectedType: 'gemini-api-key' } } }),
-  );
-  project = makeProject({
-    config: {
-      agents: {
-        default: { adapter: 'scripted' },
-        developer: {
-          adapter: 'gemini',
-          model: 'gemini-2.5-pro',
-          env: { HOME: home, GEMINI_API_KEY: 'fake-gemini-key-for-tests', GOOGLE_GEMINI_BASE_URL: fake.url },
-        },
-      },
-    },
+  const home = agentHome({
+    '.gemini/settings.json': { security: { auth: { selectedType: 'gemini-api-key' } } },
   });
-  for (const { title, marker } of Object.values(TASKS)) {
-    const added = project.orch(['task', 'add', title, '--description', `Scripted by the fake (${marker}).`]);
-    expect(added.code, added.stderr).toBe(0);
-  }
-  run = await runOrch(project, ['run', '--until-idle'], { env: { ORCH_CONCURRENCY: '2' } });
+  project = developerProject({
+    adapter: 'gemini',
+    model: 'gemini-2.5-pro',
+    env: { HOME: home, GEMINI_API_KEY: 'fake-gemini-key-for-tests', GOOGLE_GEMINI_BASE_URL: fake.url },
+  });
+  run = await runScriptedTasks(project, TASKS);
 }, 170_000);
 
-afterAll(async () => {
-  await fake?.close();
-  project?.cleanup();
-});
+afterAll(() => closeAll(fake, project));
 
 describe('Gemini CLI through orch, against a fake Gemini API', () => {
   it('runs every task to its end, every request answered by the script, no process left', () => {
-    expect(run.code, run.stderr).toBe(0);
-    expect(fake.requests.filter((r) => r.served === 'unmatched' || r.served === 'not_found')).toEqual([]);
+    expectScriptedRun(run, fake.requests);
     expect(processesIn(project.dir)).toEqual([]);
   });
 
   it('commits what the CLI wrote, replaced and ran; records its tokens, and prices them from the table', async () => {
-    const { task, dev } = await taskRuns(project, TASKS.happy.title);
-    expect(task.status).toBe('done');
-    expect(project.git(['show', 'main:src/feature.mjs'])).toBe('export const feature = () => 2;\n');
-    expect(project.git(['show', 'main:check.txt'])).toBe('feature=2\n');
-
-    expect(dev).toHaveLength(1);
-    const [r] = dev;
-    expect(r).toMatchObject({
-      outcome: 'ok',
-      exit_code: 0,
+    const r = await expectFeatureDone(project, TASKS.happy.title, {
       adapter: 'gemini',
       model: 'gemini-2.5-pro',
       effort: 'xhigh',
@@ -182,7 +166,7 @@ describe('Gemini CLI through orch, against a fake Gemini API', () => {
       output_tokens: tokens.outputTokens,
       cost_usd: costAt(tokens, DEFAULT_PRICES['gemini-2.5-pro']!),
       session_id: (lastLogged(r!, 'init') as { session_id: string }).session_id,
-      result_text: 'Implemented feature() returning 2.',
+      result_text: FEATURE_DONE,
     });
     expect(
       fake.requests
@@ -192,10 +176,12 @@ describe('Gemini CLI through orch, against a fake Gemini API', () => {
   });
 
   it('records the retry the CLI reported on stderr after a 429', async () => {
-    const { task, dev, events } = await taskRuns(project, TASKS.rateLimited.title);
-    expect(task.status).toBe('done');
-    expect(dev.map((r) => r.outcome)).toEqual(['ok']);
-    expect(project.git(['show', 'main:limited.txt'])).toBe('limited\n');
+    const { dev, events } = await expectDoneInOneRun(
+      project,
+      TASKS.rateLimited.title,
+      'limited.txt',
+      'limited\n',
+    );
     expect(events.filter((e) => e.kind === 'agent_retry').map((e) => e.payload)).toEqual([
       expect.objectContaining({ run_id: dev[0]!.id, attempt: 1, error: 'HTTP 429' }),
     ]);

@@ -6,10 +6,25 @@
  * and runs a command; a model API error OpenCode does not retry.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentRun } from '../../src/store/schema.ts';
 import { readFileSync } from 'node:fs';
-import { makeProject, processesIn, type TempProject } from '../helpers/kit.ts';
+import { processesIn, type TempProject } from '../helpers/kit.ts';
 import { startFakeAnthropic, type AnthropicUsage, type FakeAnthropic } from '../fakes/anthropic-server.ts';
-import { agentHome, loggedObjects, runOrch, taskRuns, type OrchResult } from './cli-kit.ts';
+import {
+  CHECK_COMMAND,
+  FEATURE_DONE,
+  FEATURE_V1,
+  agentHome,
+  closeAll,
+  developerProject,
+  expectFeatureDone,
+  expectScriptedRun,
+  loggedObjects,
+  runScriptedTasks,
+  sumOf,
+  taskRuns,
+  type OrchResult,
+} from './cli-kit.ts';
 
 const TASKS = {
   happy: { title: 'Add the feature module', marker: 'conversation:happy' },
@@ -22,8 +37,7 @@ const TURN_USAGE: AnthropicUsage[] = [
   { input_tokens: 25, output_tokens: 80, cache_read_input_tokens: 4700 },
   { input_tokens: 20, output_tokens: 40, cache_read_input_tokens: 4800 },
 ];
-const sum = (pick: (u: AnthropicUsage) => number | undefined) =>
-  TURN_USAGE.reduce((s, u) => s + (pick(u) ?? 0), 0);
+const sum = sumOf(TURN_USAGE);
 
 let fake: FakeAnthropic;
 let project: TempProject;
@@ -40,7 +54,7 @@ beforeAll(async () => {
             {
               type: 'tool_use',
               name: 'write',
-              input: { filePath: 'src/feature.mjs', content: 'export const feature = () => 1;\n' },
+              input: { filePath: 'src/feature.mjs', content: FEATURE_V1 },
             },
           ],
           usage: TURN_USAGE[0]!,
@@ -61,77 +75,57 @@ beforeAll(async () => {
               type: 'tool_use',
               name: 'bash',
               input: {
-                command: `node -e "import('./src/feature.mjs').then((m) => console.log('feature=' + m.feature()))" > check.txt`,
+                command: CHECK_COMMAND,
                 description: 'Check the feature',
               },
             },
           ],
           usage: TURN_USAGE[2]!,
         },
-        { content: [{ type: 'text', text: 'Implemented feature() returning 2.' }], usage: TURN_USAGE[3]! },
+        { content: [{ type: 'text', text: FEATURE_DONE }], usage: TURN_USAGE[3]! },
       ],
     },
     { match: TASKS.rejected.marker, turns: [], always: { kind: 'status', status: 400 } },
   ]);
   const home = agentHome();
-  project = makeProject({
-    config: {
-      agents: {
-        default: { adapter: 'scripted' },
-        developer: {
-          adapter: 'opencode',
-          model: 'claude-sonnet-4-5',
-          effort: 'max',
-          env: {
-            HOME: home,
-            ANTHROPIC_API_KEY: 'sk-ant-fake-key-for-tests',
-            OPENCODE_DISABLE_MODELS_FETCH: '1',
-            OPENCODE_CONFIG_CONTENT: JSON.stringify({
-              provider: { anthropic: { options: { baseURL: `${fake.url}/v1` } } },
-            }),
-          },
-        },
+  project = developerProject(
+    {
+      adapter: 'opencode',
+      model: 'claude-sonnet-4-5',
+      effort: 'max',
+      env: {
+        HOME: home,
+        ANTHROPIC_API_KEY: 'sk-ant-fake-key-for-tests',
+        OPENCODE_DISABLE_MODELS_FETCH: '1',
+        OPENCODE_CONFIG_CONTENT: JSON.stringify({
+          provider: { anthropic: { options: { baseURL: `${fake.url}/v1` } } },
+        }),
       },
-      retry: { max_retries: 0 },
     },
-  });
-  for (const { title, marker } of Object.values(TASKS)) {
-    const added = project.orch(['task', 'add', title, '--description', `Scripted by the fake (${marker}).`]);
-    expect(added.code, added.stderr).toBe(0);
-  }
-  run = await runOrch(project, ['run', '--until-idle'], { env: { ORCH_CONCURRENCY: '2' } });
+    { retry: { max_retries: 0 } },
+  );
+  run = await runScriptedTasks(project, TASKS);
 }, 170_000);
 
-afterAll(async () => {
-  await fake?.close();
-  project?.cleanup();
-});
+afterAll(() => closeAll(fake, project));
 
 describe('OpenCode through orch, against a fake Anthropic API', () => {
   it('runs every task to its end, every request answered by the script, no process left', () => {
-    expect(run.code, run.stderr).toBe(0);
-    expect(fake.requests.filter((r) => r.served === 'unmatched' || r.served === 'not_found')).toEqual([]);
+    expectScriptedRun(run, fake.requests);
     expect(processesIn(project.dir)).toEqual([]);
   });
 
   it('commits what the CLI wrote, edited and ran, and records the tokens and cost it reported', async () => {
-    const { task, dev } = await taskRuns(project, TASKS.happy.title);
-    const why = dev
-      .map((r) => `${r.outcome}: ${r.error}\n${readFileSync(r.log_path!, 'utf8').slice(-3000)}`)
-      .join('\n');
-    expect(task.status, why).toBe('done');
-    expect(project.git(['show', 'main:src/feature.mjs'])).toBe('export const feature = () => 2;\n');
-    expect(project.git(['show', 'main:check.txt'])).toBe('feature=2\n');
-
-    expect(dev).toHaveLength(1);
-    const [r] = dev;
-    expect(r).toMatchObject({
-      outcome: 'ok',
-      exit_code: 0,
-      adapter: 'opencode',
-      model: 'claude-sonnet-4-5',
-      effort: 'max',
-    });
+    const why = (dev: AgentRun[]) =>
+      dev
+        .map((r) => `${r.outcome}: ${r.error}\n${readFileSync(r.log_path!, 'utf8').slice(-3000)}`)
+        .join('\n');
+    const r = await expectFeatureDone(
+      project,
+      TASKS.happy.title,
+      { adapter: 'opencode', model: 'claude-sonnet-4-5', effort: 'max' },
+      why,
+    );
     const steps = loggedObjects(r!).filter((o) => o.type === 'step_finish') as { part: { cost: number } }[];
     expect(steps).toHaveLength(4);
     const reportedCost = steps.reduce((s, step) => s + step.part.cost, 0);
@@ -142,7 +136,7 @@ describe('OpenCode through orch, against a fake Anthropic API', () => {
       cache_read_tokens: sum((u) => u.cache_read_input_tokens),
       cache_write_tokens: sum((u) => u.cache_creation_input_tokens),
       num_turns: 4,
-      result_text: 'Implemented feature() returning 2.',
+      result_text: FEATURE_DONE,
     });
     expect(r!.cost_usd).toBeCloseTo(reportedCost, 10);
     expect(r!.session_id).toMatch(/^ses_/);

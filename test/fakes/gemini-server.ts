@@ -10,9 +10,16 @@
  * `model` entries already in the request's contents, so a retried request asks
  * for the same turn again. A *fault* replaces one request's reply.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ScriptPlayer, type Conversation } from './script-player.ts';
+import type { ServerResponse } from 'node:http';
+import type { Conversation } from './script-player.ts';
+import {
+  sendJson,
+  startFakeServer,
+  type FakeServer,
+  type RecordedCall,
+  type StallFault,
+  type StatusFault,
+} from './fake-server-kit.ts';
 
 export type GeminiPart =
   | { text: string }
@@ -33,42 +40,20 @@ export interface GeminiTurn {
 }
 
 export type GeminiFault =
-  | { kind: 'status'; status: number; retryAfterS?: number }
+  | StatusFault
   /** Sends a first text chunk, then holds the connection open. */
-  | { kind: 'stall' };
+  | StallFault;
 
 export type GeminiConversation = Conversation<GeminiTurn, GeminiFault>;
 
-export interface RecordedGeminiRequest {
-  method: string;
-  path: string;
-  turn: number | null;
-  conversation: number | null;
-  served: 'turn' | 'fault' | 'beyond' | 'aux' | 'unmatched' | 'not_found';
-  body: unknown;
-}
+export type RecordedGeminiRequest = RecordedCall;
 
-export interface FakeGemini {
-  /** `http://127.0.0.1:<port>`, for GOOGLE_GEMINI_BASE_URL. */
-  url: string;
-  requests: RecordedGeminiRequest[];
-  /** Replaces the script and forgets served faults and requests. */
-  play(script: GeminiConversation | GeminiConversation[]): void;
-  close(): Promise<void>;
-}
+/** `url` is `http://127.0.0.1:<port>`, for GOOGLE_GEMINI_BASE_URL. */
+export type FakeGemini = FakeServer<GeminiTurn, GeminiFault, RecordedGeminiRequest>;
 
 interface GenerateBody {
   contents?: { role?: string }[];
 }
-
-const readBody = (req: IncomingMessage): Promise<string> =>
-  new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
 
 const modelOf = (path: string): string => /\/models\/([^:/?]+)/.exec(path)?.[1] ?? 'gemini-fake';
 
@@ -103,135 +88,70 @@ function streamTurn(res: ServerResponse, model: string, turn: GeminiTurn): void 
   res.end();
 }
 
-function serveFault(res: ServerResponse, model: string, fault: GeminiFault, held: Set<ServerResponse>): void {
-  if (fault.kind === 'status') {
-    const status =
-      fault.status === 429 ? 'RESOURCE_EXHAUSTED' : fault.status === 503 ? 'UNAVAILABLE' : 'INTERNAL';
-    res.writeHead(fault.status, {
-      'content-type': 'application/json',
-      ...(fault.retryAfterS !== undefined ? { 'retry-after': String(fault.retryAfterS) } : {}),
-    });
-    res.end(JSON.stringify({ error: { code: fault.status, message: `fake ${fault.status}`, status } }));
-    return;
-  }
+function stall(res: ServerResponse, model: string): void {
   res.writeHead(200, { 'content-type': 'text/event-stream' });
   chunk(res, {
     candidates: [{ content: { role: 'model', parts: [{ text: 'I will' }] }, index: 0 }],
     modelVersion: model,
   });
-  held.add(res);
 }
 
 /** Starts the fake on 127.0.0.1 with an ephemeral port. */
-export async function startFakeGemini(
+export function startFakeGemini(
   initial: GeminiConversation | GeminiConversation[] = { turns: [] },
 ): Promise<FakeGemini> {
-  const player = new ScriptPlayer<GeminiTurn, GeminiFault>();
-  player.play(initial);
-  const requests: RecordedGeminiRequest[] = [];
-  const held = new Set<ServerResponse>();
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const text = await readBody(req);
-    let body: unknown = text;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      /* kept as text */
-    }
-    const path = req.url ?? '/';
-    const parsed = (typeof body === 'object' && body !== null ? body : {}) as GenerateBody;
-    const model = modelOf(path);
-    const record = (r: Pick<RecordedGeminiRequest, 'turn' | 'conversation' | 'served'>) =>
-      requests.push({ method: req.method ?? '', path, body, ...r });
-
-    if (req.method === 'POST' && path.includes(':countTokens')) {
-      record({ turn: null, conversation: null, served: 'aux' });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ totalTokens: 100 }));
-      return;
-    }
-    if (req.method === 'POST' && path.includes(':generateContent')) {
-      // Side requests (routing, next-speaker and loop checks) ask for JSON: one object fits them all.
-      record({ turn: null, conversation: null, served: 'aux' });
-      const answer = {
-        reasoning: 'fake',
-        next_speaker: 'user',
-        model_choice: 'flash',
-        unproductive_state_confidence: 0,
-      };
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          candidates: [
-            {
-              content: { role: 'model', parts: [{ text: JSON.stringify(answer) }] },
-              finishReason: 'STOP',
-              index: 0,
-            },
-          ],
-          usageMetadata: { promptTokenCount: 1, candidatesTokenCount: 1, totalTokenCount: 2 },
-          modelVersion: model,
+  return startFakeServer<GeminiTurn, GeminiFault, GenerateBody>(
+    {
+      model: (path) => modelOf(path),
+      aside({ method, path, model }, res) {
+        if (method === 'POST' && path.includes(':countTokens')) {
+          sendJson(res, 200, { totalTokens: 100 });
+          return 'aux';
+        }
+        if (method === 'POST' && path.includes(':generateContent')) {
+          // Side requests (routing, next-speaker and loop checks) ask for JSON: one object fits them all.
+          const answer = {
+            reasoning: 'fake',
+            next_speaker: 'user',
+            model_choice: 'flash',
+            unproductive_state_confidence: 0,
+          };
+          sendJson(res, 200, {
+            candidates: [
+              {
+                content: { role: 'model', parts: [{ text: JSON.stringify(answer) }] },
+                finishReason: 'STOP',
+                index: 0,
+              },
+            ],
+            usageMetadata: { promptTokenCount: 1, candidatesTokenCount: 1, totalTokenCount: 2 },
+            modelVersion: model,
+          });
+          return 'aux';
+        }
+        if (method !== 'POST' || !path.includes(':streamGenerateContent')) {
+          sendJson(res, 404, { error: { code: 404, message: path, status: 'NOT_FOUND' } });
+          return 'not_found';
+        }
+        return undefined;
+      },
+      turnOf: (parsed) => (parsed.contents ?? []).filter((c) => c.role === 'model').length,
+      matchText: (parsed) => JSON.stringify(parsed.contents ?? []),
+      unmatched: (res) =>
+        sendJson(res, 400, {
+          error: { code: 400, message: 'no scripted conversation matches', status: 'INVALID_ARGUMENT' },
         }),
-      );
-      return;
-    }
-    if (req.method !== 'POST' || !path.includes(':streamGenerateContent')) {
-      record({ turn: null, conversation: null, served: 'not_found' });
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 404, message: path, status: 'NOT_FOUND' } }));
-      return;
-    }
-    const turnIndex = (parsed.contents ?? []).filter((c) => c.role === 'model').length;
-    const pick = player.pick(JSON.stringify(parsed.contents ?? []), turnIndex);
-    switch (pick.kind) {
-      case 'unmatched':
-        record({ turn: turnIndex, conversation: null, served: 'unmatched' });
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            error: { code: 400, message: 'no scripted conversation matches', status: 'INVALID_ARGUMENT' },
-          }),
-        );
-        return;
-      case 'fault':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'fault' });
-        serveFault(res, model, pick.fault, held);
-        return;
-      case 'beyond':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'beyond' });
-        streamTurn(res, model, {
-          parts: [{ text: 'Nothing more to do.' }],
-          usage: { promptTokenCount: 1, candidatesTokenCount: 1 },
-        });
-        return;
-      case 'turn':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'turn' });
-        streamTurn(res, model, pick.turn);
-    }
-  };
-
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      res.writeHead(500);
-      res.end(String(error));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    play(next) {
-      player.play(next);
-      requests.length = 0;
+      statusBody(code) {
+        const status = code === 429 ? 'RESOURCE_EXHAUSTED' : code === 503 ? 'UNAVAILABLE' : 'INTERNAL';
+        return { error: { code, message: `fake ${code}`, status } };
+      },
+      stall,
+      stream: (res, model, turn) => streamTurn(res, model, turn),
+      beyond: {
+        parts: [{ text: 'Nothing more to do.' }],
+        usage: { promptTokenCount: 1, candidatesTokenCount: 1 },
+      },
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const res of held) res.destroy();
-        held.clear();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+    initial,
+  );
 }

@@ -12,9 +12,16 @@
  * echoed; a retried request asks for the same turn again. A *fault* replaces
  * one request's reply.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ScriptPlayer, type Conversation } from './script-player.ts';
+import type { ServerResponse } from 'node:http';
+import type { Conversation } from './script-player.ts';
+import {
+  sendJson,
+  startFakeServer,
+  type FakeServer,
+  type RecordedCall,
+  type StallFault,
+  type StatusFault,
+} from './fake-server-kit.ts';
 
 export type ResponsesItem =
   | { type: 'message'; text: string }
@@ -38,44 +45,21 @@ export interface ResponsesTurn {
 }
 
 export type ResponsesFault =
-  | { kind: 'status'; status: number; retryAfterS?: number }
+  | StatusFault
   /** Sends response.created and half a message, then holds the connection open. */
-  | { kind: 'stall' };
+  | StallFault;
 
 export type ResponsesConversation = Conversation<ResponsesTurn, ResponsesFault>;
 
-export interface RecordedResponsesRequest {
-  method: string;
-  path: string;
-  turn: number | null;
-  conversation: number | null;
-  model: string | null;
-  served: 'turn' | 'fault' | 'beyond' | 'aux' | 'unmatched' | 'not_found';
-  body: unknown;
-}
+export type RecordedResponsesRequest = RecordedCall & { model: string | null };
 
-export interface FakeResponses {
-  /** `http://127.0.0.1:<port>/v1`, for a provider's base_url. */
-  url: string;
-  requests: RecordedResponsesRequest[];
-  /** Replaces the script and forgets served faults and requests. */
-  play(script: ResponsesConversation | ResponsesConversation[]): void;
-  close(): Promise<void>;
-}
+/** `url` is `http://127.0.0.1:<port>/v1`, for a provider's base_url. */
+export type FakeResponses = FakeServer<ResponsesTurn, ResponsesFault, RecordedResponsesRequest>;
 
 interface ResponsesBody {
   model?: string;
   input?: { type?: string; call_id?: string }[];
 }
-
-const readBody = (req: IncomingMessage): Promise<string> =>
-  new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (text += chunk));
-    req.on('end', () => resolve(text));
-    req.on('error', reject);
-  });
 
 /** One past the latest turn whose tool call ids the request echoes; 0 for a fresh conversation. */
 export function requestedTurn(body: ResponsesBody): number {
@@ -195,21 +179,7 @@ function streamTurn(res: ServerResponse, model: string, turn: ResponsesTurn, tur
   res.end();
 }
 
-function serveFault(
-  res: ServerResponse,
-  model: string,
-  fault: ResponsesFault,
-  held: Set<ServerResponse>,
-): void {
-  if (fault.kind === 'status') {
-    res.writeHead(fault.status, {
-      'content-type': 'application/json',
-      ...(fault.retryAfterS !== undefined ? { 'retry-after': String(fault.retryAfterS) } : {}),
-    });
-    const type = fault.status === 429 ? 'rate_limit_exceeded' : 'server_error';
-    res.end(JSON.stringify({ error: { type, code: type, message: `fake ${fault.status}`, param: null } }));
-    return;
-  }
+function stall(res: ServerResponse, model: string): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
   const send = writer(res);
   const response = baseResponse(model);
@@ -222,99 +192,45 @@ function serveFault(
     content_index: 0,
     delta: 'I will',
   });
-  held.add(res);
 }
 
 /** Starts the fake on 127.0.0.1 with an ephemeral port. */
-export async function startFakeResponses(
+export function startFakeResponses(
   initial: ResponsesConversation | ResponsesConversation[] = { turns: [] },
 ): Promise<FakeResponses> {
-  const player = new ScriptPlayer<ResponsesTurn, ResponsesFault>();
-  player.play(initial);
-  const requests: RecordedResponsesRequest[] = [];
-  const held = new Set<ServerResponse>();
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const text = await readBody(req);
-    let body: unknown = text;
-    try {
-      body = text ? JSON.parse(text) : null;
-    } catch {
-      /* kept as text */
-    }
-    const path = req.url ?? '/';
-    const parsed = (typeof body === 'object' && body !== null ? body : {}) as ResponsesBody;
-    const model = typeof parsed.model === 'string' ? parsed.model : 'gpt-fake';
-    const record = (r: Pick<RecordedResponsesRequest, 'turn' | 'conversation' | 'served'>) =>
-      requests.push({ method: req.method ?? '', path, model: parsed.model ?? null, body, ...r });
-
-    if (req.method === 'GET' && /^\/v1\/models(\?|$)/.test(path)) {
-      record({ turn: null, conversation: null, served: 'aux' });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ object: 'list', data: [], models: [] }));
-      return;
-    }
-    if (req.method !== 'POST' || !/^\/v1\/responses(\?|$)/.test(path)) {
-      record({ turn: null, conversation: null, served: 'not_found' });
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { type: 'not_found', message: path } }));
-      return;
-    }
-    const turnIndex = requestedTurn(parsed);
-    const pick = player.pick(JSON.stringify(parsed.input ?? []), turnIndex);
-    switch (pick.kind) {
-      case 'unmatched':
-        record({ turn: turnIndex, conversation: null, served: 'unmatched' });
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            error: { type: 'invalid_request_error', message: 'no scripted conversation matches' },
-          }),
-        );
-        return;
-      case 'fault':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'fault' });
-        serveFault(res, model, pick.fault, held);
-        return;
-      case 'beyond':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'beyond' });
-        streamTurn(
-          res,
-          model,
-          {
-            output: [{ type: 'message', text: 'Nothing more to do.' }],
-            usage: { input_tokens: 1, output_tokens: 1 },
-          },
-          turnIndex,
-        );
-        return;
-      case 'turn':
-        record({ turn: turnIndex, conversation: pick.conversation, served: 'turn' });
-        streamTurn(res, model, pick.turn, turnIndex);
-    }
-  };
-
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      res.writeHead(500);
-      res.end(String(error));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/v1`,
-    requests,
-    play(next) {
-      player.play(next);
-      requests.length = 0;
+  return startFakeServer<ResponsesTurn, ResponsesFault, ResponsesBody, { model: string | null }>(
+    {
+      urlPath: '/v1',
+      model: (_path, parsed) => (typeof parsed.model === 'string' ? parsed.model : 'gpt-fake'),
+      recordExtra: (parsed) => ({ model: parsed.model ?? null }),
+      aside({ method, path }, res) {
+        if (method === 'GET' && /^\/v1\/models(\?|$)/.test(path)) {
+          sendJson(res, 200, { object: 'list', data: [], models: [] });
+          return 'aux';
+        }
+        if (method !== 'POST' || !/^\/v1\/responses(\?|$)/.test(path)) {
+          sendJson(res, 404, { error: { type: 'not_found', message: path } });
+          return 'not_found';
+        }
+        return undefined;
+      },
+      turnOf: requestedTurn,
+      matchText: (parsed) => JSON.stringify(parsed.input ?? []),
+      unmatched: (res) =>
+        sendJson(res, 400, {
+          error: { type: 'invalid_request_error', message: 'no scripted conversation matches' },
+        }),
+      statusBody(status) {
+        const type = status === 429 ? 'rate_limit_exceeded' : 'server_error';
+        return { error: { type, code: type, message: `fake ${status}`, param: null } };
+      },
+      stall,
+      stream: streamTurn,
+      beyond: {
+        output: [{ type: 'message', text: 'Nothing more to do.' }],
+        usage: { input_tokens: 1, output_tokens: 1 },
+      },
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const res of held) res.destroy();
-        held.clear();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+    initial,
+  );
 }
