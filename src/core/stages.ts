@@ -58,17 +58,5 @@ export const STAGE_ROLE: Readonly<Partial<Record<Stage, Role>>> = {
   deploy: 'deployer',
 };
 
-export const TERMINAL_STAGES: readonly Stage[] = ['done', 'cancelled'];
-
-export const isStage = (value: string): value is Stage => (STAGES as readonly string[]).includes(value);
 export const isRole = (value: unknown): value is Role =>
   typeof value === 'string' && (ROLES as readonly string[]).includes(value);
-
-export const canTransition = (from: Stage, to: Stage): boolean => STAGE_TRANSITIONS[from].includes(to);
-
-/** The stage after `stage` on the forward path, or null at the end. */
-export function forwardStage(stage: Stage): Stage | null {
-  if (TERMINAL_STAGES.includes(stage)) return null;
-  const next = STAGE_TRANSITIONS[stage][0];
-  return next ?? null;
-}

@@ -4,7 +4,7 @@
  * applies the decision in one transaction.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
@@ -786,7 +786,3 @@ export class Engine {
     };
   }
 }
-
-/** Exists and is a non-empty file. */
-export const nonEmptyFile = (path: string): boolean =>
-  existsSync(path) && statSync(path).isFile() && statSync(path).size > 0;
