@@ -44,6 +44,17 @@ export async function runCommand(
     emit: (e) =>
       print(opts.json ? JSON.stringify({ time: new Date().toISOString(), ...e }) : formatProgress(e)),
   });
+  await runUntilSignalled(scheduler, log);
+}
+
+/**
+ * Runs a scheduler until it stops by itself or the process gets SIGINT or SIGTERM: the first
+ * signal stops it cleanly (agents ended, jobs requeued), a second one exits at once.
+ */
+export async function runUntilSignalled(
+  scheduler: Pick<Scheduler, 'run' | 'stop'>,
+  log: Logger,
+): Promise<void> {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -12,7 +12,7 @@ import type { Env } from '../../config/settings.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
 import { isPostgresUrl } from '../../store/db.ts';
 import { OrchError } from '../../errors.ts';
-import { formatProgress } from './run.ts';
+import { formatProgress, runUntilSignalled } from './run.ts';
 
 export interface WorkerOptions {
   /** The database URL (`--db`); default `ORCH_DATABASE_URL`, else the home's SQLite file. */
@@ -84,19 +84,5 @@ export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerO
   log.info(
     `worker ${scheduler.workerId}: ${ctx.database}, ${concurrency} at once, labels ${opts.labels.join(',') || 'any'}${opts.untilIdle ? ', until idle' : ''}`,
   );
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) process.exit(130);
-    log.info(`${signal}: stopping — ending running agents and requeueing their jobs`);
-    scheduler.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    await scheduler.run();
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  await runUntilSignalled(scheduler, log);
 }
