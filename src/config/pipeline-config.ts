@@ -4,23 +4,13 @@
  * sends the task, and how a finished branch lands.
  */
 import { z } from 'zod';
-import { ROLES, STAGE_ROLE, type Role } from '../core/stages.ts';
+import { ROLES, STAGE_ROLE, WORK_STAGES, type Role, type WorkStage } from '../core/stages.ts';
 import { QG_CHECKS } from '../core/gates.ts';
 
 const argv = z.array(z.string().min(1)).min(1);
 const positiveInt = z.number().int().positive();
 
-/** The stages a pipeline configures; `created`, `done` and `cancelled` are implicit. */
-export const WORK_STAGES = [
-  'analysis',
-  'architecture',
-  'development',
-  'review',
-  'testing',
-  'deploy-staging',
-  'deploy',
-] as const;
-export type WorkStage = (typeof WORK_STAGES)[number];
+export { WORK_STAGES, type WorkStage } from '../core/stages.ts';
 
 const GateRef = z.union([
   z.enum(Object.keys(QG_CHECKS) as [keyof typeof QG_CHECKS, ...(keyof typeof QG_CHECKS)[]]),

@@ -3,9 +3,8 @@
  * that works each stage. Pure data and functions; no I/O.
  */
 
-/** Every stage of the default pipeline, in order (the seed pins this exact set). */
-export const STAGES = [
-  'created',
+/** The stages a pipeline works; `created`, `done` and `cancelled` are implicit. */
+export const WORK_STAGES = [
   'analysis',
   'architecture',
   'development',
@@ -13,9 +12,11 @@ export const STAGES = [
   'testing',
   'deploy-staging',
   'deploy',
-  'done',
-  'cancelled',
 ] as const;
+export type WorkStage = (typeof WORK_STAGES)[number];
+
+/** Every stage of the default pipeline, in order (the seed pins this exact set). */
+export const STAGES = ['created', ...WORK_STAGES, 'done', 'cancelled'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export const ROLES = ['analyst', 'architect', 'developer', 'reviewer', 'tester', 'deployer'] as const;
@@ -60,3 +61,7 @@ export const STAGE_ROLE: Readonly<Partial<Record<Stage, Role>>> = {
 
 export const isRole = (value: unknown): value is Role =>
   typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+
+/** Milliseconds between two ISO timestamps, or null while either is missing (a run in flight). */
+export const elapsedMs = (r: { started_at: string | null; finished_at: string | null }): number | null =>
+  r.started_at && r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : null;

@@ -5,6 +5,7 @@
  * log lines of running agents (tailed from their log files). Everything is
  * read from the database and the files, never from one process's memory.
  */
+import { elapsedMs } from '../core/stages.ts';
 import type { OrchContext } from '../runtime/context.ts';
 import type { AgentRun } from '../store/schema.ts';
 import {
@@ -44,34 +45,27 @@ interface Tail {
   offset: number;
 }
 
-const durationMs = (r: AgentRun): number | null =>
-  r.started_at && r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : null;
+/** What both run events say of a run: which it is, and its launch stamp. */
+const runIdentity = (r: AgentRun & { task_key: string }) => ({
+  run_id: r.id,
+  task: r.task_key,
+  role: r.agent,
+  stage: r.stage,
+  attempt: r.attempt,
+  model: r.model,
+  effort: r.effort,
+});
 
 export function runStartedData(r: AgentRun & { task_key: string }): Record<string, unknown> {
-  return {
-    run_id: r.id,
-    task: r.task_key,
-    role: r.agent,
-    stage: r.stage,
-    attempt: r.attempt,
-    model: r.model,
-    effort: r.effort,
-    started_at: r.started_at,
-  };
+  return { ...runIdentity(r), started_at: r.started_at };
 }
 
 export function runFinishedData(r: AgentRun & { task_key: string }): Record<string, unknown> {
   return {
-    run_id: r.id,
-    task: r.task_key,
-    role: r.agent,
-    stage: r.stage,
-    attempt: r.attempt,
-    model: r.model,
-    effort: r.effort,
+    ...runIdentity(r),
     outcome: r.outcome,
     exit_code: r.exit_code,
-    duration_ms: durationMs(r),
+    duration_ms: elapsedMs(r),
     input_tokens: r.input_tokens,
     output_tokens: r.output_tokens,
     cost_usd: r.cost_usd,

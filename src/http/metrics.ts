@@ -6,6 +6,7 @@
  * beside `orch serve`. Only the HTTP request counter and the optional
  * process metrics are in-process. The names are listed in docs/api.md.
  */
+import { elapsedMs } from '../core/stages.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { OrchContext } from '../runtime/context.ts';
 import { eventPayloads, gateCounts, runFigures, taskCounts, type RunFigures } from './queries.ts';
@@ -89,8 +90,8 @@ export function createMetrics(ctx: OrchContext, opts: { processMetrics?: boolean
       const { runs } = await snapshot();
       this.reset();
       for (const r of runs) {
-        if (!r.started_at || !r.finished_at) continue;
-        this.observe({ role: r.agent }, (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000);
+        const ms = elapsedMs(r);
+        if (ms !== null) this.observe({ role: r.agent }, ms / 1000);
       }
     },
   });

@@ -82,16 +82,12 @@ export async function runsTouchedSince(
   sinceIso: string,
   taskId?: number,
 ): Promise<(AgentRun & { task_key: string })[]> {
-  let q = store.db
-    .selectFrom('agent_runs')
-    .innerJoin('tasks', 'tasks.id', 'agent_runs.task_id')
-    .selectAll('agent_runs')
-    .select('tasks.key as task_key')
+  return runsWithTaskKey(store, taskId)
     .where((eb) =>
       eb.or([eb('agent_runs.started_at', '>=', sinceIso), eb('agent_runs.finished_at', '>=', sinceIso)]),
-    );
-  if (taskId !== undefined) q = q.where('agent_runs.task_id', '=', taskId);
-  return q.orderBy('agent_runs.id').execute();
+    )
+    .orderBy('agent_runs.id')
+    .execute();
 }
 
 /** Runs still running, with their task's key. */
@@ -99,14 +95,20 @@ export async function runningRunsWithTask(
   store: Store,
   taskId?: number,
 ): Promise<(AgentRun & { task_key: string })[]> {
-  let q = store.db
+  return runsWithTaskKey(store, taskId)
+    .where('agent_runs.status', '=', 'running')
+    .orderBy('agent_runs.id')
+    .execute();
+}
+
+/** Runs joined with their task's key, of one task when `taskId` is given. */
+function runsWithTaskKey(store: Store, taskId?: number) {
+  const q = store.db
     .selectFrom('agent_runs')
     .innerJoin('tasks', 'tasks.id', 'agent_runs.task_id')
     .selectAll('agent_runs')
-    .select('tasks.key as task_key')
-    .where('agent_runs.status', '=', 'running');
-  if (taskId !== undefined) q = q.where('agent_runs.task_id', '=', taskId);
-  return q.orderBy('agent_runs.id').execute();
+    .select('tasks.key as task_key');
+  return taskId === undefined ? q : q.where('agent_runs.task_id', '=', taskId);
 }
 
 export type EventWithTask = OrchEvent & { task_key: string | null };

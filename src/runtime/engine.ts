@@ -10,7 +10,7 @@ import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Executor } from '../store/store.ts';
 import type { AgentRun, Attempt, Job, Task } from '../store/schema.ts';
-import { STAGE_ROLE, type Stage } from '../core/stages.ts';
+import { elapsedMs, STAGE_ROLE, type Stage } from '../core/stages.ts';
 import { backoffMs } from '../core/backoff.ts';
 import {
   budgetExhausted,
@@ -95,8 +95,7 @@ const toRecord = (a: Attempt): AttemptRecord => ({
   reason: a.reason,
 });
 
-const durationOf = (r: AgentRun): number =>
-  r.started_at && r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : 0;
+const durationOf = (r: AgentRun): number => elapsedMs(r) ?? 0;
 
 /** What a pass of the loop spent: tokens, cost (null when no run reported one) and time. */
 function runTotals(runs: readonly AgentRun[]) {

@@ -17,6 +17,7 @@ import { taskDetail } from '../../runtime/views.ts';
 import { startServer } from '../../http/server.ts';
 import { ensureDashboard } from '../../http/dashboard.ts';
 import { duration, table, usd } from '../format.ts';
+import { elapsedMs } from '../../core/stages.ts';
 import type { Logger } from '../../runtime/logger.ts';
 
 const LIBRARY = {
@@ -174,8 +175,7 @@ export async function demoCommand(opts: {
     for (const t of tasks) {
       const d = await taskDetail(ctx, await ctx.store.getTaskByKey(t.key));
       statuses[d.key] = d.status;
-      const wall =
-        d.started_at && d.finished_at ? Date.parse(d.finished_at) - Date.parse(d.started_at) : null;
+      const wall = elapsedMs(d);
       rows.push([
         d.key,
         d.title,

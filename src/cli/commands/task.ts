@@ -2,6 +2,7 @@
 import type { OrchContext } from '../../runtime/context.ts';
 import { taskDetail, taskSummary } from '../../runtime/views.ts';
 import { json, table, duration, usd, label } from '../format.ts';
+import { elapsedMs } from '../../core/stages.ts';
 import { pickProject } from '../../runtime/tasks.ts';
 
 export async function listTasksText(
@@ -53,9 +54,7 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
           label(r.model, r.effort),
           r.outcome ?? r.status,
           r.exit_code ?? '–',
-          duration(
-            r.started_at && r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : null,
-          ),
+          duration(elapsedMs(r)),
           (r.input_tokens ?? 0) + (r.output_tokens ?? 0),
           usd(r.cost_usd),
         ]),
