@@ -1,0 +1,4 @@
+export { createGiteaTracker } from './tracker.ts';
+export { createGiteaForge } from './forge.ts';
+export { createGiteaWebhooks } from './webhooks.ts';
+export type { GiteaOptions } from './client.ts';

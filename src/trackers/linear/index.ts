@@ -1,0 +1,3 @@
+export { createLinearTracker, type LinearTrackerOptions } from './tracker.ts';
+export { createLinearWebhooks } from './webhooks.ts';
+export { linearError, rateLimitWaitMs } from './errors.ts';

@@ -1,0 +1,2 @@
+export { createPlaneTracker, htmlToText, markdownToHtml, type PlaneTrackerOptions } from './tracker.ts';
+export { createPlaneWebhooks } from './webhooks.ts';

@@ -1,0 +1,736 @@
+/**
+ * A fake Gitea/Forgejo REST API (v1, under `/api/v1`) on loopback: one
+ * repository's issues, labels, comments, pull requests and commit statuses,
+ * in memory, shaped like Gitea's swagger (`Issue`, `Label`, `Comment`,
+ * `PullRequest`, `CombinedStatus`: a commit status's state is in `status`).
+ *
+ * What it keeps of Gitea's behaviour: the issues list serves pull requests
+ * too unless `type=issues`; `labels` keeps issues with ANY of the named
+ * labels and discards names the repository lacks (all unknown: no filter at
+ * all); pages are `page`/`limit`, capped at `maxPageSize` (Gitea's
+ * MAX_RESPONSE_ITEMS, 50) whatever `limit` asks, with `X-Total-Count` and
+ * `Link`; issue label endpoints take label ids; creating a second open pull
+ * request for the same head and base is a 409; merging runs git on a bare
+ * repository when one is given: a conflict answers 409, an already merged
+ * pull request 405. Auth: `Authorization: token <t>` (or `Bearer`), else 401.
+ */
+import type { Context } from 'hono';
+import { hasBranch, mergeInBareRepo, resolveCommit, type MergeMethod } from './git-merge.ts';
+import { pageOf, startFakeService, type FakeService } from './kit.ts';
+
+interface GtUser {
+  id: number;
+  login: string;
+  login_name: string;
+  full_name: string;
+  email: string;
+  avatar_url: string;
+  username: string;
+}
+
+interface GtLabel {
+  id: number;
+  name: string;
+  exclusive: boolean;
+  is_archived: boolean;
+  color: string;
+  description: string;
+  url: string;
+}
+
+interface GtRepoMeta {
+  id: number;
+  name: string;
+  owner: string;
+  full_name: string;
+}
+
+interface GtIssue {
+  id: number;
+  url: string;
+  html_url: string;
+  number: number;
+  user: GtUser;
+  original_author: string;
+  original_author_id: number;
+  title: string;
+  body: string;
+  ref: string;
+  labels: GtLabel[];
+  milestone: null;
+  assignee: GtUser | null;
+  assignees: GtUser[] | null;
+  state: 'open' | 'closed';
+  is_locked: boolean;
+  comments: number;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+  due_date: null;
+  pull_request: { merged: boolean; merged_at: string | null; draft: boolean; html_url: string } | null;
+  repository: GtRepoMeta;
+}
+
+interface GtComment {
+  id: number;
+  html_url: string;
+  pull_request_url: string;
+  issue_url: string;
+  user: GtUser;
+  original_author: string;
+  original_author_id: number;
+  body: string;
+  created_at: string;
+  updated_at: string;
+}
+
+interface GtBranchRef {
+  label: string;
+  ref: string;
+  sha: string;
+  repo_id: number;
+}
+
+interface GtPull {
+  id: number;
+  url: string;
+  number: number;
+  user: GtUser;
+  title: string;
+  body: string;
+  labels: GtLabel[];
+  state: 'open' | 'closed';
+  is_locked: boolean;
+  comments: number;
+  html_url: string;
+  diff_url: string;
+  patch_url: string;
+  mergeable: boolean;
+  merged: boolean;
+  merged_at: string | null;
+  merge_commit_sha: string | null;
+  merged_by: GtUser | null;
+  base: GtBranchRef;
+  head: GtBranchRef;
+  merge_base: string;
+  created_at: string;
+  updated_at: string;
+  closed_at: string | null;
+}
+
+interface GtStatus {
+  id: number;
+  status: 'pending' | 'success' | 'error' | 'failure' | 'warning';
+  target_url: string;
+  description: string;
+  url: string;
+  context: string;
+  creator: GtUser;
+  created_at: string;
+  updated_at: string;
+}
+
+interface GtCombinedStatus {
+  state: string;
+  sha: string;
+  total_count: number;
+  statuses: GtStatus[];
+  repository: GtRepoMeta;
+  commit_url: string;
+  url: string;
+}
+
+interface PullRec {
+  head: string;
+  base: string;
+  headSha: string;
+  baseSha: string;
+  merged: boolean;
+  mergedAt: string | null;
+  mergeCommitSha: string | null;
+}
+
+interface IssueRec {
+  number: number;
+  title: string;
+  body: string;
+  state: 'open' | 'closed';
+  labelIds: number[];
+  assignees: string[];
+  comments: { id: number; body: string; createdAt: string }[];
+  createdAt: string;
+  updatedAt: string;
+  closedAt: string | null;
+  pull?: PullRec;
+}
+
+export interface GiteaIssueView {
+  number: number;
+  title: string;
+  state: 'open' | 'closed';
+  labels: string[];
+  assignees: string[];
+  comments: string[];
+}
+
+export interface GiteaPullView {
+  number: number;
+  title: string;
+  head: string;
+  base: string;
+  state: 'open' | 'closed';
+  merged: boolean;
+  mergeCommitSha: string | null;
+}
+
+export interface GiteaFake {
+  /** The instance root (the API is at `${url}/api/v1`), for the adapters' `url`. */
+  url: string;
+  service: FakeService;
+  kind: 'gitea' | 'forgejo';
+  /** `owner/name`. */
+  repo: string;
+  /** A repository label (Gitea labels must exist before an issue can carry them). */
+  addLabel(name: string): number;
+  /** Label names of the repository. */
+  labels(): string[];
+  createIssue(i: {
+    title: string;
+    body?: string;
+    labels?: string[];
+    assignees?: string[];
+    state?: 'open' | 'closed';
+  }): number;
+  createPull(p: { head: string; base: string; title: string; body?: string }): Promise<number>;
+  /** By number; throws when there is none. */
+  issue(n: number): GiteaIssueView;
+  pulls(): GiteaPullView[];
+  setStatus(
+    ref: string,
+    s: { context: string; state: GtStatus['status']; description?: string },
+  ): Promise<void>;
+  /** A delivery's payload for an issue (`issues`, `issue_comment`), as Gitea shapes it, for the webhook sender. */
+  webhookPayload(event: 'issues' | 'issue_comment', n: number, action?: string): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export interface GiteaFakeOptions {
+  kind?: 'gitea' | 'forgejo';
+  token?: string;
+  /** `owner/name`; `acme/app` unless told. */
+  repo?: string;
+  /** A bare git repository: pull requests are checked and merged in it. */
+  repoPath?: string;
+  /** The most items a page holds (Gitea's MAX_RESPONSE_ITEMS: 50). */
+  maxPageSize?: number;
+  /** False leaves out `X-Total-Count` (as a proxy that strips it does), so only `Link` tells what follows. */
+  totalCount?: boolean;
+}
+
+const now = () => new Date().toISOString();
+
+export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<GiteaFake> {
+  const kind = opts.kind ?? 'gitea';
+  const token = opts.token ?? 'gitea_fake_token';
+  const slug = opts.repo ?? 'acme/app';
+  const [owner, name] = slug.split('/') as [string, string];
+  const maxPageSize = opts.maxPageSize ?? 50;
+  const issues = new Map<number, IssueRec>();
+  const labels = new Map<number, { id: number; name: string; color: string }>();
+  const statuses = new Map<string, GtStatus[]>();
+  let nextId = 100;
+  let origin = '';
+
+  // ---- shapes -------------------------------------------------------------
+  const api = (path: string) => `${origin}/api/v1${path}`;
+  const web = (path: string) => `${origin}/${slug}${path}`;
+  const user = (login: string): GtUser => ({
+    id: login.length * 31,
+    login,
+    login_name: '',
+    full_name: login,
+    email: `${login}@noreply.fake`,
+    avatar_url: `${origin}/avatars/${login}`,
+    username: login,
+  });
+  const bot = () => user('orch-bot');
+  const repoMeta = (): GtRepoMeta => ({ id: 7, name, owner, full_name: slug });
+  const labelJson = (id: number): GtLabel => {
+    const l = labels.get(id)!;
+    return {
+      id,
+      name: l.name,
+      exclusive: false,
+      is_archived: false,
+      color: l.color,
+      description: '',
+      url: api(`/repos/${slug}/labels/${id}`),
+    };
+  };
+  const labelByName = (labelName: string) =>
+    [...labels.values()].find((l) => l.name.toLowerCase() === labelName.toLowerCase());
+  const addLabel = (labelName: string, color = 'ededed'): number => {
+    const found = labelByName(labelName);
+    if (found) return found.id;
+    const id = nextId++;
+    labels.set(id, { id, name: labelName, color });
+    return id;
+  };
+  const issueJson = (i: IssueRec): GtIssue => ({
+    id: i.number + 5000,
+    url: api(`/repos/${slug}/issues/${i.number}`),
+    html_url: web(`/${i.pull ? 'pulls' : 'issues'}/${i.number}`),
+    number: i.number,
+    user: bot(),
+    original_author: '',
+    original_author_id: 0,
+    title: i.title,
+    body: i.body,
+    ref: '',
+    labels: i.labelIds.map(labelJson),
+    milestone: null,
+    assignee: i.assignees[0] ? user(i.assignees[0]) : null,
+    assignees: i.assignees.length > 0 ? i.assignees.map(user) : null,
+    state: i.state,
+    is_locked: false,
+    comments: i.comments.length,
+    created_at: i.createdAt,
+    updated_at: i.updatedAt,
+    closed_at: i.closedAt,
+    due_date: null,
+    pull_request: i.pull
+      ? {
+          merged: i.pull.merged,
+          merged_at: i.pull.mergedAt,
+          draft: false,
+          html_url: web(`/pulls/${i.number}`),
+        }
+      : null,
+    repository: repoMeta(),
+  });
+  const branchRef = (branch: string, sha: string): GtBranchRef => ({
+    label: branch,
+    ref: branch,
+    sha,
+    repo_id: 7,
+  });
+  const pullJson = (i: IssueRec): GtPull => {
+    const p = i.pull!;
+    return {
+      id: i.number + 9000,
+      url: web(`/pulls/${i.number}`),
+      number: i.number,
+      user: bot(),
+      title: i.title,
+      body: i.body,
+      labels: i.labelIds.map(labelJson),
+      state: i.state,
+      is_locked: false,
+      comments: i.comments.length,
+      html_url: web(`/pulls/${i.number}`),
+      diff_url: web(`/pulls/${i.number}.diff`),
+      patch_url: web(`/pulls/${i.number}.patch`),
+      mergeable: !p.merged,
+      merged: p.merged,
+      merged_at: p.mergedAt,
+      merge_commit_sha: p.mergeCommitSha,
+      merged_by: p.merged ? bot() : null,
+      base: branchRef(p.base, p.baseSha),
+      head: branchRef(p.head, p.headSha),
+      merge_base: p.baseSha,
+      created_at: i.createdAt,
+      updated_at: i.updatedAt,
+      closed_at: i.closedAt,
+    };
+  };
+  const commentJson = (i: IssueRec, cm: IssueRec['comments'][number]): GtComment => ({
+    id: cm.id,
+    html_url: web(`/issues/${i.number}#issuecomment-${cm.id}`),
+    pull_request_url: '',
+    issue_url: web(`/issues/${i.number}`),
+    user: bot(),
+    original_author: '',
+    original_author_id: 0,
+    body: cm.body,
+    created_at: cm.createdAt,
+    updated_at: cm.createdAt,
+  });
+
+  // ---- helpers ------------------------------------------------------------
+  // Gitea's APIError body: { message, url }.
+  const error = (c: Context, status: 404 | 405 | 409 | 422, message: string) =>
+    c.json({ message, url: `${origin}/api/swagger` }, status);
+  const notFound = (c: Context) => error(c, 404, "The target couldn't be found.");
+  const paged = <T>(c: Context, items: T[]) => {
+    const page = pageOf(c.req.url, items, {
+      pageParam: 'page',
+      sizeParam: 'limit',
+      defaultSize: Math.min(30, maxPageSize),
+      maxSize: maxPageSize,
+    });
+    const headers: Record<string, string> = {};
+    if (opts.totalCount !== false) headers['x-total-count'] = String(page.total);
+    if (page.link) headers.link = page.link;
+    return { items: page.items, headers };
+  };
+  const issueParam = (c: Context): IssueRec | undefined => issues.get(Number(c.req.param('n')));
+  const touch = (i: IssueRec) => {
+    i.updatedAt = now();
+  };
+  const commitKey = async (ref: string) =>
+    opts.repoPath ? ((await resolveCommit(opts.repoPath, ref)) ?? ref) : ref;
+  const readJson = async (c: Context): Promise<Record<string, unknown>> => {
+    try {
+      const body: unknown = await c.req.json();
+      return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
+  };
+  const newIssue = (i: Partial<IssueRec> & { title: string }): IssueRec => {
+    const at = now();
+    const rec: IssueRec = {
+      number: issues.size + 1,
+      body: '',
+      state: 'open',
+      labelIds: [],
+      assignees: [],
+      comments: [],
+      createdAt: at,
+      updatedAt: at,
+      closedAt: null,
+      ...i,
+    };
+    if (rec.state === 'closed') rec.closedAt = at;
+    issues.set(rec.number, rec);
+    return rec;
+  };
+  const openPull = async (p: { head: string; base: string; title: string; body?: string }) => {
+    const sha = async (branch: string) =>
+      opts.repoPath ? ((await resolveCommit(opts.repoPath, branch)) ?? '') : `${branch}-sha`;
+    return newIssue({
+      title: p.title,
+      body: p.body ?? '',
+      pull: {
+        head: p.head,
+        base: p.base,
+        headSha: await sha(p.head),
+        baseSha: await sha(p.base),
+        merged: false,
+        mergedAt: null,
+        mergeCommitSha: null,
+      },
+    });
+  };
+
+  const service = await startFakeService(
+    {
+      token,
+      authorized: (c, t) => {
+        const [scheme, value] = (c.req.header('authorization') ?? '').split(' ');
+        return value === t && (scheme?.toLowerCase() === 'token' || scheme?.toLowerCase() === 'bearer');
+      },
+    },
+    (app) => {
+      app.use('/api/v1/repos/:owner/:repo/*', async (c, next) => {
+        if (`${c.req.param('owner')}/${c.req.param('repo')}` !== slug) return notFound(c);
+        await next();
+      });
+      const base = '/api/v1/repos/:owner/:repo';
+
+      // ---- labels -----------------------------------------------------------
+      app.get(`${base}/labels`, (c) => {
+        const page = paged(c, [...labels.keys()]);
+        return c.json(page.items.map(labelJson), 200, page.headers);
+      });
+      app.post(`${base}/labels`, async (c) => {
+        const body = await readJson(c);
+        if (typeof body.name !== 'string' || body.name === '') return error(c, 422, 'name is required');
+        const color = typeof body.color === 'string' ? body.color.replace(/^#/, '') : '';
+        if (!/^[0-9a-fA-F]{6}$/.test(color)) return error(c, 422, 'color is invalid');
+        const id = nextId++;
+        labels.set(id, { id, name: body.name, color });
+        return c.json(labelJson(id), 201);
+      });
+
+      // ---- issues -----------------------------------------------------------
+      app.get(`${base}/issues`, (c) => {
+        const state = c.req.query('state') ?? 'open';
+        const type = c.req.query('type');
+        // Any of the named labels; names the repository lacks are discarded.
+        const wanted = (c.req.query('labels') ?? '')
+          .split(',')
+          .map((n) => labelByName(n.trim())?.id)
+          .filter((id): id is number => id !== undefined);
+        const assignedBy = c.req.query('assigned_by');
+        const list = [...issues.values()]
+          .filter((i) => state === 'all' || i.state === state)
+          .filter((i) => (type === 'issues' ? !i.pull : type === 'pulls' ? !!i.pull : true))
+          .filter((i) => wanted.length === 0 || i.labelIds.some((id) => wanted.includes(id)))
+          .filter((i) => !assignedBy || i.assignees.includes(assignedBy))
+          .sort((a, b) => b.number - a.number);
+        const page = paged(c, list);
+        return c.json(page.items.map(issueJson), 200, page.headers);
+      });
+      app.get(`${base}/issues/:n`, (c) => {
+        const i = issueParam(c);
+        return i ? c.json(issueJson(i)) : notFound(c);
+      });
+      app.patch(`${base}/issues/:n`, async (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const body = await readJson(c);
+        if (body.state !== undefined) {
+          if (body.state !== 'open' && body.state !== 'closed') return error(c, 422, 'invalid state');
+          if (i.pull?.merged)
+            return c.json(
+              { message: 'cannot change state of this pull request, it was already merged' },
+              412,
+            );
+          if (body.state !== i.state) {
+            i.state = body.state;
+            i.closedAt = body.state === 'closed' ? now() : null;
+          }
+        }
+        if (typeof body.title === 'string') i.title = body.title;
+        if (typeof body.body === 'string') i.body = body.body;
+        touch(i);
+        // Gitea answers an edit with 201.
+        return c.json(issueJson(i), 201);
+      });
+      app.post(`${base}/issues/:n/labels`, async (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const body = await readJson(c);
+        const ids = Array.isArray(body.labels) ? body.labels : [];
+        if (!ids.every((id) => typeof id === 'number' && labels.has(id)))
+          return error(c, 422, 'invalid label ids');
+        for (const id of ids as number[]) if (!i.labelIds.includes(id)) i.labelIds.push(id);
+        touch(i);
+        return c.json(i.labelIds.map(labelJson));
+      });
+      app.delete(`${base}/issues/:n/labels/:id`, (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const id = Number(c.req.param('id'));
+        if (!labels.has(id)) return error(c, 422, 'label does not exist');
+        i.labelIds = i.labelIds.filter((l) => l !== id);
+        touch(i);
+        return c.body(null, 204);
+      });
+      app.post(`${base}/issues/:n/comments`, async (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const body = await readJson(c);
+        if (typeof body.body !== 'string' || body.body === '') return error(c, 422, 'body is required');
+        const cm = { id: nextId++, body: body.body, createdAt: now() };
+        i.comments.push(cm);
+        touch(i);
+        return c.json(commentJson(i, cm), 201);
+      });
+      app.get(`${base}/issues/:n/comments`, (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        return c.json(i.comments.map((cm) => commentJson(i, cm)));
+      });
+
+      // ---- pull requests ----------------------------------------------------
+      app.get(`${base}/pulls`, (c) => {
+        const state = c.req.query('state') ?? 'open';
+        const list = [...issues.values()]
+          .filter((i) => i.pull)
+          .filter((i) => state === 'all' || i.state === state)
+          .sort((a, b) => b.number - a.number);
+        const page = paged(c, list);
+        return c.json(page.items.map(pullJson), 200, page.headers);
+      });
+      app.get(`${base}/pulls/:n`, (c) => {
+        const i = issueParam(c);
+        return i?.pull ? c.json(pullJson(i)) : notFound(c);
+      });
+      app.post(`${base}/pulls`, async (c) => {
+        const body = await readJson(c);
+        const head = typeof body.head === 'string' ? body.head.replace(new RegExp(`^${owner}:`), '') : '';
+        const baseBranch = typeof body.base === 'string' ? body.base : '';
+        if (typeof body.title !== 'string' || !head || !baseBranch)
+          return error(c, 422, 'title, head and base are required');
+        if (head === baseBranch)
+          return error(c, 422, 'Invalid PullRequest: There are no changes between the head and the base');
+        if (opts.repoPath) {
+          for (const branch of [head, baseBranch])
+            if (!(await hasBranch(opts.repoPath, branch))) return notFound(c);
+        }
+        const dup = [...issues.values()].find(
+          (i) =>
+            i.pull &&
+            !i.pull.merged &&
+            i.state === 'open' &&
+            i.pull.head === head &&
+            i.pull.base === baseBranch,
+        );
+        if (dup) {
+          return error(
+            c,
+            409,
+            `pull request already exists for these targets [id: ${dup.number}, issue_id: ${dup.number}, head_repo_id: 7, base_repo_id: 7, head_branch: ${head}, base_branch: ${baseBranch}]`,
+          );
+        }
+        const rec = await openPull({
+          head,
+          base: baseBranch,
+          title: body.title,
+          body: typeof body.body === 'string' ? body.body : '',
+        });
+        return c.json(pullJson(rec), 201);
+      });
+      app.post(`${base}/pulls/:n/merge`, async (c) => {
+        const i = issueParam(c);
+        if (!i?.pull) return notFound(c);
+        const p = i.pull;
+        if (p.merged) return c.json({ message: '', url: `${origin}/api/swagger` }, 405);
+        if (i.state === 'closed') return notFound(c);
+        const body = await readJson(c);
+        const style = typeof body.Do === 'string' ? body.Do : 'merge';
+        if (!['merge', 'squash', 'rebase'].includes(style)) {
+          return error(c, 405, `${style} is not allowed an allowed merge style for this repository`);
+        }
+        let sha = `merged-${i.number}`;
+        if (opts.repoPath) {
+          const title =
+            typeof body.MergeTitleField === 'string' && body.MergeTitleField
+              ? body.MergeTitleField
+              : `Merge pull request '${i.title}' (#${i.number}) from ${p.head} into ${p.base}`;
+          const out = await mergeInBareRepo(opts.repoPath, {
+            base: p.base,
+            head: p.head,
+            method: style as MergeMethod,
+            title,
+          });
+          if (!out.ok) {
+            // Gitea answers a conflict with the ErrMergeConflicts object itself.
+            if (out.reason === 'conflict')
+              return c.json({ Style: style, StdOut: '', StdErr: out.message, Err: {} }, 409);
+            return error(c, 409, out.reason === 'moved' ? 'merge push out of date' : out.message);
+          }
+          sha = out.sha;
+          p.headSha = (await resolveCommit(opts.repoPath, p.head)) ?? p.headSha;
+        }
+        const at = now();
+        Object.assign(p, { merged: true, mergedAt: at, mergeCommitSha: sha });
+        Object.assign(i, { state: 'closed', closedAt: at, updatedAt: at });
+        return c.body(null, 200);
+      });
+
+      // ---- commit statuses ----------------------------------------------------
+      app.get(`${base}/commits/:ref/status`, async (c) => {
+        const sha = await commitKey(c.req.param('ref'));
+        const latest = new Map<string, GtStatus>();
+        for (const s of [...(statuses.get(sha) ?? [])].reverse())
+          if (!latest.has(s.context)) latest.set(s.context, s);
+        const list = [...latest.values()];
+        // Gitea's combined state: the worst status, '' when there is none.
+        const order = ['error', 'failure', 'warning', 'pending', 'success'] as const;
+        const state = list.length === 0 ? '' : (order.find((o) => list.some((s) => s.status === o)) ?? '');
+        const page = paged(c, list);
+        const combined: GtCombinedStatus = {
+          state,
+          sha,
+          total_count: list.length,
+          statuses: page.items,
+          repository: repoMeta(),
+          commit_url: api(`/repos/${slug}/git/commits/${sha}`),
+          url: api(`/repos/${slug}/commits/${sha}/status`),
+        };
+        return c.json(combined, 200, page.headers);
+      });
+    },
+  );
+  origin = service.url;
+
+  const view = (i: IssueRec): GiteaIssueView => ({
+    number: i.number,
+    title: i.title,
+    state: i.state,
+    labels: i.labelIds.map((id) => labels.get(id)!.name),
+    assignees: [...i.assignees],
+    comments: i.comments.map((cm) => cm.body),
+  });
+
+  return {
+    url: service.url,
+    service,
+    kind,
+    repo: slug,
+    addLabel: (labelName) => addLabel(labelName),
+    labels: () => [...labels.values()].map((l) => l.name),
+    createIssue: (i) =>
+      newIssue({
+        title: i.title,
+        body: i.body ?? '',
+        labelIds: (i.labels ?? []).map((l) => addLabel(l)),
+        assignees: i.assignees ?? [],
+        state: i.state ?? 'open',
+      }).number,
+    createPull: async (p) => {
+      if (opts.repoPath) {
+        for (const branch of [p.head, p.base]) {
+          if (!(await hasBranch(opts.repoPath, branch)))
+            throw new Error(`${kind} fake: no branch ${branch} in ${opts.repoPath}`);
+        }
+      }
+      return (await openPull(p)).number;
+    },
+    issue: (n) => {
+      const i = issues.get(n);
+      if (!i) throw new Error(`${kind} fake: no issue #${n}`);
+      return view(i);
+    },
+    pulls: () =>
+      [...issues.values()]
+        .filter((i) => i.pull)
+        .map((i) => ({
+          number: i.number,
+          title: i.title,
+          head: i.pull!.head,
+          base: i.pull!.base,
+          state: i.state,
+          merged: i.pull!.merged,
+          mergeCommitSha: i.pull!.mergeCommitSha,
+        })),
+    setStatus: async (ref, s) => {
+      const sha = await commitKey(ref);
+      const id = nextId++;
+      const at = now();
+      const status: GtStatus = {
+        id,
+        status: s.state,
+        target_url: '',
+        description: s.description ?? '',
+        url: api(`/repos/${slug}/statuses/${sha}`),
+        context: s.context,
+        creator: bot(),
+        created_at: at,
+        updated_at: at,
+      };
+      statuses.set(sha, [...(statuses.get(sha) ?? []), status]);
+    },
+    webhookPayload: (event, n, action) => {
+      const i = issues.get(n);
+      if (!i) throw new Error(`${kind} fake: no issue #${n}`);
+      const repository = { ...repoMeta(), owner: user(owner), html_url: web('') };
+      if (event === 'issue_comment') {
+        const cm = i.comments.at(-1) ?? { id: nextId++, body: '', createdAt: now() };
+        return {
+          action: action ?? 'created',
+          issue: issueJson(i),
+          comment: commentJson(i, cm),
+          repository,
+          sender: bot(),
+          is_pull: !!i.pull,
+        };
+      }
+      return { action: action ?? 'edited', number: i.number, issue: issueJson(i), repository, sender: bot() };
+    },
+    close: () => service.close(),
+  };
+}
