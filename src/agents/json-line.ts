@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { AgentEvent } from './events.ts';
-import { MAX_RAW_CHARS } from './stream-json.ts';
+import { MAX_RAW_CHARS, stripLineEnd } from './stream-json.ts';
 
 const MAX_ERROR_MESSAGE_CHARS = 300;
 
@@ -37,7 +37,7 @@ export type JsonLine =
 /** Classifies one line; never throws. Plain text (a CLI's log output) becomes a message. */
 export function readJsonLine(input: unknown): JsonLine {
   if (typeof input !== 'string') return { kind: 'events', events: [errorEvent('line is not a string', '')] };
-  const line = input.replace(/[\r\n]+$/, '');
+  const line = stripLineEnd(input); // not /[\r\n]+$/: quadratic on a long run of \r
   const trimmed = line.trim();
   if (!trimmed) return { kind: 'events', events: [] };
   if (!trimmed.startsWith('{')) return { kind: 'events', events: [{ type: 'message', text: line }] };

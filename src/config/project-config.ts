@@ -2,8 +2,8 @@
  * `orch.yaml`: a project's pipeline configuration. Parsed with positions so
  * every problem is reported at once with file, line and key.
  */
-import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import { readFileSync, statSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { ROLES } from '../core/stages.ts';
 import { EFFORT_LEVELS } from '../core/model.ts';
@@ -17,10 +17,12 @@ import {
   resolvePipeline,
 } from './pipeline-config.ts';
 import { checkPromptTemplate } from '../runtime/prompts.ts';
+import { ForgeSchema, NotifySchema, TrackerSchema, trackerProblems } from './integrations-config.ts';
 
 /** What the schema cannot see: pipeline routes, and prompt templates that would fail to render. */
 function semanticProblems(cfg: ProjectConfig): { key: string; message: string }[] {
   const problems = pipelineProblems(resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees));
+  problems.push(...trackerProblems(cfg.tracker));
   for (const [stage, c] of Object.entries(cfg.pipeline)) {
     if (!c?.prompt) continue;
     const error = checkPromptTemplate(c.prompt);
@@ -31,6 +33,54 @@ function semanticProblems(cfg: ProjectConfig): { key: string; message: string }[
 
 const positiveInt = z.number().int().positive();
 const argv = z.array(z.string().min(1)).min(1);
+
+/** A sandbox path: `~/…` (the agent's HOME), absolute, or relative to the task's worktree. */
+const sandboxPath = z
+  .string()
+  .min(1)
+  .refine((p) => !p.includes('\0') && !p.includes('\n'), 'a path, without NUL or newline characters');
+const notRoot = (paths: string[]): boolean => !paths.some((p) => p.replace(/\/+$/, '') === '');
+const SANDBOX_OFF = {
+  enabled: false,
+  network: false,
+  writable_paths: [] as string[],
+  read_only_paths: [] as string[],
+  hidden_paths: [] as string[],
+};
+
+/**
+ * `sandbox: true`, or `{ network, writable_paths, read_only_paths, hidden_paths }` (enabled unless
+ * `enabled: false`): the agent runs under bubblewrap (docs/security.md#agent-sandbox). A role's
+ * `sandbox` replaces `default:`'s whole, and an object without `enabled` is on, so a role never
+ * drops out of the sandbox by setting one key.
+ */
+export const SandboxConfigSchema = z
+  .union(
+    [
+      z.boolean(),
+      z
+        .object({
+          enabled: z.boolean().default(true),
+          /** Network access; off gives the agent a network namespace of its own (no connection leaves it). */
+          network: z.boolean().default(false),
+          /** Made writable besides the worktree (e.g. `~/.cache`); a missing one is skipped. */
+          writable_paths: z
+            .array(sandboxPath)
+            .refine(notRoot, "'/' would make the whole system writable")
+            .default([]),
+          /** Made read-only (inside the worktree too, e.g. `.github`); a missing one is skipped. */
+          read_only_paths: z.array(sandboxPath).default([]),
+          /** Made invisible (an empty directory, or an empty file), besides orch's own and HOME's secrets. */
+          hidden_paths: z
+            .array(sandboxPath)
+            .refine(notRoot, "'/' cannot be hidden: the agent needs a system to run on")
+            .default([]),
+        })
+        .strict(),
+    ],
+    { error: 'true, false, or a map of enabled, network, writable_paths, read_only_paths, hidden_paths' },
+  )
+  .transform((v) => (typeof v === 'boolean' ? { ...SANDBOX_OFF, enabled: v } : v));
 
 /** One role's agent: which adapter runs it and how. */
 export const AgentConfigSchema = z
@@ -60,6 +110,8 @@ export const AgentConfigSchema = z
     env: z.record(z.string(), z.string()).default({}),
     /** Run the agent in its own PID namespace (needs root), so even descendants that escaped with setsid die with it. */
     pid_namespace: z.boolean().default(false),
+    /** Run the agent under bubblewrap: only its worktree writable, orch's state and secrets invisible. */
+    sandbox: SandboxConfigSchema.default(SANDBOX_OFF),
     /** Names of orch's own environment variables passed through (e.g. the agent's API key); never `ORCH_*`. */
     pass_env: z
       .array(
@@ -160,6 +212,9 @@ export const ProjectConfigSchema = z
     pipeline: PipelineSchema,
     merge: MergeSchema,
     worktrees: WorktreesSchema,
+    tracker: TrackerSchema.optional(),
+    forge: ForgeSchema.optional(),
+    notify: NotifySchema.default({ channels: {} }),
   })
   .strict();
 export type ProjectConfig = z.infer<typeof ProjectConfigSchema>;
@@ -206,62 +261,130 @@ function nodeAt(root: YamlNode | null, path: readonly PropertyKey[]): YamlNode |
   return node;
 }
 
+/** Largest config accepted, in bytes. A real one is a few KB; a huge one would only stall every load. */
+export const MAX_CONFIG_BYTES = 256 * 1024;
+/** Problems listed at most. Locating each walks the document, so thousands would stall a load for minutes. */
+export const MAX_CONFIG_ISSUES = 50;
+
+/** One problem with the file as a whole. */
+const fileProblem = (file: string, message: string): ConfigError =>
+  new ConfigError([{ file, line: null, column: null, key: '', message }]);
+
+/** The first {@link MAX_CONFIG_ISSUES} of `total` problems, and one line counting the rest. */
+function capped(issues: ConfigIssue[], total: number, file: string): ConfigIssue[] {
+  if (total <= issues.length) return issues;
+  const rest = total - issues.length;
+  return [
+    ...issues,
+    {
+      file,
+      line: null,
+      column: null,
+      key: '',
+      message: `${rest} more problem${rest === 1 ? '' : 's'} not listed (MAX_CONFIG_ISSUES = ${MAX_CONFIG_ISSUES})`,
+    },
+  ];
+}
+
+/** Keys repeated within a mapping, in one pass over the document (iterative: no deep recursion). */
+function duplicateKeys(root: unknown): { offset: number | undefined; message: string }[] {
+  const found: { offset: number | undefined; message: string }[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        // Scalars compare by value, collections by identity: what yaml's uniqueKeys does.
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.has(key))
+          found.push({
+            offset: (pair.key as YamlNode | null)?.range?.[0],
+            message: `Map keys must be unique${isScalar(pair.key) ? `: ${JSON.stringify(String(key))} appears again` : ''}`,
+          });
+        seen.add(key);
+        stack.push(pair.key, pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return found;
+}
+
 /** Parses and validates config text. Throws {@link ConfigError} listing every problem. */
 export function parseProjectConfig(text: string, file: string): ProjectConfig {
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_CONFIG_BYTES)
+    throw fileProblem(file, `${bytes} bytes, over the limit of ${MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)`);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    // Duplicate keys are found by duplicateKeys: yaml's own check is quadratic in a map's size.
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  } catch (error) {
+    // The parser reports syntax as doc.errors; a throw is the input exhausting it.
+    throw fileProblem(file, `cannot parse: ${(error as Error).message}`);
+  }
   const at = (offset: number | undefined) => {
     if (offset === undefined) return { line: null, column: null };
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
-  if (doc.errors.length) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({
-        file,
-        ...at(e.pos[0]),
-        key: '',
-        message: e.message.split('\n')[0] ?? e.message,
-      })),
-    );
+  const syntax = [
+    ...doc.errors.map((e) => ({ offset: e.pos[0], message: e.message.split('\n')[0] ?? e.message })),
+    ...duplicateKeys(doc.contents),
+  ];
+  if (syntax.length) {
+    const located = syntax
+      .slice(0, MAX_CONFIG_ISSUES)
+      .map((e) => ({ file, ...at(e.offset), key: '', message: e.message }))
+      .sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new ConfigError(capped(located, syntax.length, file));
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    // toJS throws on an alias bomb (more than 100 alias expansions per node, the yaml default).
+    data = doc.toJS() ?? {};
+  } catch (error) {
+    throw fileProblem(file, `cannot load the YAML: ${(error as Error).message}`);
+  }
   const result = ProjectConfigSchema.safeParse(data);
   if (result.success) {
     const problems = semanticProblems(result.data);
     if (!problems.length) return result.data;
-    throw new ConfigError(
-      problems.map((p) => {
-        const path = p.key.split('.');
-        return {
-          file,
-          ...at(nodeAt(doc.contents as YamlNode | null, path)?.range?.[0]),
-          key: p.key,
-          message: p.message,
-        };
-      }),
-    );
-  }
-  const issues: ConfigIssue[] = [];
-  for (const issue of result.error.issues) {
-    const keys =
-      issue.code === 'unrecognized_keys' ? issue.keys.map((k) => [...issue.path, k]) : [issue.path];
-    for (const path of keys) {
-      const node = nodeAt(doc.contents as YamlNode | null, path);
-      const offset =
-        issue.code === 'unrecognized_keys'
-          ? keyOffset(doc.contents as YamlNode | null, path)
-          : node?.range?.[0];
-      issues.push({
+    const located = problems.slice(0, MAX_CONFIG_ISSUES).map((p) => {
+      const path = p.key.split('.');
+      return {
         file,
-        ...at(offset),
-        key: path.map(String).join('.'),
-        message: issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message,
-      });
-    }
+        ...at(nodeAt(doc.contents as YamlNode | null, path)?.range?.[0]),
+        key: p.key,
+        message: p.message,
+      };
+    });
+    throw new ConfigError(capped(located, problems.length, file));
+  }
+  const found = result.error.issues.flatMap((issue): { issue: z.core.$ZodIssue; path: PropertyKey[] }[] =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((k) => ({ issue, path: [...issue.path, k] }))
+      : [{ issue, path: issue.path }],
+  );
+  const issues: ConfigIssue[] = [];
+  for (const { issue, path } of found.slice(0, MAX_CONFIG_ISSUES)) {
+    const node = nodeAt(doc.contents as YamlNode | null, path);
+    const offset =
+      issue.code === 'unrecognized_keys'
+        ? keyOffset(doc.contents as YamlNode | null, path)
+        : node?.range?.[0];
+    issues.push({
+      file,
+      ...at(offset),
+      key: path.map(String).join('.'),
+      message: issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message,
+    });
   }
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  throw new ConfigError(issues);
+  throw new ConfigError(capped(issues, found.length, file));
 }
 
 function keyOffset(root: YamlNode | null, path: readonly PropertyKey[]): number | undefined {
@@ -275,12 +398,16 @@ function keyOffset(root: YamlNode | null, path: readonly PropertyKey[]): number 
 export function loadProjectConfig(path: string): ProjectConfig {
   let text: string;
   try {
+    // Checked before reading: a FIFO or a device would block the read or never end it.
+    const stat = statSync(path);
+    if (!stat.isFile()) throw fileProblem(path, 'not a regular file');
+    if (stat.size > MAX_CONFIG_BYTES)
+      throw fileProblem(path, `${stat.size} bytes, over the limit of ${MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)`);
     text = readFileSync(path, 'utf8');
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ProjectConfigSchema.parse({});
-    throw new ConfigError([
-      { file: path, line: null, column: null, key: '', message: `cannot read: ${(error as Error).message}` },
-    ]);
+    throw fileProblem(path, `cannot read: ${(error as Error).message}`);
   }
   return parseProjectConfig(text, path);
 }

@@ -12,6 +12,7 @@ export const TERMINAL_REASONS = [
   'max_attempts',
   'agent_failure',
   'gate_failure',
+  'internal_error',
   'cancelled',
 ] as const;
 export type TerminalReason = (typeof TERMINAL_REASONS)[number];

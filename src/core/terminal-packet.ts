@@ -29,6 +29,8 @@ const DECISIONS: Record<TerminalReason, string> = {
   design_rejected: 'The design was rejected. Revise the requirements or the architecture before any build.',
   agent_failure: 'The agent failed repeatedly. Check its log, its credentials and its limits, then retry.',
   gate_failure: 'A quality gate kept failing. Read its output below, fix the cause, then retry.',
+  internal_error:
+    "orch itself failed on this task again and again (an error of its own, not the agent's). Read orch's log for the error, fix its cause, then retry.",
   cancelled: 'The task was cancelled. Nothing to decide unless it should be resumed.',
 };
 

@@ -26,7 +26,9 @@ const MAX_SCAN_STEPS = 5_000_000;
  */
 function* candidates(text: string): Generator<string> {
   const fenced: string[] = [];
-  const fence = /```(?:json)?\s*\n([\s\S]*?)```/g;
+  // Only blanks between the opening fence and its newline: `\s*\n` there backtracks over every
+  // newline of a long blank run, which is quadratic on hostile output.
+  const fence = /```(?:json)?[^\S\n]*\n([\s\S]*?)```/g;
   for (let m = fence.exec(text); m; m = fence.exec(text)) fenced.push(m[1]!.trim());
   yield* fenced.reverse();
   let steps = 0;
@@ -62,6 +64,18 @@ function* candidates(text: string): Generator<string> {
   }
 }
 
+/**
+ * Non-string comments as JSON text. JSON.parse takes nesting thousands deep
+ * that JSON.stringify (recursive) cannot print back; say so rather than throw.
+ */
+function commentsText(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return '[comments not shown: nested too deeply to print]';
+  }
+}
+
 export function parseVerdict(resultText: string | null | undefined): Verdict {
   const text = (resultText ?? '').slice(-MAX_SCAN_CHARS);
   if (!text.trim())
@@ -83,7 +97,7 @@ export function parseVerdict(resultText: string | null | undefined): Verdict {
         ? rawComments
         : rawComments === undefined || rawComments === null
           ? ''
-          : JSON.stringify(rawComments);
+          : commentsText(rawComments);
     if (normalized === 'approved' || normalized === 'rejected') {
       return { verdict: normalized, comments, parseError: null };
     }

@@ -1,7 +1,10 @@
 /**
  * The agent's environment: an allowlist of the parent's variables, the
- * command contract's `ORCH_*` variables and the role's own `env`. Nothing
- * else of orch's environment (tokens, database URLs) reaches an agent.
+ * command contract's `ORCH_*` variables, the role's own `env` and the names
+ * in its `pass_env` (never `ORCH_*`). Nothing else of orch's environment
+ * (tokens, database URLs) reaches an agent. This stops leaks by accident; an
+ * agent running as orch's user could still read orch's /proc environ, which
+ * only the sandbox (runtime/sandbox.ts) stops. docs/security.md#secrets.
  */
 const ALLOWED = [
   'PATH',

@@ -6,8 +6,8 @@
  * registered in the same home with `orch project add`; each keeps its own
  * `orch.yaml` and its own `.orch/artifacts/` (ledgers, terminal packets).
  */
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { isPostgresUrl, openDatabase } from '../store/db.ts';
 import { Store } from '../store/store.ts';
 import type { Project, Task } from '../store/schema.ts';
@@ -23,6 +23,7 @@ import { OrchError } from '../errors.ts';
 import { isRole } from '../core/stages.ts';
 import { localProjectRoot } from './project-clone.ts';
 import { configureOrigin } from './git.ts';
+import { safeName } from './safe-names.ts';
 import { resolvePipeline, type PipelinePlan } from '../config/pipeline-config.ts';
 
 export interface ProjectRuntime {
@@ -164,14 +165,68 @@ export async function openContextFrom(
   return openContext(home, env, onConfigError, opts);
 }
 
-/** Keys become directory names: anything unusual is replaced, and a hash suffix keeps distinct keys apart. */
-export const safeSegment = (key: string): string => key.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+/**
+ * Keys and project names as directory names: plain ones unchanged, others
+ * sanitized with a hash of the raw value, so distinct keys never share a
+ * directory (safe-names.ts).
+ */
+export const safeSegment = safeName;
+
+/**
+ * The real location of `path`: the real path of its deepest existing part with
+ * the rest appended. A symlink on the way that points nowhere is refused, since
+ * creating the path would follow it to wherever it points.
+ */
+function realLocation(path: string): string {
+  const rest: string[] = [];
+  for (let probe = path; ; probe = dirname(probe)) {
+    let exists = true;
+    try {
+      lstatSync(probe);
+    } catch {
+      exists = false;
+    }
+    if (exists) {
+      try {
+        return join(realpathSync(probe), ...rest);
+      } catch (error) {
+        throw new OrchError(
+          'invalid_state',
+          `refusing ${path}: ${probe} is a broken symlink or unreadable (${(error as Error).message})`,
+        );
+      }
+    }
+    if (dirname(probe) === probe) return path;
+    rest.unshift(basename(probe));
+  }
+}
+
+/**
+ * `root/segments…`, refused when it resolves outside `root`: a symlink inside
+ * the root (say `worktrees/<project>` pointing at `/etc`) must never lead a
+ * worktree, a log or an artifact elsewhere. The root itself may be a symlink.
+ */
+export function pathUnder(root: string, ...segments: string[]): string {
+  const path = join(root, ...segments);
+  const realRoot = realLocation(root);
+  const real = realLocation(path);
+  const inside = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
+  if (real !== realRoot && !real.startsWith(inside)) {
+    throw new OrchError(
+      'invalid_state',
+      `refusing ${path}: it resolves to ${real}, outside ${realRoot} (a symlink leads out of it)`,
+      { context: { path, real, root: realRoot } },
+    );
+  }
+  return path;
+}
 
 export const paths = {
+  worktreesRoot: (ctx: OrchContext) => join(ctx.settings.reposDir, 'worktrees'),
   worktree: (ctx: OrchContext, project: Project, task: Pick<Task, 'key'>) =>
-    join(ctx.settings.reposDir, 'worktrees', safeSegment(project.name), safeSegment(task.key)),
+    pathUnder(paths.worktreesRoot(ctx), safeName(project.name), safeName(task.key)),
   logsDir: (ctx: OrchContext, task: Pick<Task, 'key'>) =>
-    join(ctx.settings.stateDir, 'logs', safeSegment(task.key)),
+    pathUnder(join(ctx.settings.stateDir, 'logs'), safeName(task.key)),
   artifacts: (project: Project, task: Pick<Task, 'key'>) =>
-    join(project.root_path, '.orch', 'artifacts', safeSegment(task.key)),
+    pathUnder(join(project.root_path, '.orch', 'artifacts'), safeName(task.key)),
 };

@@ -2,6 +2,7 @@
  * Evaluates a stage's gates in a worktree and stores each result, so
  * `task show`, the API and the terminal packet can show them.
  */
+import { redact, secretValues } from './secrets.ts';
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,10 +85,14 @@ async function evaluate(
   const command = async (name: string, argv: readonly string[], timeoutS: number): Promise<GateOutcome> => {
     const env = agentEnv(ctx.env, contractEnv(task, stage, 'gate', worktree), {});
     const r = await runCommand(argv, worktree, env, timeoutS);
+    // A test that prints a secret must not put it in the store, the feedback or the developer's prompt.
     return {
       name,
       passed: r.code === 0,
-      output: tail(`$ ${argv.join(' ')}  (exit ${r.code ?? 'none'})\n${r.output}`),
+      output: redact(
+        tail(`$ ${argv.join(' ')}  (exit ${r.code ?? 'none'})\n${r.output}`),
+        secretValues(ctx.env),
+      ),
     };
   };
   if (typeof ref === 'object') {

@@ -21,6 +21,8 @@ import { resolveAgentBinary } from '../agents/binary.ts';
 import { costFromTable, priceTable } from '../agents/prices.ts';
 import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
+import { rememberSecrets, secretValues } from './secrets.ts';
+import { sandboxForRun } from './sandbox.ts';
 import { renderPrompt } from './prompts.ts';
 import type { Logger } from './logger.ts';
 
@@ -110,6 +112,16 @@ export function agentCommand(
   return { argv: adapter.argv(cfg, full), env: extra };
 }
 
+/**
+ * Linux refuses one argument over 128 KiB (E2BIG), and the CLIs take the prompt as one: a
+ * longer prompt (a long task description, a long review) is handed over as its file instead.
+ */
+export const MAX_ARGV_PROMPT_BYTES = 100_000;
+export function argvPrompt(prompt: string, promptFile: string): string {
+  if (Buffer.byteLength(prompt) <= MAX_ARGV_PROMPT_BYTES) return prompt;
+  return `Your instructions are too long for the command line: they are in the file ${promptFile}. Read that whole file first, then do exactly what it says.`;
+}
+
 export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const { ctx, rt, task, job, role, log } = req;
   const { store } = ctx;
@@ -158,11 +170,28 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
     req.promptTemplate,
   );
-  writeFileSync(promptFile, prompt);
+  try {
+    writeFileSync(promptFile, prompt);
+  } catch (error) {
+    // A full or read-only disk: the run cannot start, like one whose log file cannot be opened,
+    // and ends as a spawn error (retried, then escalated). Thrown, it left the run recorded as
+    // running with no process, until the reaper called it interrupted.
+    const why = `cannot write the prompt file ${promptFile}: ${(error as Error).message}`;
+    log.warn(`run ${runId} cannot start: ${why}`, { task: task.key, role });
+    return {
+      runId,
+      outcome: 'spawn_error',
+      exitCode: null,
+      resultText: null,
+      usage: null,
+      error: why,
+      durationMs: 0,
+    };
+  }
 
   const adapter = adapterFor(cfg.adapter);
   const { argv, env: extraEnv } = agentCommand(ctx.env, rt, role, {
-    prompt,
+    prompt: argvPrompt(prompt, promptFile),
     promptFile,
     model,
     effort,
@@ -182,6 +211,9 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     extraEnv,
     cfg.pass_env,
   );
+  // What the role's env gives the agent under a secret name is redacted from all that is stored.
+  rememberSecrets([...secretValues(ctx.env), ...secretValues(cfg.env)]);
+  const sandbox = await sandboxForRun(ctx, rt, cfg, { worktree: req.worktree, env, argv, promptFile });
 
   let result: Extract<AgentEvent, { type: 'result' }> | null = null;
   let lastUsage: Usage | null = null;
@@ -224,6 +256,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     maxLineBytes: limits.maxLineBytes,
     signal: req.signal,
     pidNamespace: cfg.pid_namespace,
+    ...(sandbox ? { sandbox } : {}),
     isResultLine: (line) => adapter.isResultLine(line),
     onSpawn: ({ pid, pgid }) => {
       pendingPid = store

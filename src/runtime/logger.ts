@@ -1,7 +1,11 @@
 /**
  * orch's own log: one JSON object a line on stderr (or plain text on a
- * terminal), with known secret values redacted before anything is written.
+ * terminal), redacted (runtime/secrets.ts) before anything is written.
  */
+import { redact } from './secrets.ts';
+
+export { redact, secretValues } from './secrets.ts';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -12,19 +16,6 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-/** Values of variables whose names say they are secret. */
-export function secretValues(env: Readonly<Record<string, string | undefined>>): string[] {
-  return Object.entries(env)
-    .filter(([k, v]) => v && v.length >= 6 && /TOKEN|SECRET|PASSWORD|API_KEY|_KEY$|DATABASE_URL/i.test(k))
-    .map(([, v]) => v!);
-}
-
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('[REDACTED]');
-  return out;
-}
-
 export function createLogger(opts: {
   level?: Level;
   write?: (line: string) => void;
@@ -33,7 +24,8 @@ export function createLogger(opts: {
 }): Logger {
   const min = LEVELS[opts.level ?? 'info'];
   const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
-  const secrets = opts.secrets ?? [];
+  // One array for the logger's life, so its compiled pattern is reused line after line.
+  const secrets = [...(opts.secrets ?? [])];
   const json = opts.json ?? !process.stderr.isTTY;
   const emit = (level: Level, message: string, fields: Record<string, unknown> = {}) => {
     if (LEVELS[level] < min) return;

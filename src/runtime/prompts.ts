@@ -66,7 +66,19 @@ Prepare and report the deployment of this change.
 `,
 };
 
-const engine = new Liquid({ strictVariables: true, strictFilters: true, ownPropertyOnly: true });
+// Templates come from orch.yaml and are rendered when it loads: bound them, or
+// `{% for i in (1..1000000000) %}` stalls every load (liquidjs checks these limits as it goes).
+const engine = new Liquid({
+  strictVariables: true,
+  strictFilters: true,
+  ownPropertyOnly: true,
+  /** Characters of template parsed at most. */
+  parseLimit: 1_000_000,
+  /** Rendering time at most, ms; a real prompt renders in well under one. */
+  renderLimit: 2_000,
+  /** Range items and filter-built characters at most. */
+  memoryLimit: 10_000_000,
+});
 
 /** Parses a template now, so errors surface at load time with the template named. */
 export function compilePrompt(source: string) {

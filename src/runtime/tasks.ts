@@ -4,6 +4,7 @@
  */
 import { paths, type OrchContext } from './context.ts';
 import { removeCleanWorktree } from './git.ts';
+import { hasControlCharacters, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
@@ -35,13 +36,31 @@ export async function addTask(
   opts: { description?: string; project?: string; priority?: number; labels?: string[] },
 ): Promise<Task> {
   if (!title.trim()) throw new OrchError('invalid_argument', 'a task needs a non-empty title');
-  if (title.length > 500)
-    throw new OrchError('invalid_argument', `a task title is at most 500 characters (got ${title.length})`);
+  if (title.length > MAX_TITLE_CHARS)
+    throw new OrchError(
+      'invalid_argument',
+      `a task title is at most ${MAX_TITLE_CHARS} characters (got ${title.length})`,
+    );
+  const description = opts.description ?? '';
+  if (description.length > MAX_DESCRIPTION_CHARS)
+    throw new OrchError(
+      'invalid_argument',
+      `a task description is at most ${MAX_DESCRIPTION_CHARS} characters (got ${description.length})`,
+    );
+  for (const [what, text] of [
+    ['title', title],
+    ['description', description],
+  ] as const)
+    if (hasControlCharacters(text))
+      throw new OrchError(
+        'invalid_argument',
+        `a task ${what} may not hold control characters (NUL, escape sequences); tab and newlines are fine`,
+      );
   const project = await pickProject(ctx, opts.project);
   return ctx.store.createTask({
     projectId: project.id,
     title: title.trim(),
-    description: opts.description ?? '',
+    description,
     priority: opts.priority ?? 0,
     labels: opts.labels ?? [],
   });

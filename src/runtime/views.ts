@@ -8,6 +8,7 @@ import type { OrchContext } from './context.ts';
 import { paths } from './context.ts';
 import type { AgentRun, Attempt, GateResult, Project, Task } from '../store/schema.ts';
 import { LEDGER_FILE } from './ledger.ts';
+import { taskBranch } from './git.ts';
 
 export const runView = (r: AgentRun) => ({
   id: r.id,
@@ -95,7 +96,7 @@ export async function taskDetail(ctx: OrchContext, task: Task) {
     labels: JSON.parse(task.labels) as string[],
     status_detail: task.status_detail,
     feedback: task.feedback,
-    branch: `orch/${task.key}`,
+    branch: taskBranch(task.key),
     started_at: task.started_at,
     finished_at: task.finished_at,
     totals,

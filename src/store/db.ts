@@ -4,10 +4,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
-import { openSqlite } from './node-sqlite-driver.ts';
+import { openSqlite, WaitingSqliteDialect } from './node-sqlite-driver.ts';
 import { migrationProvider, type Dialect } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { OrchError } from '../errors.ts';
@@ -58,7 +58,7 @@ export async function openDatabase(target: string, opts: OpenOptions = {}): Prom
   } catch (cause) {
     throw new OrchError('db_open_failed', `cannot open the database at ${target}`, { cause });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: opened.kyselyDatabase }) });
+  const db = new Kysely<Database>({ dialect: new WaitingSqliteDialect(opened.kyselyDatabase, target) });
   await migrate(db, 'sqlite');
   return { db, dialect: 'sqlite', location: target };
 }

@@ -6,7 +6,16 @@
  * wrong ABI. `node:sqlite` ships inside Node 24, so there is nothing to build.
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import type { SqliteDatabase, SqliteStatement } from 'kysely';
+import {
+  SqliteDialect,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+  type SqliteDatabase,
+  type SqliteStatement,
+  type TransactionSettings,
+} from 'kysely';
 
 const toParam = (v: unknown): SQLInputValue => {
   if (v === undefined || v === null) return null;
@@ -39,8 +48,22 @@ export interface OpenedSqlite {
   raw: DatabaseSync;
 }
 
+/**
+ * How long a statement waits for a database another process holds locked.
+ * node:sqlite is synchronous: SQLite's busy timeout blocks the whole process
+ * while it waits. So one try blocks for at most `sliceMs`, and the statement
+ * is tried again, with the event loop free in between (heartbeats, agents'
+ * output), until `maxWaitMs` have passed.
+ */
+export interface BusyWait {
+  sliceMs: number;
+  maxWaitMs: number;
+}
+
+export const DEFAULT_BUSY_WAIT: BusyWait = { sliceMs: 1_000, maxWaitMs: 300_000 };
+
 /** Opens a SQLite file in WAL mode with a busy timeout, ready for several processes. */
-export function openSqlite(path: string, busyTimeoutMs = 10_000): OpenedSqlite {
+export function openSqlite(path: string, busyTimeoutMs = DEFAULT_BUSY_WAIT.sliceMs): OpenedSqlite {
   const raw = new DatabaseSync(path, { timeout: busyTimeoutMs });
   raw.exec('PRAGMA journal_mode = WAL');
   raw.exec('PRAGMA synchronous = NORMAL');
@@ -61,4 +84,112 @@ export function openSqlite(path: string, busyTimeoutMs = 10_000): OpenedSqlite {
       },
     },
   };
+}
+
+/** SQLite's primary result code for "database is locked": another connection holds the lock. */
+const SQLITE_BUSY = 5;
+
+const isBusy = (error: unknown): boolean =>
+  (error as { code?: unknown }).code === 'ERR_SQLITE_ERROR' &&
+  (error as { errcode?: unknown }).errcode === SQLITE_BUSY;
+
+/**
+ * Kysely's SQLite dialect, whose statements wait out a database locked by
+ * another process (a long write, a backup) instead of failing.
+ *
+ * Why: with only the busy timeout, a lock held longer than it made whatever
+ * statement came next fail with "database is locked": a claim ended `orch
+ * run`, a run's pid or usage was lost, a stage's result had to be redone. A
+ * statement refused with SQLITE_BUSY did nothing, so it is simply run again
+ * (`BEGIN IMMEDIATE` and `COMMIT` too: SQLite documents both as retryable).
+ * The connection stays held meanwhile, so nothing else in this process
+ * overtakes the waiting statement. After {@link BusyWait.maxWaitMs} the error
+ * says which database stayed locked.
+ */
+export class WaitingSqliteDialect extends SqliteDialect {
+  readonly #wait: BusyWait;
+  readonly #location: string;
+  constructor(database: SqliteDatabase, location: string, wait: BusyWait = DEFAULT_BUSY_WAIT) {
+    super({ database });
+    this.#wait = wait;
+    this.#location = location;
+  }
+
+  override createDriver(): Driver {
+    return new WaitingDriver(super.createDriver(), this.#wait, this.#location);
+  }
+}
+
+class WaitingDriver implements Driver {
+  readonly #inner: Driver;
+  readonly #wait: BusyWait;
+  readonly #location: string;
+  readonly #wrapped = new WeakMap<DatabaseConnection, DatabaseConnection>();
+  constructor(inner: Driver, wait: BusyWait, location: string) {
+    this.#inner = inner;
+    this.#wait = wait;
+    this.#location = location;
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const inner = await this.#inner.acquireConnection();
+    let wrapped = this.#wrapped.get(inner);
+    if (!wrapped) {
+      wrapped = this.#waiting(inner);
+      this.#wrapped.set(inner, wrapped);
+    }
+    return wrapped;
+  }
+
+  // The inner driver runs BEGIN, COMMIT and ROLLBACK through the connection it is given: ours, which waits.
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#inner.beginTransaction(connection, settings);
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.commitTransaction(connection);
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.rollbackTransaction(connection);
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.releaseConnection(connection);
+  }
+
+  destroy(): Promise<void> {
+    return this.#inner.destroy();
+  }
+
+  #waiting(inner: DatabaseConnection): DatabaseConnection {
+    const { sliceMs, maxWaitMs } = this.#wait;
+    const location = this.#location;
+    return {
+      async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+        const started = Date.now();
+        for (;;) {
+          try {
+            return await inner.executeQuery<R>(query);
+          } catch (error) {
+            if (!isBusy(error)) throw error;
+            const waited = Date.now() - started;
+            if (waited >= maxWaitMs) {
+              throw new Error(
+                `the database ${location} stayed locked by another process for ${Math.round(waited / 1000)} s (${query.sql.slice(0, 60)}…)`,
+                { cause: error },
+              );
+            }
+            // Let timers and I/O run before the next blocking try.
+            await new Promise((r) => setTimeout(r, Math.min(250, sliceMs)));
+          }
+        }
+      },
+      streamQuery: <R>(query: CompiledQuery, chunkSize: number) => inner.streamQuery<R>(query, chunkSize),
+    };
+  }
 }

@@ -6,7 +6,7 @@
  * message, so the run log and the dashboard say what went wrong.
  */
 import type { AgentEvent, LineParser } from '../events.ts';
-import { createStreamJsonParser, parseStreamJsonLine } from '../stream-json.ts';
+import { boundedParser, createStreamJsonParser, parseStreamJsonLine } from '../stream-json.ts';
 
 const SYNTHETIC = /"is_api_error_message"\s*:\s*true|"model"\s*:\s*"<synthetic>"/;
 
@@ -30,13 +30,13 @@ function isApiErrorMessage(line: string): boolean {
 /** A parser for one Claude Code run. */
 export function createClaudeCodeParser(): LineParser {
   const parse = createStreamJsonParser();
-  return (line) => {
+  return boundedParser((line) => {
     const events = parse(line);
     if (!isApiErrorMessage(line)) return events;
     return events.map((event): AgentEvent =>
       event.type === 'message' ? { type: 'error', message: event.text, raw: line } : event,
     );
-  };
+  });
 }
 
 /** Whether a line is the final `result` line; stateless. */

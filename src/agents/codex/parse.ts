@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().int().nonnegative();
 
@@ -219,5 +220,5 @@ export function createCodexParser(): LineParser {
     }
   }
 
-  return guarded(parse, FORMAT);
+  return boundedParser(guarded(parse, FORMAT));
 }

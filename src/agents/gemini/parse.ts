@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type TokenCounts, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().int().nonnegative();
 const FORMAT = 'gemini stream-json';
@@ -83,9 +84,16 @@ function statsUsage(stats: z.infer<typeof resultLine>['stats'], sessionId: strin
 const RETRY =
   /Attempt (\d+) failed(?: with status (\d+)| with (429|5xx) error[^.]*|: (.*?))?\. Retrying (?:after (\d+)ms|with backoff)/;
 
+/**
+ * Characters of a stderr line searched for a retry. The search restarts at
+ * every `Attempt n failed: ` without a `. Retrying` after it, so on a 1 MB line
+ * of them it is quadratic (minutes); real retry lines are short.
+ */
+export const MAX_STDERR_SCAN_CHARS = 8_000;
+
 /** A retry the CLI reported on stderr, or nothing. */
 export function geminiStderrEvents(line: string): AgentEvent[] {
-  const match = RETRY.exec(line);
+  const match = RETRY.exec(line.slice(0, MAX_STDERR_SCAN_CHARS));
   if (!match) return [];
   const [, attempt, status, kind, message, delay] = match;
   const error = status ? `HTTP ${status}` : kind ? `HTTP ${kind}` : (message ?? null);
@@ -170,5 +178,5 @@ export function createGeminiParser(): LineParser {
     }
   }
 
-  return guarded(parse, FORMAT);
+  return boundedParser(guarded(parse, FORMAT));
 }

@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().nonnegative();
 const FORMAT = 'opencode run --format json';
@@ -153,5 +154,5 @@ export function createOpenCodeParser(): LineParser {
     }
   }
 
-  return guarded(parse, FORMAT);
+  return boundedParser(guarded(parse, FORMAT));
 }

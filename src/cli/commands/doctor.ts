@@ -1,9 +1,10 @@
 /**
  * `orch doctor`: is this machine ready to run agents? For every configured
  * agent (project, roles, adapter): its binary and `--version`, its
- * credentials (variable names only, never values), and a dry run of its argv;
- * then git, the database, the worktree directory and free disk space. Each
- * check passes, warns or fails; any failure makes the exit code 1.
+ * credentials (variable names only, never values), its sandbox, and a dry run
+ * of its argv; then git, bubblewrap, the database, the worktree directory and
+ * free disk space. Each check passes, warns or fails; any failure makes the
+ * exit code 1.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { resolveAgentBinary } from '../../agents/binary.ts';
 import { agentEnv, type ContractEnv } from '../../runtime/agent-env.ts';
 import { agentCommand } from '../../runtime/launcher.ts';
 import { findHome, openContext, type OrchContext, type ProjectRuntime } from '../../runtime/context.ts';
+import { bwrapStatus, type BwrapStatus } from '../../runtime/process/sandbox.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'info';
 
@@ -204,6 +206,29 @@ async function agentChecks(ctx: OrchContext, rt: ProjectRuntime, group: AgentGro
     );
   }
 
+  if (cfg.sandbox.enabled) {
+    const bwrap = await bwrapStatus(ctx.env.ORCH_BWRAP || undefined);
+    checks.push(
+      !bwrap.ok
+        ? {
+            name: `${who} sandbox`,
+            status: 'fail',
+            detail: `sandbox enabled but ${bwrap.error}; the role's runs fail until it works (or set sandbox: false)`,
+          }
+        : !cfg.sandbox.network && adapter.binaryName !== null
+          ? {
+              name: `${who} sandbox`,
+              status: 'warn',
+              detail: `network off, but ${cfg.adapter} must reach its model's API: set sandbox: { network: true }`,
+            }
+          : {
+              name: `${who} sandbox`,
+              status: 'pass',
+              detail: `bubblewrap, network ${cfg.sandbox.network ? 'on' : 'off'}`,
+            },
+    );
+  }
+
   const ignored = FEATURE_KEYS.filter((key) => cfg[key] !== undefined && !adapter.supports.has(key));
   if (ignored.length)
     checks.push({
@@ -271,9 +296,23 @@ function diskCheck(dir: string): DoctorCheck {
   }
 }
 
+/** Whether agents can be sandboxed here; only a sandboxed role makes a missing bwrap fail (its own check). */
+function bwrapCheck(status: BwrapStatus): DoctorCheck {
+  return status.ok
+    ? { name: 'sandbox (bubblewrap)', status: 'pass', detail: `${status.path} — ${status.version}` }
+    : {
+        name: 'sandbox (bubblewrap)',
+        status: 'info',
+        detail: `${status.error}; needed only by roles with agents.<role>.sandbox`,
+      };
+}
+
 /** Runs every check; never throws for a failed check. */
 export async function doctor(cwd: string, env: Env): Promise<DoctorReport> {
-  const checks: DoctorCheck[] = [await gitCheck(env)];
+  const checks: DoctorCheck[] = [
+    await gitCheck(env),
+    bwrapCheck(await bwrapStatus(env.ORCH_BWRAP || undefined)),
+  ];
   const home = findHome(cwd, env);
   if (!home) {
     checks.push({

@@ -14,6 +14,8 @@ import { LineSplitter } from './line-splitter.ts';
 import { findExecutable, wrapInPidNamespace } from './pid-namespace.ts';
 import { endProcessGroup, processGroupAlive, type GroupEnd } from './process-group.ts';
 import { RunLog } from './run-log.ts';
+import { wrapInSandbox, type SandboxPlan } from './sandbox.ts';
+import { redact } from '../secrets.ts';
 
 export { killProcessGroup, processGroupAlive } from './process-group.ts';
 export { pidNamespaceAvailable } from './pid-namespace.ts';
@@ -42,6 +44,11 @@ export interface AgentProcessSpec {
   maxLineBytes: number;
   /** Run inside `unshare --pid --fork --kill-child` when that works here, so setsid escapees die too. */
   pidNamespace?: boolean;
+  /**
+   * Run under bubblewrap with these mounts (runtime/sandbox.ts), always in a PID namespace of its
+   * own (pidNamespace is then moot). When bwrap is missing or broken nothing starts: a spawnError.
+   */
+  sandbox?: SandboxPlan;
   /** Aborting cancels the run: SIGTERM to the group, SIGKILL after killGraceS. */
   signal?: AbortSignal;
   /** Called once the agent has started; pgid is what the reaper must record. */
@@ -203,14 +210,24 @@ class AgentRun {
 
   /** The argv to spawn, or null (with spawnError set) when the agent cannot be started. */
   async #argv(): Promise<string[] | null> {
-    const { argv, env, cwd } = this.#spec;
-    if (this.#spec.pidNamespace !== true) return argv;
-    const wrapped = await wrapInPidNamespace(argv);
-    if (wrapped === null) {
-      this.#note('pidNamespace requested but `unshare --pid` does not work here; running without it');
-      return argv;
+    const { argv, env, cwd, sandbox } = this.#spec;
+    let wrapped: string[] | null;
+    if (sandbox !== undefined) {
+      const inSandbox = await wrapInSandbox(argv, sandbox, cwd);
+      if ('error' in inSandbox) {
+        this.#spawnError = `cannot start ${JSON.stringify(argv[0])} in its sandbox: ${inSandbox.error}`;
+        return null;
+      }
+      wrapped = inSandbox.argv;
+    } else {
+      if (this.#spec.pidNamespace !== true) return argv;
+      wrapped = await wrapInPidNamespace(argv);
+      if (wrapped === null) {
+        this.#note('pidNamespace requested but `unshare --pid` does not work here; running without it');
+        return argv;
+      }
     }
-    // unshare, not node, would exec the agent: check it exists so a missing one stays a spawnError.
+    // unshare or bwrap, not node, would exec the agent: check it exists so a missing one stays a spawnError.
     const lookup = findExecutable(argv[0]!, env.PATH ?? '/usr/bin:/bin', cwd); // execvp's default PATH
     if ('error' in lookup) {
       this.#spawnError = spawnErrorMessage(argv[0]!, cwd, { code: lookup.error });
@@ -243,13 +260,16 @@ class AgentRun {
     stream.on('error', () => undefined);
   }
 
-  #onLine(line: string, stream: StreamName, droppedBytes: number): void {
+  #onLine(raw: string, stream: StreamName, droppedBytes: number): void {
     const { onLine, isResultLine } = this.#spec;
+    // Secrets are gone before anything sees the line: the log, the parser, the stderr tail
+    // (runtime/secrets.ts: token shapes, and every secret this process knows).
+    const line = redact(raw);
     const truncated = droppedBytes > 0;
     let text = stream === 'stderr' ? `[stderr] ${line}` : line;
     if (truncated) {
       this.#truncatedLines += 1;
-      text += ` [orch: line truncated to ${Buffer.byteLength(line)} bytes, ${droppedBytes} bytes dropped]`;
+      text += ` [orch: line truncated to ${Buffer.byteLength(raw)} bytes, ${droppedBytes} bytes dropped]`;
     }
     this.#pendingLog.push(`${text}\n`);
     if (stream === 'stderr') {
@@ -364,7 +384,7 @@ class AgentRun {
   }
 
   #note(text: string): void {
-    this.#pendingLog.push(`[orch] ${text}\n`);
+    this.#pendingLog.push(`[orch] ${redact(text)}\n`);
     this.#flushLog();
   }
 

@@ -1,6 +1,8 @@
 /**
  * The per-run log file: every line the agent printed, stderr lines prefixed
- * `[stderr] `, and orch's own notes prefixed `[orch] `.
+ * `[stderr] `, and orch's own notes prefixed `[orch] `. Text arrives already
+ * redacted: run-agent-process passes every line and note through
+ * runtime/secrets.ts before it gets here.
  */
 import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
