@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AgentEvent } from './events.ts';
 import { MAX_RAW_CHARS, createStreamJsonParser, parseStreamJsonLine } from './stream-json.ts';
+import { AGENT_EVENT_TYPES } from '../../test/helpers/agent-events.ts';
 
 const SESSION = '5b0c7f0e-2f4d-4d1a-9a63-0c1f2e7d9b11';
 
@@ -557,17 +558,6 @@ describe('fuzz', () => {
   for (let i = 0; i < 2000; i += 1) inputs.push(mutate(pick(seeds)));
   inputs.push('['.repeat(100_000), '{"a":'.repeat(50_000), `{"type":"x","y":"${'z'.repeat(1_000_000)}"}`);
 
-  const eventTypes = new Set([
-    'started',
-    'message',
-    'tool_use',
-    'tool_result',
-    'usage',
-    'retry',
-    'result',
-    'error',
-  ]);
-
   it(`never throws on ${inputs.length} generated lines and always returns well-formed events`, () => {
     const stateful = createStreamJsonParser();
     const seen = new Set<string>();
@@ -582,7 +572,7 @@ describe('fuzz', () => {
         ).not.toThrow();
         expect(Array.isArray(events)).toBe(true);
         for (const event of events) {
-          expect(eventTypes.has(event.type), JSON.stringify(event)).toBe(true);
+          expect(AGENT_EVENT_TYPES.has(event.type), JSON.stringify(event)).toBe(true);
           seen.add(event.type);
           if (event.type === 'error') expect((event.raw ?? '').length).toBeLessThanOrEqual(MAX_RAW_CHARS);
           if (event.type === 'result') expect(typeof event.text).toBe('string');
@@ -590,6 +580,6 @@ describe('fuzz', () => {
       }
     }
     // The generator is only useful if it reaches every branch of the parser.
-    expect([...seen].sort()).toEqual([...eventTypes].sort());
+    expect([...seen].sort()).toEqual([...AGENT_EVENT_TYPES].sort());
   });
 });

@@ -14,6 +14,13 @@ import { emptyUsage, type AgentEvent, type LineParser, type Usage } from './even
 /** Longest raw line kept in an `error` event, in characters. */
 export const MAX_RAW_CHARS = 2000;
 const MAX_ERROR_MESSAGE_CHARS = 300;
+/**
+ * Most events one line may yield. An assistant line with thousands of tiny
+ * content blocks (a 1 MB line holds ~40 000) is cut here, not forwarded whole.
+ */
+export const MAX_EVENTS_PER_LINE = 1000;
+/** Most `retry` events one run reports: each becomes a stored event, so a looping agent must not fill the store. */
+export const MAX_RETRY_EVENTS_PER_RUN = 1000;
 
 const tokenCount = z.number().int().nonnegative();
 
@@ -85,10 +92,71 @@ const resultLine = z.looseObject({
   modelUsage: z.record(z.string(), z.looseObject({ outputTokens: z.number().nullish() })).nullish(),
 });
 
-const anyTypedObject = z.looseObject({ type: z.string() });
-
 type AssistantLine = z.infer<typeof assistantLine>;
+type UserLine = z.infer<typeof userLine>;
 type ResultLine = z.infer<typeof resultLine>;
+
+// ------------------------------------------------------------ the quick path
+//
+// Assistant and user lines are nearly all of a run's output, and a zod parse of each costs about
+// twice the JSON.parse. These checks accept only what the schemas above accept; whatever they do
+// not accept (or are unsure of) goes through the schema, which has the final say and explains the
+// mismatch. So they change how fast a line is parsed, never what it becomes.
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const optionalString = (v: unknown): boolean => v === undefined || typeof v === 'string';
+const tokenCountOrNothing = (v: unknown): boolean =>
+  v === undefined || v === null || (Number.isSafeInteger(v) && (v as number) >= 0);
+/** `string | {type: string, …}[]`: a message's content as the schemas take it. */
+const isContent = (v: unknown): boolean =>
+  typeof v === 'string' || (Array.isArray(v) && v.every((b) => isObject(b) && typeof b.type === 'string'));
+
+function quickUsage(u: unknown): boolean {
+  if (u === undefined || u === null) return true;
+  return (
+    isObject(u) &&
+    tokenCountOrNothing(u.input_tokens) &&
+    tokenCountOrNothing(u.output_tokens) &&
+    tokenCountOrNothing(u.cache_read_input_tokens) &&
+    tokenCountOrNothing(u.cache_creation_input_tokens)
+  );
+}
+
+/** The line as {@link assistantLine} would return it, or null to let the schema decide. */
+function quickAssistant(v: Obj): AssistantLine | null {
+  const m = v.message;
+  if (!optionalString(v.session_id) || !isObject(m)) return null;
+  if (!optionalString(m.id) || !optionalString(m.model) || !isContent(m.content) || !quickUsage(m.usage))
+    return null;
+  return v as AssistantLine;
+}
+
+/** The line as {@link userLine} would return it, or null to let the schema decide. */
+const quickUser = (v: Obj): UserLine | null =>
+  isObject(v.message) && isContent(v.message.content) ? (v as UserLine) : null;
+
+const parseAssistant = (v: Obj) => {
+  const quick = quickAssistant(v);
+  return quick ? ({ success: true, data: quick } as const) : assistantLine.safeParse(v);
+};
+const parseUser = (v: Obj) => {
+  const quick = quickUser(v);
+  return quick ? ({ success: true, data: quick } as const) : userLine.safeParse(v);
+};
+const parseText = (block: Obj) =>
+  typeof block.text === 'string'
+    ? ({ success: true, data: block as z.infer<typeof textBlock> } as const)
+    : textBlock.safeParse(block);
+const parseToolUse = (block: Obj) =>
+  typeof block.name === 'string'
+    ? ({ success: true, data: block as z.infer<typeof toolUseBlock> } as const)
+    : toolUseBlock.safeParse(block);
+const parseToolResult = (block: Obj) =>
+  (block.is_error === undefined || block.is_error === null || typeof block.is_error === 'boolean') &&
+  (block.content === undefined || block.content === null || isContent(block.content))
+    ? ({ success: true, data: block as z.infer<typeof toolResultBlock> } as const)
+    : toolResultBlock.safeParse(block);
 
 const truncate = (text: string, max: number): string =>
   text.length <= max ? text : `${text.slice(0, max - 1)}…`;
@@ -119,10 +187,9 @@ function blockText(blocks: string | ReadonlyArray<z.infer<typeof contentBlock>> 
   if (blocks === null || blocks === undefined) return '';
   if (typeof blocks === 'string') return blocks;
   return blocks
-    .map((block) => {
-      const text = textBlock.safeParse(block);
-      return text.success ? text.data.text : `[${block.type}]`;
-    })
+    .map((block) =>
+      block.type === 'text' && typeof block.text === 'string' ? block.text : `[${block.type}]`,
+    )
     .join('\n');
 }
 
@@ -132,11 +199,11 @@ function assistantEvents(line: AssistantLine, raw: string): AgentEvent[] {
   const events: AgentEvent[] = [];
   content.forEach((block, index) => {
     if (block.type === 'text') {
-      const parsed = textBlock.safeParse(block);
+      const parsed = parseText(block);
       if (parsed.success) events.push({ type: 'message', text: parsed.data.text });
       else events.push(errorEvent(schemaError(`assistant text block ${index}`, parsed.error), raw));
     } else if (block.type === 'tool_use') {
-      const parsed = toolUseBlock.safeParse(block);
+      const parsed = parseToolUse(block);
       if (parsed.success) events.push({ type: 'tool_use', name: parsed.data.name, input: parsed.data.input });
       else events.push(errorEvent(schemaError(`assistant tool_use block ${index}`, parsed.error), raw));
     }
@@ -145,13 +212,13 @@ function assistantEvents(line: AssistantLine, raw: string): AgentEvent[] {
   return events;
 }
 
-function userEvents(content: z.infer<typeof userLine>['message']['content'], raw: string): AgentEvent[] {
+function userEvents(content: UserLine['message']['content'], raw: string): AgentEvent[] {
   // A string content is the prompt echoed back, not a tool outcome.
   if (typeof content === 'string') return [];
   const events: AgentEvent[] = [];
   content.forEach((block, index) => {
     if (block.type !== 'tool_result') return;
-    const parsed = toolResultBlock.safeParse(block);
+    const parsed = parseToolResult(block);
     if (parsed.success) {
       events.push({
         type: 'tool_result',
@@ -204,14 +271,13 @@ type Parsed =
   { kind: 'events'; events: AgentEvent[] } | { kind: 'assistant'; line: AssistantLine; events: AgentEvent[] };
 
 function parseObject(value: Record<string, unknown>, raw: string): Parsed {
-  const typed = anyTypedObject.safeParse(value);
-  if (!typed.success)
+  if (typeof value.type !== 'string')
     return { kind: 'events', events: [errorEvent('JSON object without a string "type"', raw)] };
   const fail = (what: string, error: z.ZodError): Parsed => ({
     kind: 'events',
     events: [errorEvent(schemaError(what, error), raw)],
   });
-  switch (typed.data.type) {
+  switch (value.type) {
     case 'system': {
       if (value.subtype === 'init') {
         const line = initLine.safeParse(value);
@@ -237,12 +303,12 @@ function parseObject(value: Record<string, unknown>, raw: string): Parsed {
       return { kind: 'events', events: [] };
     }
     case 'assistant': {
-      const line = assistantLine.safeParse(value);
+      const line = parseAssistant(value);
       if (!line.success) return fail('assistant line', line.error);
       return { kind: 'assistant', line: line.data, events: assistantEvents(line.data, raw) };
     }
     case 'user': {
-      const line = userLine.safeParse(value);
+      const line = parseUser(value);
       if (!line.success) return fail('user line', line.error);
       return { kind: 'events', events: userEvents(line.data.message.content, raw) };
     }
@@ -268,9 +334,60 @@ function parseObject(value: Record<string, unknown>, raw: string): Parsed {
   }
 }
 
+/**
+ * The line without its trailing `\r`/`\n`. A loop, not `/[\r\n]+$/`: that
+ * regex retries from every `\r` of a long run inside the line (quadratic; a
+ * 1 MB line of them takes minutes).
+ */
+export function stripLineEnd(line: string): string {
+  let end = line.length;
+  while (end > 0 && (line[end - 1] === '\n' || line[end - 1] === '\r')) end -= 1;
+  return end === line.length ? line : line.slice(0, end);
+}
+
+/** A line's events cut to {@link MAX_EVENTS_PER_LINE}; results and usage are always kept. */
+export function capLineEvents(events: AgentEvent[], line: string): AgentEvent[] {
+  if (events.length <= MAX_EVENTS_PER_LINE) return events;
+  const kept = events.slice(0, MAX_EVENTS_PER_LINE - 1);
+  const vital = events
+    .slice(MAX_EVENTS_PER_LINE - 1)
+    .filter((e) => e.type === 'result' || e.type === 'usage');
+  const dropped = events.length - kept.length - vital.length;
+  const note = errorEvent(
+    `line yielded ${events.length} events, over the limit of ${MAX_EVENTS_PER_LINE} (MAX_EVENTS_PER_LINE): ${dropped} dropped`,
+    line,
+  );
+  return [...kept, note, ...vital];
+}
+
+/**
+ * A run's parser with the event limits applied: {@link capLineEvents} on each
+ * line, and retries past {@link MAX_RETRY_EVENTS_PER_RUN} dropped (one error
+ * event says so). Every adapter's `createParser` returns one of these.
+ */
+export function boundedParser(parse: LineParser): LineParser {
+  let retries = 0;
+  return (line) => {
+    const events = capLineEvents(parse(line), line);
+    if (!events.some((e) => e.type === 'retry')) return events;
+    const before = retries;
+    const kept = events.filter((e) => e.type !== 'retry' || ++retries <= MAX_RETRY_EVENTS_PER_RUN);
+    if (before <= MAX_RETRY_EVENTS_PER_RUN && retries > MAX_RETRY_EVENTS_PER_RUN) {
+      kept.push(
+        errorEvent(
+          `more than ${MAX_RETRY_EVENTS_PER_RUN} retries in this run (MAX_RETRY_EVENTS_PER_RUN): further ones are not recorded`,
+          line,
+        ),
+      );
+    }
+    return kept;
+  };
+}
+
 function parseLine(input: string): Parsed {
-  const line = input.replace(/[\r\n]+$/, '');
-  const trimmed = line.trim();
+  const line = stripLineEnd(input);
+  // Nearly every line starts with its `{`: JSON.parse takes it as it is, no trimmed copy needed.
+  const trimmed = line.charCodeAt(0) === 0x7b ? line : line.trim();
   if (!trimmed) return { kind: 'events', events: [] };
   const first = trimmed[0];
   if (first !== '{' && first !== '[') return { kind: 'events', events: [{ type: 'message', text: line }] };
@@ -305,7 +422,24 @@ function safeParseLine(line: unknown): Parsed {
  * message's usage repeats on each of its lines, so totals need
  * {@link createStreamJsonParser}. Never throws.
  */
-export const parseStreamJsonLine: LineParser = (line) => safeParseLine(line).events;
+export const parseStreamJsonLine: LineParser = (line) => capLineEvents(safeParseLine(line).events, line);
+
+interface Tokens {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+const TOKEN_KINDS = ['input', 'output', 'cacheRead', 'cacheWrite'] as const;
+
+/** Whether the running totals say nothing new since the `usage` event `a`. */
+const sameUsage = (a: Usage, sum: Tokens, sessionId: string | null, model: string | null): boolean =>
+  a.inputTokens === sum.input &&
+  a.outputTokens === sum.output &&
+  a.cacheReadTokens === sum.cacheRead &&
+  a.cacheWriteTokens === sum.cacheWrite &&
+  a.sessionId === sessionId &&
+  a.model === model;
 
 /**
  * A parser for one run. Like {@link parseStreamJsonLine}, and after each
@@ -315,11 +449,14 @@ export const parseStreamJsonLine: LineParser = (line) => safeParseLine(line).eve
  * Cost is null in these events; the result line's usage is authoritative.
  */
 export function createStreamJsonParser(): LineParser {
-  const byMessage = new Map<string, Usage>();
+  // Each message's latest figures, and their sum kept as it goes: a line costs the same at the
+  // thousandth message as at the first.
+  const byMessage = new Map<string, Tokens>();
+  const sum: Tokens = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
   let anonymous = 0;
   let sessionId: string | null = null;
   let model: string | null = null;
-  let lastTotal = '';
+  let last: Usage | null = null;
 
   return (line) => {
     const parsed = safeParseLine(line);
@@ -335,23 +472,28 @@ export function createStreamJsonParser(): LineParser {
     model = message.model ?? model;
     if (!message.usage) return parsed.events;
     const id = message.id ?? `anonymous-${(anonymous += 1)}`;
-    byMessage.set(id, {
+    const figures: Tokens = {
+      input: message.usage.input_tokens ?? 0,
+      output: message.usage.output_tokens ?? 0,
+      cacheRead: message.usage.cache_read_input_tokens ?? 0,
+      cacheWrite: message.usage.cache_creation_input_tokens ?? 0,
+    };
+    const previous = byMessage.get(id);
+    for (const k of TOKEN_KINDS) sum[k] += figures[k] - (previous?.[k] ?? 0);
+    byMessage.set(id, figures);
+    // Each line of a message repeats its usage: most lines change nothing, and make no event.
+    if (last && sameUsage(last, sum, sessionId, model)) return parsed.events;
+    const total: Usage = {
       ...emptyUsage(),
-      inputTokens: message.usage.input_tokens ?? 0,
-      outputTokens: message.usage.output_tokens ?? 0,
-      cacheReadTokens: message.usage.cache_read_input_tokens ?? 0,
-      cacheWriteTokens: message.usage.cache_creation_input_tokens ?? 0,
-    });
-    const total: Usage = { ...emptyUsage(), sessionId, model };
-    for (const usage of byMessage.values()) {
-      total.inputTokens += usage.inputTokens;
-      total.outputTokens += usage.outputTokens;
-      total.cacheReadTokens += usage.cacheReadTokens;
-      total.cacheWriteTokens += usage.cacheWriteTokens;
-    }
-    const key = JSON.stringify(total);
-    if (key === lastTotal) return parsed.events;
-    lastTotal = key;
-    return [...parsed.events, { type: 'usage', usage: total }];
+      inputTokens: sum.input,
+      outputTokens: sum.output,
+      cacheReadTokens: sum.cacheRead,
+      cacheWriteTokens: sum.cacheWrite,
+      sessionId,
+      model,
+    };
+    last = total;
+    parsed.events.push({ type: 'usage', usage: total });
+    return parsed.events;
   };
 }

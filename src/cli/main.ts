@@ -6,20 +6,12 @@ import { existsSync } from 'node:fs';
 import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
-import { initCommand, registerProject } from './commands/init.ts';
-import { listTasksText, showTaskText } from './commands/task.ts';
-import { addTask, cancelTask, retryTask } from '../runtime/tasks.ts';
-import { runCommand } from './commands/run.ts';
-import { logsCommand } from './commands/logs.ts';
-import { statusText } from './commands/status.ts';
-import { demoCommand } from './commands/demo.ts';
-import { serveCommand } from './commands/serve.ts';
-import { openWorkerContext, parseLabels, workerCommand } from './commands/worker.ts';
-import { git } from '../runtime/git.ts';
 import { json } from './format.ts';
-import { approveTask } from '../runtime/approval.ts';
-import { configJsonSchema, configShow } from './commands/config.ts';
-import { taskSummary } from '../runtime/views.ts';
+
+// Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
+// metrics or the dashboard, and every process stays smaller (issue 12: memory).
+const tasks = () => import('../runtime/tasks.ts');
+const summary = async () => (await import('../runtime/views.ts')).taskSummary;
 
 const env = process.env;
 const log = createLogger({
@@ -67,6 +59,7 @@ program
   .action(async (o: { agent: string; name?: string; json?: boolean }) => {
     if (!['scripted', 'claude-code'].includes(o.agent))
       throw new OrchError('invalid_argument', `--agent must be scripted or claude-code, got ${o.agent}`);
+    const { initCommand } = await import('./commands/init.ts');
     const r = await initCommand(process.cwd(), env, { agent: o.agent, ...(o.name ? { name: o.name } : {}) });
     if (o.json)
       return out(
@@ -98,8 +91,10 @@ project
             .split(/[/:]/)
             .pop()!;
         dir = resolve(ctx.settings.reposDir, 'repos', name);
+        const { git } = await import('../runtime/git.ts');
         if (!existsSync(dir)) await git(process.cwd(), ['clone', '--', target, dir]);
       }
+      const { registerProject } = await import('./commands/init.ts');
       const p = await registerProject(ctx, dir, o.name);
       out(`project ${p.name} registered (${p.root_path}, keys ${p.key_prefix}-N)`);
     }),
@@ -135,8 +130,8 @@ task
   .option('--json', 'print JSON')
   .action((title: string, o: { description?: string; project?: string; priority?: number; json?: boolean }) =>
     withContext(async (ctx) => {
-      const t = await addTask(ctx, title, o);
-      out(o.json ? json(taskSummary(t)) : `${t.key}  ${t.title}`);
+      const t = await (await tasks()).addTask(ctx, title, o);
+      out(o.json ? json((await summary())(t)) : `${t.key}  ${t.title}`);
     }),
   );
 task
@@ -145,22 +140,35 @@ task
   .option('--status <status>', 'only tasks with this status')
   .option('--json', 'print JSON')
   .action((o: { project?: string; status?: string; json?: boolean }) =>
-    withContext(async (ctx) => out(await listTasksText(ctx, o, !!o.json))),
+    withContext(async (ctx) => {
+      const { listTasksText } = await import('./commands/task.ts');
+      out(await listTasksText(ctx, o, !!o.json));
+    }),
   );
 task
   .command('show <key>')
+  .option('--tracker', 'print the tracker message chat channels show (a line per stage)')
+  .option('--locale <locale>', "the tracker message's language, en or ru (default: the project's locale)")
   .option('--json', 'print JSON')
-  .action((key: string, o: { json?: boolean }) =>
-    withContext(async (ctx) => out(await showTaskText(ctx, key, !!o.json))),
-  );
+  .action((key: string, o: { tracker?: boolean; locale?: string; json?: boolean }) => {
+    if (o.locale !== undefined && !o.tracker)
+      throw new OrchError('invalid_argument', '--locale goes with --tracker');
+    if (o.locale !== undefined && o.locale !== 'en' && o.locale !== 'ru')
+      throw new OrchError('invalid_argument', `--locale must be en or ru, got ${o.locale}`);
+    const locale = o.locale;
+    return withContext(async (ctx) => {
+      const { showTaskText, trackerText } = await import('./commands/task.ts');
+      out(o.tracker ? await trackerText(ctx, key, locale, !!o.json) : await showTaskText(ctx, key, !!o.json));
+    });
+  });
 task
   .command('cancel <key>')
   .description('cancel a task and end its running agent')
   .option('--json', 'print JSON')
   .action((key: string, o: { json?: boolean }) =>
     withContext(async (ctx) => {
-      const t = await cancelTask(ctx, key);
-      out(o.json ? json(taskSummary(t)) : `${t.key} cancelled`);
+      const t = await (await tasks()).cancelTask(ctx, key);
+      out(o.json ? json((await summary())(t)) : `${t.key} cancelled`);
     }),
   );
 task
@@ -179,8 +187,8 @@ task
       o: { maxAttempts?: number; maxUsd?: number; maxTokens?: number; maxWallS?: number; json?: boolean },
     ) =>
       withContext(async (ctx) => {
-        const t = await retryTask(ctx, key, o);
-        out(o.json ? json(taskSummary(t)) : `${t.key} queued again at ${t.stage}`);
+        const t = await (await tasks()).retryTask(ctx, key, o);
+        out(o.json ? json((await summary())(t)) : `${t.key} queued again at ${t.stage}`);
       }),
   );
 
@@ -190,8 +198,9 @@ task
   .option('--json', 'print JSON')
   .action((key: string, o: { json?: boolean }) =>
     withContext(async (ctx) => {
+      const { approveTask } = await import('../runtime/approval.ts');
       const t = await approveTask(ctx, key, process.env.USER ?? 'cli');
-      out(o.json ? json(taskSummary(t)) : `${t.key} approved at ${t.stage}`);
+      out(o.json ? json((await summary())(t)) : `${t.key} approved at ${t.stage}`);
     }),
   );
 
@@ -202,12 +211,15 @@ config
   .option('-p, --project <name>', 'only this project')
   .option('--json', 'print JSON')
   .action((o: { project?: string; json?: boolean }) =>
-    withContext(async (ctx) => out(await configShow(ctx, !!o.json, o.project)), false),
+    withContext(async (ctx) => {
+      const { configShow } = await import('./commands/config.ts');
+      out(await configShow(ctx, !!o.json, o.project));
+    }, false),
   );
 config
   .command('schema')
   .description('print the JSON Schema of orch.yaml (for editors)')
-  .action(() => out(json(configJsonSchema())));
+  .action(async () => out(json((await import('./commands/config.ts')).configJsonSchema())));
 
 program
   .command('run')
@@ -216,8 +228,8 @@ program
   .option('-c, --concurrency <n>', 'agents at once (default ORCH_CONCURRENCY or 4)', positiveInt)
   .option('--json', 'progress as JSON lines')
   .action((o: { untilIdle?: boolean; concurrency?: number; json?: boolean }) =>
-    withContext((ctx) =>
-      runCommand(ctx, log, {
+    withContext(async (ctx) =>
+      (await import('./commands/run.ts')).runCommand(ctx, log, {
         untilIdle: !!o.untilIdle,
         ...(o.concurrency ? { concurrency: o.concurrency } : {}),
         json: !!o.json,
@@ -230,14 +242,21 @@ program
   .description("the task's agent logs")
   .option('-f, --follow', 'keep printing as the agents write')
   .action((key: string, o: { follow?: boolean }) =>
-    withContext((ctx) => logsCommand(ctx, key, !!o.follow, (s) => process.stdout.write(s))),
+    withContext(async (ctx) =>
+      (await import('./commands/logs.ts')).logsCommand(ctx, key, !!o.follow, (s) => process.stdout.write(s)),
+    ),
   );
 
 program
   .command('status')
   .description('projects, tasks, queue and running agents (with model and effort)')
   .option('--json', 'print JSON')
-  .action((o: { json?: boolean }) => withContext(async (ctx) => out(await statusText(ctx, !!o.json)), false));
+  .action((o: { json?: boolean }) =>
+    withContext(
+      async (ctx) => out(await (await import('./commands/status.ts')).statusText(ctx, !!o.json)),
+      false,
+    ),
+  );
 
 program
   .command('serve')
@@ -256,8 +275,8 @@ program
   .option('--no-workers', 'serve only; let `orch run` or `orch worker` work the queue')
   .option('-c, --concurrency <n>', 'agents at once (default ORCH_CONCURRENCY or 4)', positiveInt)
   .action((o: { host: string; port: number; workers: boolean; concurrency?: number }) =>
-    withContext((ctx) =>
-      serveCommand(ctx, log, {
+    withContext(async (ctx) =>
+      (await import('./commands/serve.ts')).serveCommand(ctx, log, {
         host: o.host,
         port: o.port,
         workers: o.workers,
@@ -285,6 +304,7 @@ program
       untilIdle?: boolean;
       json?: boolean;
     }) => {
+      const { openWorkerContext, parseLabels, workerCommand } = await import('./commands/worker.ts');
       const onConfigError = (project: string, message: string) =>
         log.warn(`orch.yaml of ${project} is invalid; keeping the last good configuration:\n${message}`);
       const ctx = await openWorkerContext(process.cwd(), env, {
@@ -309,6 +329,7 @@ program
   .description('run sample tasks through the whole pipeline in a temporary repository')
   .option('--clean', 'delete the temporary repository at the end')
   .action(async (o: { clean?: boolean }) => {
+    const { demoCommand } = await import('./commands/demo.ts');
     await demoCommand({ keep: !o.clean, log });
   });
 

@@ -34,6 +34,17 @@ const ERROR_SCHEMA = {
   },
 };
 
+/** Response headers of the paged lists: where the next page starts, absent on the last page. */
+const PAGE_HEADERS: Record<string, Record<string, unknown>> = {
+  'get /api/tasks': {
+    'X-Next-After': {
+      description: 'the cursor of the next page: pass it as `after`',
+      schema: { type: 'string' },
+    },
+    Link: { description: 'the next page, as `<url>; rel="next"`', schema: { type: 'string' } },
+  },
+};
+
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
   return rest;
@@ -83,6 +94,9 @@ export function openApiDocument(
       const ok = Number(status) < 400;
       responses[status] = {
         description,
+        ...(ok && PAGE_HEADERS[`${e.method} ${e.path}`]
+          ? { headers: PAGE_HEADERS[`${e.method} ${e.path}`] }
+          : {}),
         content: ok
           ? { [e.produces]: { schema: e.produces === 'application/json' ? {} : { type: 'string' } } }
           : { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },

@@ -100,21 +100,33 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
     endpoint({
       method: 'get',
       path: '/api/tasks',
-      summary: 'Task summaries, oldest first, filtered by project, status and stage',
+      summary:
+        'Task summaries, oldest first, filtered by project, status and stage; one page of `limit` (default 100, at most 500) after the cursor `after`; the `X-Next-After` header (and a `Link` rel="next") gives the next page\'s cursor while there is one',
       tag: 'tasks',
       query: TaskListQuery,
       responses: { 200: 'task summaries', ...ERR },
       handle: async (c, { query }) => {
         const projects = new Map((await ctx.store.listProjects()).map((p) => [p.id, p]));
         const project = query.project ? await pickProject(ctx, query.project) : undefined;
-        const tasks = await ctx.store.listTasks({
+        // One more than the page: whether it is there says if another page follows.
+        const rows = await ctx.store.listTasks({
           ...(project ? { projectId: project.id } : {}),
           ...(query.status ? { status: query.status } : {}),
           ...(query.stage ? { stage: query.stage } : {}),
+          ...(query.after !== undefined ? { after: query.after } : {}),
+          limit: query.limit + 1,
         });
+        const page = rows.slice(0, query.limit);
+        if (rows.length > query.limit) {
+          const after = String(page.at(-1)!.id);
+          const next = new URL(c.req.url);
+          next.searchParams.set('after', after);
+          c.header('X-Next-After', after);
+          c.header('Link', `<${next.pathname}${next.search}>; rel="next"`);
+        }
         return send(
           c,
-          tasks.map((t) => taskSummary(t, projects.get(t.project_id))),
+          page.map((t) => taskSummary(t, projects.get(t.project_id))),
         );
       },
     }),

@@ -34,13 +34,16 @@ export const ApproveBody = z.strictObject({
 /** Actions without parameters accept no body, or `{}`. */
 export const EmptyBody = z.strictObject({});
 
+const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
+
+/** A page of tasks: `limit` of them after the cursor `after` (the `X-Next-After` of the previous page). */
 export const TaskListQuery = z.strictObject({
   project: z.string().min(1).optional(),
   status: z.enum(TASK_STATUSES).optional(),
   stage: z.enum(STAGES).optional(),
+  limit: limit(500, 100),
+  after: z.coerce.number().int().min(0).optional(),
 });
-
-const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
 
 export const RunListQuery = z.strictObject({
   status: z.enum(['running', 'finished']).optional(),

@@ -4,9 +4,11 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { OrchError } from '../errors.ts';
+import { safeName } from './safe-names.ts';
+import { clearStaleLocksFor, lockInTheWay, waitOutLock } from './git-locks.ts';
 
 export interface GitResult {
   code: number;
@@ -22,8 +24,26 @@ const GIT_ENV = {
   GIT_COMMITTER_EMAIL: 'orch@localhost',
 };
 
-/** Runs git and returns its outcome as a value. */
-export function gitRaw(cwd: string, args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
+/** Where git.ts reports what it did on its own: a stale lock file it removed. */
+const notice = (message: string): void => process.emitWarning(message, 'OrchGitLock');
+
+/**
+ * Runs git and returns its outcome as a value. A lock file left by a git that
+ * died (git-locks.ts) would fail the command, and every later one, forever:
+ * stale locks the command needs are removed first, and a command that still
+ * runs into a lock waits for it (or removes it when stale) and runs again.
+ */
+export async function gitRaw(cwd: string, args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
+  clearStaleLocksFor(cwd, notice);
+  // A few rounds: one command may run into one lock after another (the index, then a ref).
+  for (let round = 1; ; round += 1) {
+    const r = await runGit(cwd, args, timeoutMs);
+    const lock = r.code !== 0 ? lockInTheWay(r.stderr, cwd) : null;
+    if (!lock || round >= 4 || !(await waitOutLock(lock, cwd, notice))) return r;
+  }
+}
+
+function runGit(cwd: string, args: readonly string[], timeoutMs: number): Promise<GitResult> {
   return new Promise((resolvePromise) => {
     execFile(
       'git',
@@ -63,41 +83,138 @@ export async function repoRoot(dir: string): Promise<string> {
 
 /** The checked-out branch, or `main` for a repository with no commit yet. */
 export async function currentBranch(dir: string): Promise<string> {
+  // A landing asks this every time: the HEAD file answers without a git process when it is the
+  // plain `ref: refs/heads/…` of the files backend (reftable keeps a placeholder there).
+  const gitDir = gitDirOf(dir);
+  if (gitDir) {
+    try {
+      const head = /^ref: refs\/heads\/(.+)$/.exec(readFileSync(join(gitDir, 'HEAD'), 'utf8').trim());
+      if (head && head[1] !== '.invalid') return head[1]!;
+    } catch {
+      /* ask git */
+    }
+  }
   const r = await gitRaw(dir, ['symbolic-ref', '--short', 'HEAD']);
   return r.code === 0 ? r.stdout.trim() : 'main';
 }
 
-/** Branch names orch creates: `orch/<KEY>`; keys are validated before they get here. */
-export const taskBranch = (key: string): string => `orch/${key}`;
+/**
+ * The task's branch: `orch/<KEY>` for a plain key, else `orch/<sanitized>-<hash>`
+ * (safe-names.ts), so a tracker's key can never make an invalid or shared ref.
+ */
+export const taskBranch = (key: string): string => `orch/${safeName(key)}`;
 
 export async function validBranchName(dir: string, name: string): Promise<boolean> {
   return (await gitRaw(dir, ['check-ref-format', '--branch', name])).code === 0;
 }
 
 /**
+ * Worktrees this process created or checked, so a stage does not spawn git to
+ * ask again. A worktree removed since is caught by its `.git` file being gone,
+ * and the removals here forget it.
+ */
+const readyWorktrees = new Set<string>();
+
+/**
  * Creates the task's worktree on its branch, or reuses it. A new branch
- * starts at the current tip of the base branch.
+ * starts at the current tip of the base branch. Returns true when it created
+ * the worktree (so it holds nothing but the branch's last commit).
  */
 export async function ensureWorktree(
   repo: string,
   path: string,
   branch: string,
   base: string,
-): Promise<void> {
-  if (existsSync(path) && (await isGitRepo(path))) return;
+): Promise<boolean> {
+  if (readyWorktrees.has(path) && existsSync(join(path, '.git'))) return false;
+  if (existsSync(path) && (await isGitRepo(path))) {
+    readyWorktrees.add(path);
+    return false;
+  }
   // git's worktree add and prune are not safe side by side in one repository: one reads the
   // other's half-written .git/worktrees entry. Tasks starting together take turns.
-  await serialized(repo, async () => {
-    if (existsSync(path) && (await isGitRepo(path))) return;
+  return serialized(repo, async () => {
+    if (existsSync(path) && (await isGitRepo(path))) return false;
     mkdirSync(dirname(path), { recursive: true });
-    await gitRaw(repo, ['worktree', 'prune']);
-    const hasBranch =
-      (await gitRaw(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`])).code === 0;
-    const args = hasBranch
-      ? ['worktree', 'add', '--force', path, branch]
-      : ['worktree', 'add', '-b', branch, path, base];
-    await git(repo, args);
+    // The usual case, a new task: one git call. A branch that exists already, or a stale
+    // registration of a worktree deleted by hand, takes the careful way below.
+    const fresh = existsSync(path)
+      ? { code: 1 }
+      : await gitRaw(repo, ['worktree', 'add', '-q', '-b', branch, path, base]);
+    if (fresh.code !== 0) {
+      await gitRaw(repo, ['worktree', 'prune']);
+      const hasBranch =
+        (await gitRaw(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`])).code === 0;
+      const args = hasBranch
+        ? ['worktree', 'add', '--force', path, branch]
+        : ['worktree', 'add', '-b', branch, path, base];
+      await git(repo, args);
+    }
+    readyWorktrees.add(path);
+    return true;
   });
+}
+
+/**
+ * Whether a merge is in progress in the worktree (MERGE_HEAD exists), read
+ * from its git directory instead of spawning git: a linked worktree's `.git`
+ * is a file naming that directory, a main worktree's is the directory itself.
+ */
+export function mergeInProgress(worktree: string): boolean {
+  const dir = gitDirOf(worktree);
+  return dir !== null && existsSync(join(dir, 'MERGE_HEAD'));
+}
+
+/** The git directory of a worktree's top level, or null when it has none. */
+function gitDirOf(worktree: string): string | null {
+  const dotGit = join(worktree, '.git');
+  try {
+    if (!statSync(dotGit).isFile()) return dotGit;
+    const m = /^gitdir: (.*)$/m.exec(readFileSync(dotGit, 'utf8'));
+    return m ? resolve(worktree, m[1]!.trim()) : null;
+  } catch {
+    return null;
+  }
+}
+
+// ------------------------------------------------------------ refs read from the files
+//
+// A stage asks git for a commit id a few times; each ask is a process. These read the ref files
+// git keeps (loose refs, then packed-refs) and answer null whenever only git can tell (a
+// reftable repository, a symbolic ref, anything unexpected); callers then ask git.
+
+const SHA = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+const readText = (path: string): string | null => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+};
+
+/** The commit a full ref name (`refs/heads/main`) points at, in the repository of `worktree`. */
+export function refCommit(worktree: string, ref: string): string | null {
+  const gitDir = gitDirOf(worktree);
+  if (!gitDir || !ref.startsWith('refs/')) return null;
+  const common = readText(join(gitDir, 'commondir'));
+  const commonDir = common ? resolve(gitDir, common.trim()) : gitDir;
+  const loose = readText(join(commonDir, ref))?.trim();
+  if (loose !== undefined) return SHA.test(loose) ? loose : null;
+  for (const line of (readText(join(commonDir, 'packed-refs')) ?? '').split('\n')) {
+    const [sha, name] = line.split(' ');
+    if (name === ref && sha && SHA.test(sha)) return sha;
+  }
+  return null;
+}
+
+/** The commit checked out in `worktree` (its HEAD), read from the files, or null. */
+export function headCommit(worktree: string): string | null {
+  const gitDir = gitDirOf(worktree);
+  const head = gitDir ? readText(join(gitDir, 'HEAD'))?.trim() : undefined;
+  if (!head) return null;
+  if (SHA.test(head)) return head;
+  const m = /^ref: (refs\/\S+)$/.exec(head);
+  return m ? refCommit(worktree, m[1]!) : null;
 }
 
 /**
@@ -107,7 +224,7 @@ export async function ensureWorktree(
  * developer on purpose, and is kept.
  */
 export async function discardUncommitted(worktree: string): Promise<boolean> {
-  if ((await gitRaw(worktree, ['rev-parse', '-q', '--verify', 'MERGE_HEAD'])).code === 0) return false;
+  if (mergeInProgress(worktree)) return false;
   const status = await git(worktree, ['status', '--porcelain']);
   if (!status.trim()) return false;
   await git(worktree, ['reset', '-q', '--hard', 'HEAD']);
@@ -115,32 +232,50 @@ export async function discardUncommitted(worktree: string): Promise<boolean> {
   return true;
 }
 
-/** Commits everything in the worktree; returns the new commit or null when nothing changed. */
+/**
+ * Commits everything in the worktree; returns the new commit or null when
+ * nothing changed. A clean worktree costs one git call (`status`), the usual
+ * case for stages that only read.
+ */
 export async function commitAll(worktree: string, message: string): Promise<string | null> {
-  await git(worktree, ['add', '-A']);
-  const status = await git(worktree, ['status', '--porcelain']);
   // A merge left in progress (a landing conflict the developer resolved) is concluded even when
   // the resolution leaves no difference to show.
-  const merging = (await gitRaw(worktree, ['rev-parse', '-q', '--verify', 'MERGE_HEAD'])).code === 0;
-  if (!status.trim() && !merging) return null;
-  await git(worktree, ['commit', '-q', '--no-verify', '-m', message]);
-  return (await git(worktree, ['rev-parse', 'HEAD'])).trim();
+  const merging = mergeInProgress(worktree);
+  if (!merging && !(await git(worktree, ['status', '--porcelain'])).trim()) return null;
+  await git(worktree, ['add', '-A']);
+  const committed = await gitRaw(worktree, ['commit', '-q', '--no-verify', '-m', message]);
+  if (committed.code !== 0) {
+    // Staged changes that undo each other (an edit reverted before the run ended) leave nothing.
+    if (!merging && /nothing to commit|no changes added/.test(committed.stdout + committed.stderr))
+      return null;
+    throw new OrchError(
+      'git_failed',
+      `git commit failed in ${worktree}: ${committed.stderr.trim() || committed.stdout.trim()}`,
+      { context: { cwd: worktree } },
+    );
+  }
+  return headCommit(worktree) ?? (await git(worktree, ['rev-parse', 'HEAD'])).trim();
 }
+
+/** {@link diffHash} of an empty diff. */
+const EMPTY_DIFF_HASH = createHash('sha256').update('').digest('hex');
 
 /**
  * Hash of the normalized diff between the base and the branch: what the task
  * changed, independent of commit ids, dates and how the work was split.
  */
 export async function diffHash(worktree: string, base: string): Promise<string> {
-  const mergeBase = (await git(worktree, ['merge-base', base, 'HEAD'])).trim();
+  // A branch still at the base's tip (a stage that changed nothing yet) has the empty diff.
+  const head = headCommit(worktree);
+  if (head && head === refCommit(worktree, `refs/heads/${base}`)) return EMPTY_DIFF_HASH;
+  // `base...HEAD` diffs from the merge base: one git call instead of merge-base, then diff.
   const diff = await git(worktree, [
     'diff',
     '--no-color',
     '--no-ext-diff',
     '--full-index',
     '--no-renames',
-    mergeBase,
-    'HEAD',
+    `${base}...HEAD`,
   ]);
   const normalized = diff
     .split('\n')
@@ -225,6 +360,13 @@ async function landOnce(
   base: string,
   strategy: MergeStrategy,
 ): Promise<MergeOutcome> {
+  const onBase = (await currentBranch(repo)) === base;
+  // The usual case: the base has not moved since the branch left it. Merging or rebasing onto it
+  // would change nothing, so the base is fast-forwarded to the branch at once (one git call);
+  // when it cannot be (the base moved), the whole landing below runs.
+  const head = strategy === 'merge-commit' || !onBase ? null : headCommit(worktree);
+  if (head && (await gitRaw(repo, ['merge', '--ff-only', '-q', head])).code === 0)
+    return { ok: true, commit: head };
   let tip: string;
   if (strategy === 'merge-commit') {
     const tree = await gitRaw(worktree, ['merge-tree', '--write-tree', base, 'HEAD']);
@@ -259,7 +401,7 @@ async function landOnce(
     }
     tip = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
   }
-  if ((await currentBranch(repo)) === base) {
+  if (onBase) {
     const ff = await gitRaw(repo, ['merge', '--ff-only', '-q', tip]);
     if (ff.code !== 0)
       return {
@@ -281,16 +423,18 @@ export async function removeCleanWorktree(
   path: string,
   log: { info(m: string): void },
 ): Promise<boolean> {
+  readyWorktrees.delete(path);
   if (!existsSync(path)) return false;
-  const status = await gitRaw(path, ['status', '--porcelain']);
-  if (status.code !== 0 || status.stdout.trim() !== '') {
+  // Without --force, git itself refuses a worktree with modified or untracked files: no status first.
+  const removed = await gitRaw(repo, ['worktree', 'remove', path]);
+  if (removed.code !== 0 && /modified or untracked/.test(removed.stderr)) {
     log.info(`kept worktree ${path}: it holds uncommitted work`);
-    return false;
   }
-  return (await gitRaw(repo, ['worktree', 'remove', path])).code === 0;
+  return removed.code === 0;
 }
 
 export async function removeWorktree(repo: string, path: string): Promise<void> {
+  readyWorktrees.delete(path);
   await gitRaw(repo, ['worktree', 'remove', '--force', path]);
 }
 

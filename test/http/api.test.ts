@@ -68,6 +68,44 @@ describe('tasks', () => {
     expect(queue.depth).toBeGreaterThanOrEqual(1);
   });
 
+  it('lists tasks a page at a time: limit, the X-Next-After cursor, Link rel=next, the last page without', async () => {
+    for (let i = 0; i < 5; i += 1) await create(`Paged ${i}`, { labels: ['paged'] });
+    const all = await json<TaskSummaryJson[]>(await f.get('/api/tasks?limit=500'));
+    const keys = all.map((t) => t.key);
+    expect(keys.length).toBeGreaterThanOrEqual(5);
+
+    // Walk the whole list two at a time: every task once, in the same order as one big page.
+    const walked: string[] = [];
+    let path = '/api/tasks?limit=2';
+    for (let pages = 0; ; pages += 1) {
+      expect(pages, 'pages of two').toBeLessThanOrEqual(keys.length);
+      const res = await f.get(path);
+      expect(res.status).toBe(200);
+      const page = await json<TaskSummaryJson[]>(res);
+      walked.push(...page.map((t) => t.key));
+      const after = res.headers.get('X-Next-After');
+      if (!after) {
+        expect(res.headers.get('Link')).toBeNull();
+        break;
+      }
+      expect(page).toHaveLength(2);
+      const link = res.headers.get('Link');
+      expect(link).toBe(`</api/tasks?limit=2&after=${after}>; rel="next"`);
+      path = /^<([^>]+)>/.exec(link!)![1]!;
+    }
+    expect(walked).toEqual(keys);
+
+    // Without a limit, a page holds 100; filters and the cursor go together.
+    const filtered = await json<TaskSummaryJson[]>(await f.get('/api/tasks?stage=created&limit=1'));
+    expect(filtered).toHaveLength(1);
+    expect((await f.get('/api/tasks?limit=501')).status).toBe(400);
+    expect((await f.get('/api/tasks?limit=0')).status).toBe(400);
+    expect((await f.get('/api/tasks?after=-1')).status).toBe(400);
+    const last = await f.get(`/api/tasks?after=${Number.MAX_SAFE_INTEGER}`);
+    expect(await json(last)).toEqual([]);
+    expect(last.headers.get('X-Next-After')).toBeNull();
+  });
+
   it('cancels a task once: a second cancel is a 409 invalid_state', async () => {
     const t = await create('Doomed');
     const res = await f.post(`/api/tasks/${t.key}/cancel`);

@@ -66,6 +66,22 @@ async function request(method: string, path: string, body?: unknown): Promise<Re
 export const getJson = async <T>(path: string): Promise<T> =>
   (await (await request('GET', path)).json()) as T;
 export const getText = async (path: string): Promise<string> => (await request('GET', path)).text();
+
+/**
+ * Every item of a paged list (`/api/tasks`): pages of 500, each after the
+ * cursor the previous one gave in `X-Next-After`, until there is none.
+ */
+export async function getAllPages<T>(path: string): Promise<T[]> {
+  const items: T[] = [];
+  const sep = path.includes('?') ? '&' : '?';
+  let after: string | null = null;
+  do {
+    const res = await request('GET', `${path}${sep}limit=500${after ? `&after=${after}` : ''}`);
+    items.push(...((await res.json()) as T[]));
+    after = res.headers.get('X-Next-After');
+  } while (after);
+  return items;
+}
 export const postJson = async <T>(path: string, body: unknown = {}): Promise<T> =>
   (await (await request('POST', path, body)).json()) as T;
 

@@ -8,15 +8,18 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** Fetches `path` now and whenever `reload` is called; keeps the last good data on error. */
-export function useJson<T>(path: string | null): Loaded<T> {
+/**
+ * Fetches `path` (with `load`, default one GET) now and whenever `reload` is
+ * called; keeps the last good data on error.
+ */
+export function useJson<T>(path: string | null, load: (path: string) => Promise<T> = getJson): Loaded<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const seq = useRef(0);
   const reload = useCallback(() => {
     if (!path) return;
     const mine = ++seq.current;
-    getJson<T>(path).then(
+    load(path).then(
       (d) => {
         if (mine !== seq.current) return;
         setData(d);
@@ -24,7 +27,7 @@ export function useJson<T>(path: string | null): Loaded<T> {
       },
       (e: Error) => mine === seq.current && setError(e.message),
     );
-  }, [path]);
+  }, [path, load]);
   useEffect(() => {
     setData(null);
     reload();

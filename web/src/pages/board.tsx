@@ -2,13 +2,14 @@
 import { useState } from 'preact/hooks';
 import { STAGES } from '../../../src/core/stages.ts';
 import type { ProjectJson, TaskSummaryJson } from '../../../src/http/types.ts';
-import { failureText, postJson } from '../api.ts';
+import { failureText, getAllPages, postJson } from '../api.ts';
 import { useEvents, useJson, useThrottled } from '../hooks.ts';
 import { ErrorNote, StatusPill } from '../components/ui.tsx';
 import { clock } from '../format.ts';
 
 export function Board() {
-  const tasks = useJson<TaskSummaryJson[]>('/api/tasks');
+  // The board shows every task: all the pages of the list.
+  const tasks = useJson<TaskSummaryJson[]>('/api/tasks', getAllPages);
   const projects = useJson<ProjectJson[]>('/api/projects');
   const refresh = useThrottled(tasks.reload, 150);
   useEvents({ logs: 'false' }, (e) => e.event !== 'ready' && refresh());
