@@ -36,6 +36,12 @@ export interface GlobalSettings {
    */
   gitHandoff: 'auto' | 'on' | 'off';
   /**
+   * `ORCH_TRACKER_LIVE_STATUS`: `on` (or `1`, `true`) reads an imported task's state from its
+   * tracker each time its tracker message is rendered and shows it in the header. Off by default:
+   * one more tracker call per message.
+   */
+  trackerLiveStatus: boolean;
+  /**
    * `ORCH_POLL_MS`: the scheduler's safety-net poll; wake-ups (LISTEN/NOTIFY, file watching)
    * make it rarely matter. Default 1 000.
    */
@@ -95,6 +101,9 @@ export function globalSettings(env: Env, homeDir: string): GlobalSettings {
     gitHandoff:
       (['on', 'off'] as const).find((v) => v === env.ORCH_GIT_HANDOFF?.trim().toLowerCase()) ?? 'auto',
     pollMs: Math.max(50, int(env.ORCH_POLL_MS, 1_000)),
+    trackerLiveStatus: ['on', '1', 'true', 'yes'].includes(
+      env.ORCH_TRACKER_LIVE_STATUS?.trim().toLowerCase() ?? '',
+    ),
     resultGraceMs: Math.max(0, int(env.ORCH_RESULT_GRACE_MS, 5_000)),
   };
 }

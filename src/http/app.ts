@@ -8,6 +8,7 @@
  * event streams early; secrets are values redacted from every response.
  */
 import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { OrchContext } from '../runtime/context.ts';
 import { secretValues, type Logger } from '../runtime/logger.ts';
 import { bearerMatches, isLoopbackHost } from './auth.ts';
@@ -19,6 +20,7 @@ import { createMetrics } from './metrics.ts';
 import { Pulse } from './events.ts';
 import { WEB_DIST, dashboardResponse } from './dashboard.ts';
 import { redactDeep } from './redact.ts';
+import { webhookEndpoint } from './webhooks.ts';
 
 export interface AppOptions {
   /** Bearer token required on every API and metrics request; null (default) serves open, loopback only. */
@@ -47,6 +49,9 @@ export interface OrchApp {
 }
 
 const isRead = (method: string): boolean => method === 'GET' || method === 'HEAD';
+
+/** Largest request body read, in bytes (API and webhooks alike); a task of 50 000 characters is far below. */
+export const MAX_BODY_BYTES = 1024 * 1024;
 
 export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
   const token = opts.token ?? null;
@@ -86,9 +91,11 @@ export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
   if (token !== null) {
     app.use('*', async (c, next) => {
       const path = c.req.path;
-      // The dashboard's static files hold no data; everything else needs the token.
+      // The dashboard's static files hold no data; webhooks carry their tracker's signature
+      // instead; everything else needs the token.
       const open =
-        isRead(c.req.method) && path !== '/metrics' && path !== '/api' && !path.startsWith('/api/');
+        (isRead(c.req.method) && path !== '/metrics' && path !== '/api' && !path.startsWith('/api/')) ||
+        (c.req.method === 'POST' && path.startsWith('/api/webhooks/'));
       if (!open && !bearerMatches(c.req.header('authorization'), token))
         throw new ApiError(
           'unauthorized',
@@ -97,6 +104,20 @@ export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
       await next();
     });
   }
+
+  // Handlers read bodies whole: stop an over-limit one (declared or streamed) before any of them does.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError(
+          'payload_too_large',
+          `request body over the limit of ${MAX_BODY_BYTES} bytes (MAX_BODY_BYTES)`,
+        );
+      },
+    }),
+  );
 
   const endpoints: Endpoint[] = apiEndpoints({
     ctx,
@@ -108,6 +129,7 @@ export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
     workers: opts.workers ?? 0,
   });
   endpoints.push(
+    webhookEndpoint(ctx, opts.onWorkQueued ?? (() => {})),
     endpoint({
       method: 'get',
       path: '/api/openapi.json',

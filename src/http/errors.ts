@@ -13,6 +13,8 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'not_found'
   | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'unavailable'
   | 'internal';
 
 /** One problem with a request's input: where (`path`, e.g. `body.title`) and what. */
@@ -54,12 +56,14 @@ export const HTTP_STATUS: Readonly<Record<ApiErrorCode, ContentfulStatusCode>> =
   invalid_state: 409,
   not_initialized: 409,
   not_a_git_repo: 409,
+  payload_too_large: 413,
   unsupported_media_type: 415,
   agent_not_found: 500,
   db_open_failed: 500,
   db_migration_failed: 500,
   git_failed: 500,
   internal: 500,
+  unavailable: 503,
 };
 
 /** The status and body for any thrown value; unknown errors become a 500 without their text. */

@@ -123,7 +123,11 @@ export class EventFeed {
     if (first) await this.begin();
     const out: FeedEvent[] = [];
     const rows = await eventsAfter(this.ctx.store, this.cursor, EVENTS_PER_POLL, this.opts.taskId);
-    for (const row of rows) out.push({ id: String(row.id), event: row.kind, data: eventRowData(row) });
+    for (const row of rows) {
+      // Runs are announced from the runs table below, with their model, tokens and cost.
+      if (row.kind === 'run_started' || row.kind === 'run_finished') continue;
+      out.push({ id: String(row.id), event: row.kind, data: eventRowData(row) });
+    }
     if (rows.length) this.cursor = rows.at(-1)!.id;
     else if (this.opts.taskId !== undefined) {
       // Filtered feeds still move past other tasks' events, so a resume skips them.

@@ -111,6 +111,16 @@ describe('renderTaskTracker', () => {
     expect(header).toBe('ORCH-109 — Timeout budgets');
   });
 
+  it("overlays the tracker's live state in the header when given (ORCH_TRACKER_LIVE_STATUS)", () => {
+    const live = { ...task(), liveState: 'In Review', url: 'https://plane.example/p/ORCH-109' };
+    expect(renderTaskTracker({ task: live, runs: [] }, 'ru').split('\n')[0]).toBe(
+      'ORCH-109 — Timeout budgets [In Review] — https://plane.example/p/ORCH-109',
+    );
+    expect(renderTaskTracker({ task: { ...live, liveState: null }, runs: [] }, 'en').split('\n')[0]).toBe(
+      'ORCH-109 — Timeout budgets — https://plane.example/p/ORCH-109',
+    );
+  });
+
   interface IconCase {
     name: string;
     task: TrackerTask;

@@ -17,6 +17,8 @@ export interface TrackerTask {
   status: string;
   /** A link to the task (tracker issue, dashboard page); shown in the header when given. */
   url?: string | null;
+  /** The task's state as its tracker holds it now (`ORCH_TRACKER_LIVE_STATUS`); shown in the header. */
+  liveState?: string | null;
 }
 
 /** One agent run, in the `agent_runs` columns the message needs (a store row fits as is). */
@@ -180,7 +182,7 @@ export function renderTaskTracker(input: TrackerInput, locale: Locale): string {
   const stoppedAt = lastRun(runs);
   const currentStage = task.stage === 'cancelled' ? ((stoppedAt && stageOfRun(stoppedAt)) ?? '') : task.stage;
 
-  const header = `${task.key} — ${task.title}${task.url ? ` — ${task.url}` : ''}`;
+  const header = `${task.key} — ${task.title}${task.liveState ? ` [${task.liveState}]` : ''}${task.url ? ` — ${task.url}` : ''}`;
   const lines = [header];
   for (const stage of TRACKED_STAGES) {
     const stageRuns = runs.filter((r) => stageOfRun(r) === stage);

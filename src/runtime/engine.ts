@@ -9,19 +9,21 @@ import { join, resolve } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Executor } from '../store/store.ts';
-import type { AgentRun, Attempt, Job, Task } from '../store/schema.ts';
+import type { AgentRun, Job, Task } from '../store/schema.ts';
 import { elapsedMs, STAGE_ROLE, type Stage } from '../core/stages.ts';
 import { backoffMs } from '../core/backoff.ts';
 import {
   budgetExhausted,
   judgeAttempt,
   type AttemptRecord,
-  type TaskBudget,
   type TerminalReason,
   type Spend,
 } from '../core/build-loop.ts';
 import { parseVerdict, verdictFeedback } from '../core/verdict.ts';
-import { renderTerminalPacket } from '../core/terminal-packet.ts';
+import { attemptRecord, taskBudget, terminalPacketText } from './packet.ts';
+import { landViaForge } from './forge-land.ts';
+import { createForge } from '../trackers/index.ts';
+import type { PullRequest } from '../trackers/types.ts';
 import { launchRun, type LaunchLimits, type LaunchResult } from './launcher.ts';
 import {
   commitAll,
@@ -29,6 +31,7 @@ import {
   diffHash,
   diffStat,
   ensureWorktree,
+  hasOrigin,
   landBranch,
   removeCleanWorktree,
   taskBranch,
@@ -40,7 +43,7 @@ import type { AgentEvent } from '../agents/events.ts';
 import { recordGate, runGate, type GateOutcome } from './gates.ts';
 import { isApproved } from './approval.ts';
 import { runCommandStage } from './command-stage.ts';
-import { WORK_STAGES, type StagePlan, type WorkStage } from '../config/pipeline-config.ts';
+import { WORK_STAGES, type GateRef, type StagePlan, type WorkStage } from '../config/pipeline-config.ts';
 
 /** What the engine reports as it works; `orch run` prints these, the API streams them. */
 export type ProgressEvent =
@@ -77,25 +80,24 @@ export interface EngineDeps {
   onAgentLine?: (runId: number, line: string) => void;
 }
 
-/** The budget of a task: the project's, raised by `orch task retry` overrides. */
-export function taskBudget(rt: ProjectRuntime, task: Task): TaskBudget {
-  const overrides = task.budget_json ? (JSON.parse(task.budget_json) as Partial<TaskBudget>) : {};
-  return { ...rt.config.budget, ...overrides };
-}
+export { taskBudget } from './packet.ts';
 
-const toRecord = (a: Attempt): AttemptRecord => ({
-  n: a.n,
-  diffHash: a.diff_hash,
-  verdict: a.verdict === 'approved' ? 'approved' : 'rejected',
-  feedback: a.feedback,
-  inputTokens: a.input_tokens,
-  outputTokens: a.output_tokens,
-  costUsd: a.cost_usd,
-  durationMs: a.duration_ms,
-  reason: a.reason,
-});
+const prPayload = (pr: PullRequest) => ({ number: pr.number, url: pr.url, state: pr.state });
+
+/** The pull request's description: the task, and the tracker issue it closes when there is one. */
+function pullRequestBody(task: Task): string {
+  const lines = [task.description.trim() || task.title, '', `Delivered by orch for ${task.key}.`];
+  if (task.external_url) lines.push(`Task: ${task.external_url}`);
+  if (task.external_source === 'github' && task.external_key) lines.push(`Closes ${task.external_key}`);
+  return lines.join('\n');
+}
+const toRecord = attemptRecord;
 
 const durationOf = (r: AgentRun): number => elapsedMs(r) ?? 0;
+
+/** Gates that run a command in the worktree, which may leave files behind there. */
+const runsCommand = (ref: GateRef): boolean =>
+  typeof ref === 'object' ? 'command' in ref : ref === 'check_ci_green';
 
 /** What a pass of the loop spent: tokens, cost (null when no run reported one) and time. */
 function runTotals(runs: readonly AgentRun[]) {
@@ -110,6 +112,17 @@ function runTotals(runs: readonly AgentRun[]) {
 
 export class Engine {
   private readonly deps: EngineDeps;
+  /** The abort signal of each job being processed (a landing waiting on CI stops with it). */
+  private readonly jobSignals = new WeakMap<Job, AbortSignal>();
+  /**
+   * Worktrees known clean in this process: just created, or just committed by
+   * a stage with nothing run there since. The value is the job that stage
+   * queued next (null until the advance is committed); that job, and only
+   * it, skips the check for an unfinished run's leftovers (a `git status`).
+   * A killed run never commits, and a new process starts with none, so the
+   * check still runs whenever partial edits can be there.
+   */
+  private readonly leftClean = new Map<string, number | null>();
   constructor(deps: EngineDeps) {
     this.deps = deps;
   }
@@ -120,6 +133,7 @@ export class Engine {
 
   /** Works one claimed job to its end. Never throws for expected outcomes. */
   async process(job: Job, signal: AbortSignal): Promise<void> {
+    this.jobSignals.set(job, signal);
     const task = await this.store.getTask(job.task_id);
     if (task.stage !== job.stage || ['cancelled', 'escalated', 'done'].includes(task.status)) {
       await this.store.finishJob(
@@ -131,7 +145,15 @@ export class Engine {
       return;
     }
     const rt = await this.deps.ctx.projectRuntime(task.project_id);
-    if (job.stage === 'created') return this.advance(task, job, rt, this.nextStage(rt, 'created'));
+    if (job.stage === 'created') {
+      // The worktree is made now, so the first stage's job finds it ready: no git before its spawn.
+      const worktree = paths.worktree(this.deps.ctx, rt.project, task);
+      const base = rt.project.base_branch;
+      if (await ensureWorktree(rt.project.root_path, worktree, taskBranch(task.key), base))
+        this.leftClean.set(worktree, null);
+      mkdirSync(paths.logsDir(this.deps.ctx, task), { recursive: true });
+      return this.advance(task, job, rt, this.nextStage(rt, 'created'));
+    }
     const plan = rt.pipeline.stages.find((s) => s.name === job.stage);
     // A stage disabled by a config edit since its job was queued is passed over.
     if (!plan) return this.advance(task, job, rt, this.nextStage(rt, job.stage as Stage));
@@ -140,8 +162,12 @@ export class Engine {
     }
     const worktree = paths.worktree(this.deps.ctx, rt.project, task);
     await ensureWorktree(rt.project.root_path, worktree, taskBranch(task.key), rt.project.base_branch);
-    await syncBeforeStage(worktree, taskBranch(task.key), rt.project.base_branch);
-    if (plan.kind !== 'human' && (await discardUncommitted(worktree))) {
+    // Without an origin remote (or with handoff off) there is nothing to sync, and no git to run.
+    const origin = await hasOrigin(rt.project.root_path);
+    if (origin) await syncBeforeStage(worktree, taskBranch(task.key), rt.project.base_branch);
+    const knownClean = this.leftClean.get(worktree) === job.id;
+    this.leftClean.delete(worktree);
+    if (plan.kind !== 'human' && !knownClean && (await discardUncommitted(worktree))) {
       this.deps.log.info(`${task.key}: discarded uncommitted changes an unfinished run left in ${worktree}`);
     }
     if (plan.kind === 'human') return this.leaveStage(task, job, rt, plan, undefined, worktree);
@@ -159,11 +185,17 @@ export class Engine {
       );
       this.emitFinished(task, plan.role ?? 'deployer', job.stage, res);
       if (res.outcome !== 'ok') return this.onRunFailed(task, job, rt, plan.role ?? 'deployer', res, signal);
-      await commitAll(worktree, `${task.key}: ${job.stage} (command, run ${res.runId})\n\n${task.title}`);
-      await publishAfterStage(worktree, taskBranch(task.key));
+      await this.commit(worktree, `${task.key}: ${job.stage} (command, run ${res.runId})\n\n${task.title}`);
+      if (origin) await publishAfterStage(worktree, taskBranch(task.key));
       return this.leaveStage(task, job, rt, plan, res, worktree);
     }
     await this.runAgentStage(task, job, rt, plan, worktree, signal);
+  }
+
+  /** Commits a stage's work; the worktree is clean afterwards, until something else runs there. */
+  private async commit(worktree: string, message: string): Promise<void> {
+    await commitAll(worktree, message);
+    this.leftClean.set(worktree, null);
   }
 
   /** The enabled stage after `stage`, or `done`. */
@@ -211,19 +243,21 @@ export class Engine {
       // An approval is recorded before the stage's other gates run: after a crash in between,
       // the recorded approval of this development run stands; it is not reviewed (and recorded) again.
       const last = attempts.at(-1);
-      const runs = await this.store.runsOfTask(task.id);
+      const runs = last?.verdict === 'approved' ? await this.store.runsOfTask(task.id) : [];
       const devRun = runs.filter((r) => r.agent === 'developer' && r.outcome === 'ok').at(-1);
       if (last?.verdict === 'approved' && devRun && last.dev_run_id === devRun.id) {
+        // A crash right after the approval was recorded may have cut the ledger's append short.
+        await this.writeLedger(task, rt);
         const others = { ...plan, gates: plan.gates.filter((g) => g !== 'check_reviewer_verdict') };
         return this.leaveStage(task, job, rt, others, undefined, worktree);
       }
     }
-    await this.markRunning(task, job, {
-      ...(attempt !== null ? { attempt } : {}),
-      ...(task.started_at ? {} : { started_at: new Date().toISOString() }),
-      ...(job.stage === 'development' && !task.loop_run_id ? { loop_run_id: randomUUID() } : {}),
-    });
-    const fresh = await this.store.getTask(task.id);
+    const fresh =
+      (await this.markRunning(task, job, {
+        ...(attempt !== null ? { attempt } : {}),
+        ...(task.started_at ? {} : { started_at: new Date().toISOString() }),
+        ...(job.stage === 'development' && !task.loop_run_id ? { loop_run_id: randomUUID() } : {}),
+      })) ?? (await this.store.getTask(task.id));
 
     const res = await launchRun({
       ctx,
@@ -249,8 +283,8 @@ export class Engine {
     this.emitFinished(task, role, job.stage, res);
     if (res.outcome !== 'ok') return this.onRunFailed(fresh, job, rt, role, res, signal);
 
-    await commitAll(worktree, `${task.key}: ${job.stage} (${role}, run ${res.runId})\n\n${task.title}`);
-    await publishAfterStage(worktree, taskBranch(task.key));
+    await this.commit(worktree, `${task.key}: ${job.stage} (${role}, run ${res.runId})\n\n${task.title}`);
+    if (await hasOrigin(rt.project.root_path)) await publishAfterStage(worktree, taskBranch(task.key));
     if (job.stage === 'development') {
       const hash = await diffHash(worktree, rt.project.base_branch);
       await this.store.db
@@ -361,9 +395,14 @@ export class Engine {
     res: LaunchResult | undefined,
     worktree: string,
   ): Promise<void> {
-    const approved = await isApproved(this.store.db, task, plan.name);
-    const lastVerdict = (await this.store.attemptsOfTask(task.id)).at(-1)?.verdict ?? null;
+    // What the approval and verdict gates decide on, read only when the stage has such a gate.
+    const needs = (gate: string) => plan.gates.includes(gate as GateRef);
+    const approved = needs('check_human_approval') && (await isApproved(this.store.db, task, plan.name));
+    const lastVerdict = needs('check_reviewer_verdict')
+      ? ((await this.store.attemptsOfTask(task.id)).at(-1)?.verdict ?? null)
+      : null;
     for (const ref of plan.gates) {
+      if (runsCommand(ref)) this.leftClean.delete(worktree);
       const gate = await runGate(this.deps.ctx, rt, task, plan.name, ref, worktree, {
         approved,
         lastVerdict,
@@ -594,6 +633,8 @@ export class Engine {
     worktree: string,
   ): Promise<void> {
     const startedAt = new Date().toISOString();
+    this.leftClean.delete(worktree);
+    if (rt.raw.forge) return this.landThroughForge(task, job, rt, plan, res, worktree, startedAt);
     const merged = await landBranch(
       rt.project.root_path,
       worktree,
@@ -624,6 +665,62 @@ export class Engine {
     if (rt.pipeline.removeWorktrees) await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
   }
 
+  /**
+   * Landing through the project's forge (orch.yaml `forge:`): a pull request,
+   * its CI, and the forge's merge. A red CI is a failed `check_ci_green`, a
+   * refused merge or a conflict with origin's base a failed
+   * `check_merge_clean`: both go back to the developer as a pass of the loop.
+   */
+  private async landThroughForge(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    plan: StagePlan,
+    res: LaunchResult | undefined,
+    worktree: string,
+    startedAt: string,
+  ): Promise<void> {
+    const cfg = rt.raw.forge!;
+    const outcome = await landViaForge({
+      repo: rt.project.root_path,
+      worktree,
+      branch: taskBranch(task.key),
+      base: rt.project.base_branch,
+      forge: createForge(cfg, this.deps.ctx.env),
+      config: cfg,
+      title: `${task.key}: ${task.title}`,
+      body: pullRequestBody(task),
+      ...(this.jobSignals.get(job) ? { signal: this.jobSignals.get(job)! } : {}),
+      onPullRequest: (pr) => this.recordPullRequest(task, pr),
+    });
+    const gate: GateOutcome = outcome.ok
+      ? { name: 'check_merge_clean', passed: true, output: outcome.detail }
+      : { name: outcome.gate, passed: false, output: outcome.message };
+    await recordGate(this.deps.ctx, task, plan.name, gate, startedAt);
+    this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
+    if (!outcome.ok) {
+      const feedback = `The pull request did not land. ${outcome.message} Fix the cause on the branch.`;
+      return this.recordGateAttempt(task, job, rt, res, gate, feedback, worktree, false);
+    }
+    await this.recordPullRequest(task, outcome.pr);
+    await this.advance(task, job, rt, 'done', res);
+    if (rt.pipeline.removeWorktrees) await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
+  }
+
+  /** A `pull_request` event each time the task's pull request is seen in a new state (opened, merged). */
+  private async recordPullRequest(task: Task, pr: PullRequest): Promise<void> {
+    await this.store.tx(async (tx) => {
+      const seen = await tx
+        .selectFrom('events')
+        .select('payload')
+        .where('task_id', '=', task.id)
+        .where('kind', '=', 'pull_request')
+        .execute();
+      if (seen.some((e) => e.payload === JSON.stringify(prPayload(pr)))) return;
+      await this.store.appendEvent(tx, task.id, 'pull_request', prPayload(pr));
+    });
+  }
+
   // ------------------------------------------------------------- decisions
 
   /**
@@ -640,6 +737,7 @@ export class Engine {
     extra?: (tx: Executor) => Promise<void>,
   ): Promise<void> {
     const done = to === 'done';
+    let next: Job | null = null;
     const moved = await this.store.tx(async (tx) => {
       if (res) await this.store.finishRun(tx, res.runId, this.finish(res));
       await extra?.(tx);
@@ -656,7 +754,7 @@ export class Engine {
       }
       await this.store.finishJob(tx, job.id, 'done');
       if (!done)
-        await this.store.enqueueJob(tx, {
+        next = await this.store.enqueueJob(tx, {
           task,
           stage: to,
           agent: STAGE_ROLE[to] ?? 'orch',
@@ -664,24 +762,33 @@ export class Engine {
         });
       return true;
     });
+    // A clean worktree is handed to the job just queued; any other job of the task checks it.
+    const worktree = paths.worktree(this.deps.ctx, rt.project, task);
+    if (moved && next !== null && this.leftClean.get(worktree) === null)
+      this.leftClean.set(worktree, (next as Job).id);
+    else this.leftClean.delete(worktree);
     if (!moved) return;
     this.deps.emit({ kind: 'stage', key: task.key, from: job.stage, to });
     if (done) this.deps.emit({ kind: 'done', key: task.key });
   }
 
-  /** Status `running`, unless the task left the job's stage (a cancel that raced the claim). */
+  /**
+   * Status `running`, unless the task left the job's stage (a cancel that raced the claim).
+   * Returns the updated task, or undefined when it was left alone.
+   */
   private async markRunning(
     task: Task,
     job: Job,
     changes: Partial<Pick<Task, 'attempt' | 'started_at' | 'loop_run_id'>> = {},
-  ) {
-    await this.store.db
+  ): Promise<Task | undefined> {
+    return this.store.db
       .updateTable('tasks')
       .set({ ...changes, status: 'running', status_detail: null, updated_at: new Date().toISOString() })
       .where('id', '=', task.id)
       .where('stage', '=', job.stage)
       .where('status', 'not in', ['cancelled', 'done', 'escalated'])
-      .execute();
+      .returningAll()
+      .executeTakeFirst();
   }
 
   /**
@@ -750,28 +857,17 @@ export class Engine {
     await this.writeLedger(task, rt);
     const worktree = paths.worktree(this.deps.ctx, rt.project, task);
     const stat = existsSync(worktree) ? await diffStat(worktree, rt.project.base_branch) : '';
-    const attempts = (await this.store.attemptsOfTask(task.id)).map(toRecord);
     const path = join(dir, 'terminal-packet.md');
-    writeFileSync(
-      path,
-      renderTerminalPacket({
-        taskKey: task.key,
-        title: task.title,
-        stage: task.stage,
-        reason: (task.terminal_reason ?? 'agent_failure') as TerminalReason,
-        detail: task.status_detail ?? '',
-        attempts,
-        lastFeedback: attempts.at(-1)?.feedback ?? task.feedback,
-        diffStat: stat,
-        ledgerPath: join(dir, LEDGER_FILE),
-        budget: taskBudget(rt, task),
-      }),
-    );
+    const ledgerPath = join(dir, LEDGER_FILE);
+    writeFileSync(path, await terminalPacketText(this.store, task, rt, { diffStat: stat, ledgerPath }));
     return path;
   }
 
+  /** What budgets are checked against; the runs are only read when a token or USD limit is set. */
   private async spend(task: Task, rt: ProjectRuntime): Promise<Spend> {
-    const runs = await this.store.runsOfTask(task.id);
+    const budget = taskBudget(rt, task);
+    const limited = budget.maxTokens !== null || budget.maxUsd !== null;
+    const runs = limited ? await this.store.runsOfTask(task.id) : [];
     const startOfDay = new Date();
     startOfDay.setUTCHours(0, 0, 0, 0);
     return {

@@ -10,7 +10,6 @@
  * database: claims are atomic, leases say who holds a job, and whatever a dead
  * scheduler held is reclaimed by any other when its lease expires.
  */
-import { hostname } from 'node:os';
 import type { OrchContext } from './context.ts';
 import { Engine, type AbortReason, type EngineDeps, type ProgressEvent } from './engine.ts';
 import type { AgentRun, Job } from '../store/schema.ts';
@@ -22,6 +21,10 @@ import type { LaunchLimits } from './launcher.ts';
 import { reaperInvariantViolation } from '../core/timeouts.ts';
 import type { AgentEvent } from '../agents/events.ts';
 import { OrchError } from '../errors.ts';
+import { Outbox } from '../notify/outbox.ts';
+import { newWorkerId, onThisHost, ownerDead } from './worker-id.ts';
+export { newWorkerId } from './worker-id.ts';
+import { TrackerPoller } from '../trackers/sync.ts';
 
 export interface SchedulerOptions {
   ctx: OrchContext;
@@ -42,6 +45,10 @@ export interface SchedulerOptions {
   limits?: LaunchLimits;
   /** Safety-net poll in ms. Default `ORCH_POLL_MS` (1 000). */
   pollMs?: number;
+  /** Deliver notifications and tracker writes from the outbox beside the jobs. Default true. */
+  outbox?: boolean;
+  /** Import tasks by polling the projects' trackers. Default true (`orch worker` leaves it to `orch run`/`orch serve`). */
+  trackers?: boolean;
 }
 
 interface Active {
@@ -50,25 +57,8 @@ interface Active {
   done: Promise<void>;
 }
 
-const HOST = hostname();
-export const newWorkerId = (): string => `${HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-
-/** Whether a worker id names a worker on this host (only then is its process ours to look at). */
-const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === HOST;
-
-/** Whether the worker that owns a lease is certainly dead (only knowable on this host). */
-function ownerDead(owner: string | null): boolean {
-  if (!owner) return true;
-  const [host, pid] = owner.split(':');
-  if (host !== HOST || !pid) return false;
-  if (Number(pid) === process.pid) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
+/** Claims of one job that ended in an error of orch's own before its task escalates. */
+const MAX_INTERNAL_FAILURES = 5;
 
 /**
  * Why a run still marked running has nobody working it, or null when someone
@@ -93,9 +83,17 @@ export class Scheduler {
   private readonly waker: Waker;
   private readonly filter: ClaimFilter;
   private readonly processJob: (job: Job, signal: AbortSignal) => Promise<void>;
+  private readonly outbox: Outbox | null;
+  private readonly poller: TrackerPoller | null;
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
+    this.poller =
+      opts.trackers === false
+        ? null
+        : new TrackerPoller({ ctx: opts.ctx, log: opts.log, onImported: () => this.wake() });
+    this.outbox =
+      opts.outbox === false ? null : new Outbox({ ctx: opts.ctx, log: opts.log, owner: this.workerId });
     const deps: EngineDeps = {
       ctx: opts.ctx,
       log: opts.log,
@@ -141,6 +139,9 @@ export class Scheduler {
         this.wake();
       });
       log.debug(`worker ${this.workerId} listening for jobs`);
+      this.outbox?.start();
+      // The first poll is awaited, so `--until-idle` sees what the trackers hold.
+      await this.poller?.start();
       while (!this.stopping) {
         while (this.active.size < this.opts.concurrency && !this.stopping) {
           const free = this.opts.concurrency - this.active.size;
@@ -164,7 +165,9 @@ export class Scheduler {
    */
   private async idle(): Promise<boolean> {
     const { store } = this.opts.ctx;
-    return (await store.countJobs('queued')) === 0 && (await store.countJobs('running')) === 0;
+    if ((await store.countJobs('queued')) > 0 || (await store.countJobs('running')) > 0) return false;
+    // Notifications and tracker writes due soon are part of the work; ones backing off for long are left for the next run.
+    return !(await this.outbox?.busy());
   }
 
   /** Stops claiming, ends running agents (TERM, then KILL after the grace) and requeues their jobs. */
@@ -181,15 +184,36 @@ export class Scheduler {
         this.opts.log.error(
           `job ${job.id} (${job.stage}) failed: ${(error as Error).stack ?? String(error)}`,
         );
-        await this.opts.ctx.store
-          .requeueJob(this.opts.ctx.store.db, job.id, 5_000, `internal error: ${(error as Error).message}`)
-          .catch(() => {});
+        await this.internalFailure(job, error as Error).catch(() => {});
       })
       .finally(() => {
         this.active.delete(job.id);
         this.wake();
       });
     this.active.set(job.id, { job, controller, done });
+  }
+
+  /**
+   * A job whose processing threw (orch's own error, not an agent's outcome) is tried again in
+   * 5 s; after {@link MAX_INTERNAL_FAILURES} tries the task escalates with `internal_error`
+   * instead of looping forever (a worktree path refused, a repository gone).
+   */
+  private async internalFailure(job: Job, error: Error): Promise<void> {
+    const { store } = this.opts.ctx;
+    const detail = `internal error: ${error.message}`;
+    if (job.attempts < MAX_INTERNAL_FAILURES) return store.requeueJob(store.db, job.id, 5_000, detail);
+    await store.tx(async (tx) => {
+      const task = await store.getTask(job.task_id, tx);
+      if (task.stage !== job.stage || ['done', 'cancelled', 'escalated'].includes(task.status)) return;
+      await store.finishJob(tx, job.id, 'failed', detail);
+      await store.updateTask(tx, task.id, {
+        status: 'escalated',
+        terminal_reason: 'internal_error',
+        status_detail: `${detail} (failed ${job.attempts} times)`,
+        finished_at: new Date().toISOString(),
+      });
+      await store.appendEvent(tx, task.id, 'escalated', { reason: 'internal_error', detail });
+    });
   }
 
   private async sleep(): Promise<void> {
@@ -327,6 +351,8 @@ export class Scheduler {
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.poller?.stop();
+    await this.outbox?.stop();
     await this.waker.close().catch(() => {});
     await Promise.allSettled([...this.active.values()].map((a) => a.done));
   }

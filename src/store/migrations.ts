@@ -181,8 +181,91 @@ function m0002(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Trackers and notifications: tasks remember where they were imported from;
+ * events are fanned out into an outbox of deliveries (one per event and
+ * channel) that survives crashes and is retried; chat channels keep the
+ * message they edit; webhook deliveries are remembered for idempotency.
+ */
+function m0003(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      for (const col of [
+        'external_source',
+        'external_id',
+        'external_key',
+        'external_url',
+        'external_updated_at',
+      ])
+        await db.schema.alterTable('tasks').addColumn(col, 'text').execute();
+      await db.schema
+        .createIndex('tasks_external')
+        .on('tasks')
+        .columns(['project_id', 'external_source', 'external_id'])
+        .unique()
+        .execute();
+
+      // Events written before this migration are history, not news: they are never sent.
+      await db.schema
+        .alterTable('events')
+        .addColumn('fanned_out', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await sql`UPDATE events SET fanned_out = 1`.execute(db);
+      await db.schema.createIndex('events_fan_out').on('events').columns(['fanned_out', 'id']).execute();
+
+      await id(db.schema.createTable('outbox'), dialect)
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'integer', (c) => c.notNull())
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('sent_at', 'text')
+        .addUniqueConstraint('outbox_channel_event', ['channel', 'event_id'])
+        .execute();
+      await db.schema
+        .createIndex('outbox_due')
+        .on('outbox')
+        .columns(['status', 'next_attempt_at', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('outbox_channel_task')
+        .on('outbox')
+        .columns(['channel', 'task_id', 'status', 'id'])
+        .execute();
+
+      await db.schema
+        .createTable('channel_refs')
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('ref', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_refs_pk', ['channel', 'task_id'])
+        .execute();
+
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('delivery_id', 'text', (c) => c.notNull())
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhook_deliveries_pk', ['source', 'delivery_id'])
+        .execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
-    getMigrations: async () => ({ '0001_initial': m0001(dialect), '0002_scale_out': m0002(dialect) }),
+    getMigrations: async () => ({
+      '0001_initial': m0001(dialect),
+      '0002_scale_out': m0002(dialect),
+      '0003_outbox_trackers': m0003(dialect),
+    }),
   };
 }

@@ -42,6 +42,16 @@ export interface TasksTable {
   updated_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** For a task imported from a tracker: the tracker's kind (`github`, `linear`…), else null. */
+  external_source: string | null;
+  /** The tracker's id of the task (`ExternalTask.id`). */
+  external_id: string | null;
+  /** The key people know it by in the tracker (`acme/app#12`, `ENG-42`). */
+  external_key: string | null;
+  /** The task's page in the tracker. */
+  external_url: string | null;
+  /** The tracker's `updatedAt` when last imported: a re-import with the same value changes nothing. */
+  external_updated_at: string | null;
 }
 
 export interface AgentRunsTable {
@@ -138,6 +148,49 @@ export interface EventsTable {
   kind: string;
   payload: string;
   created_at: string;
+  /** 1 once the outbox pump has turned the event into deliveries (one per routed channel). */
+  fanned_out: Generated<number>;
+}
+
+/**
+ * One delivery of one event to one channel (a chat, a webhook, the project's
+ * tracker). Written in the same database as the state it reports, so nothing
+ * is lost when a process dies; retried with backoff until sent or dead.
+ */
+export interface OutboxTable {
+  id: Generated<number>;
+  /** `<project>/<channel name>`, e.g. `app/team-chat`, or `<project>/tracker`. */
+  channel: string;
+  event_id: number;
+  /** 0 for events about no task (deliveries for one task go out in order). */
+  task_id: number;
+  kind: string;
+  payload: string;
+  /** pending, sent, dead (a permanent failure; `last_error` says why). */
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  sent_at: string | null;
+}
+
+/** What a channel remembers about a task between deliveries: the chat message it edits in place. */
+export interface ChannelRefsTable {
+  channel: string;
+  task_id: number;
+  /** JSON owned by the channel (Telegram `{chat_id, message_id}`, Slack `{channel, ts}`). */
+  ref: string;
+  updated_at: string;
+}
+
+/** Webhook deliveries already acted on, so a duplicate delivery has no second effect. */
+export interface WebhookDeliveriesTable {
+  source: string;
+  delivery_id: string;
+  received_at: string;
 }
 
 export interface Database {
@@ -148,6 +201,9 @@ export interface Database {
   attempts: AttemptsTable;
   gate_results: GateResultsTable;
   events: EventsTable;
+  outbox: OutboxTable;
+  channel_refs: ChannelRefsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type Project = Selectable<ProjectsTable>;
@@ -159,3 +215,4 @@ export type Job = Selectable<JobsTable>;
 export type Attempt = Selectable<AttemptsTable>;
 export type GateResult = Selectable<GateResultsTable>;
 export type OrchEvent = Selectable<EventsTable>;
+export type OutboxItem = Selectable<OutboxTable>;

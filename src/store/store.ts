@@ -8,6 +8,8 @@ import type { AgentRun, Attempt, Database, GateResult, Job, OrchEvent, Project, 
 import type { Usage } from '../agents/events.ts';
 import { mergeReportedModel } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
+import { OutboxStore } from './outbox-store.ts';
+import { elapsedMs } from '../core/stages.ts';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -20,6 +22,16 @@ export interface NewTaskInput {
   description?: string;
   priority?: number;
   labels?: string[];
+  /** Where the task was imported from; a task already imported from there is returned as is. */
+  external?: ExternalRef;
+}
+
+export interface ExternalRef {
+  source: string;
+  id: string;
+  key: string;
+  url: string;
+  updatedAt: string;
 }
 
 export interface RunFinish {
@@ -74,9 +86,12 @@ export class Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
   private readonly adapterFor: StoreOptions['adapterFor'];
+  /** Deliveries of events to chats, webhooks and trackers. */
+  readonly outbox: OutboxStore;
   constructor(db: Kysely<Database>, dialect: Dialect, opts: StoreOptions = {}) {
     this.db = db;
     this.dialect = dialect;
+    this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
     this.adapterFor = opts.adapterFor;
   }
 
@@ -166,6 +181,11 @@ export class Store {
   /** Creates a task at stage `created` and queues its first job, in one transaction. */
   async createTask(input: NewTaskInput): Promise<Task> {
     return this.tx(async (tx) => {
+      const ext = input.external;
+      if (ext) {
+        const existing = await this.taskByExternal(tx, input.projectId, ext.source, ext.id);
+        if (existing) return existing;
+      }
       const project = await tx
         .updateTable('projects')
         .set((eb) => ({ next_task_number: eb('next_task_number', '+', 1) }))
@@ -189,6 +209,15 @@ export class Store {
           attempt: 0,
           created_at: now,
           updated_at: now,
+          ...(ext
+            ? {
+                external_source: ext.source,
+                external_id: ext.id,
+                external_key: ext.key,
+                external_url: ext.url,
+                external_updated_at: ext.updatedAt,
+              }
+            : {}),
         })
         .returningAll()
         .executeTakeFirstOrThrow();
@@ -196,6 +225,22 @@ export class Store {
       await this.appendEvent(tx, task.id, 'task_created', { key: task.key, title: task.title });
       return task;
     });
+  }
+
+  /** The task imported from `source` with the tracker's id `externalId`, if any. */
+  taskByExternal(
+    ex: Executor,
+    projectId: number,
+    source: string,
+    externalId: string,
+  ): Promise<Task | undefined> {
+    return ex
+      .selectFrom('tasks')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('external_source', '=', source)
+      .where('external_id', '=', externalId)
+      .executeTakeFirst();
   }
 
   async getTaskByKey(key: string, ex: Executor = this.db): Promise<Task> {
@@ -211,12 +256,21 @@ export class Store {
     return t;
   }
 
-  listTasks(filter: { projectId?: number; status?: string; stage?: string } = {}): Promise<Task[]> {
+  /**
+   * Tasks in id order (oldest first), filtered. A page: the `limit` tasks
+   * after the task with id `after` (a cursor that stays valid while tasks
+   * are added); no limit returns them all.
+   */
+  listTasks(
+    filter: { projectId?: number; status?: string; stage?: string; after?: number; limit?: number } = {},
+  ): Promise<Task[]> {
     let q = this.db.selectFrom('tasks').selectAll();
     if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.stage) q = q.where('stage', '=', filter.stage);
-    return q.orderBy('id').execute();
+    if (filter.after !== undefined) q = q.where('id', '>', filter.after);
+    q = q.orderBy('id');
+    return (filter.limit !== undefined ? q.limit(filter.limit) : q).execute();
   }
 
   /**
@@ -240,6 +294,7 @@ export class Store {
       .executeTakeFirst();
     const ok = Number(res.numUpdatedRows) === 1;
     if (ok) await this.appendEvent(tx, task.id, 'stage_changed', { from: task.stage, to });
+    if (ok && to === 'done') await this.appendEvent(tx, task.id, 'done', {});
     return ok;
   }
 
@@ -258,6 +313,10 @@ export class Store {
         | 'loop_run_id'
         | 'started_at'
         | 'finished_at'
+        | 'title'
+        | 'description'
+        | 'external_url'
+        | 'external_updated_at'
       >
     >,
   ): Promise<void> {
@@ -475,26 +534,34 @@ export class Store {
     logPath: string;
     workerId: string;
   }): Promise<number> {
-    const row = await this.db
-      .insertInto('agent_runs')
-      .values({
-        task_id: r.taskId,
-        job_id: r.jobId,
-        agent: r.agent,
+    // One transaction (one commit): the run, its job's link to it and its event come together.
+    return this.tx(async (tx) => {
+      const row = await tx
+        .insertInto('agent_runs')
+        .values({
+          task_id: r.taskId,
+          job_id: r.jobId,
+          agent: r.agent,
+          stage: r.stage,
+          attempt: r.attempt,
+          adapter: r.adapter,
+          timeout_s: r.timeoutS,
+          log_path: r.logPath,
+          worker_id: r.workerId,
+          status: 'running',
+          started_at: nowIso(),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      if (r.jobId !== null)
+        await tx.updateTable('jobs').set({ run_id: row.id }).where('id', '=', r.jobId).execute();
+      await this.appendEvent(tx, r.taskId, 'run_started', {
+        run_id: row.id,
+        role: r.agent,
         stage: r.stage,
-        attempt: r.attempt,
-        adapter: r.adapter,
-        timeout_s: r.timeoutS,
-        log_path: r.logPath,
-        worker_id: r.workerId,
-        status: 'running',
-        started_at: nowIso(),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    if (r.jobId !== null)
-      await this.db.updateTable('jobs').set({ run_id: row.id }).where('id', '=', r.jobId).execute();
-    return row.id;
+      });
+      return row.id;
+    });
   }
 
   /** The launch stamp: model and effort in one update, so both are visible while the run lives. */
@@ -512,16 +579,13 @@ export class Store {
    */
   async recordUsage(runId: number, usage: Partial<Usage> | null | undefined): Promise<void> {
     if (!usage) return;
-    const run = await this.db
-      .selectFrom('agent_runs')
-      .select(['model'])
-      .where('id', '=', runId)
-      .executeTakeFirst();
-    if (!run) return;
+    // A reported model replaces the stamp whatever it was; without one the stamp stays as it is,
+    // so the stamp never needs reading first (one statement per run's end).
+    const reported = mergeReportedModel(null, usage.model);
     await this.db
       .updateTable('agent_runs')
       .set({
-        model: mergeReportedModel(run.model, usage.model),
+        ...(reported !== null ? { model: reported } : {}),
         input_tokens: usage.inputTokens ?? null,
         output_tokens: usage.outputTokens ?? null,
         cache_read_tokens: usage.cacheReadTokens ?? null,
@@ -548,8 +612,23 @@ export class Store {
       })
       .where('id', '=', runId)
       .where('status', '=', 'running')
+      .returningAll()
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    if (!res) return false;
+    // The usage travels with the event, so a webhook receiver needs no second call.
+    await this.appendEvent(tx, res.task_id, 'run_finished', {
+      run_id: runId,
+      role: res.agent,
+      stage: res.stage,
+      outcome: f.outcome,
+      model: res.model,
+      effort: res.effort,
+      duration_ms: elapsedMs(res),
+      input_tokens: res.input_tokens,
+      output_tokens: res.output_tokens,
+      cost_usd: res.cost_usd,
+    });
+    return true;
   }
 
   getRun(id: number): Promise<AgentRun | undefined> {

@@ -33,6 +33,14 @@ export interface TempProject {
   ): { code: number; stdout: string; stderr: string };
   /** Starts the CLI in the background. */
   spawnOrch(args: string[], opts?: { env?: Record<string, string> }): ChildProcess;
+  /**
+   * Runs the CLI to completion without blocking this process, so fake servers
+   * living in the test process keep answering it.
+   */
+  orchAsync(
+    args: string[],
+    opts?: { timeoutMs?: number; env?: Record<string, string> },
+  ): Promise<{ code: number; stdout: string; stderr: string }>;
   context(): Promise<OrchContext>;
   git(args: string[]): string;
   cleanup(): void;
@@ -95,6 +103,24 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
         cwd: dir,
         env: { ...env, ...o.env },
         stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    orchAsync: (args, o = {}) =>
+      new Promise((resolvePromise, reject) => {
+        const child = spawn(process.execPath, [CLI, ...args], {
+          cwd: dir,
+          env: { ...env, ...o.env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 120_000);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolvePromise({ code: code ?? -1, stdout, stderr });
+        });
       }),
     context: () => openContext(dir, env),
     git,

@@ -78,7 +78,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -145,9 +145,9 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
         (r) => r.name,
       );
-    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out']);
+    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
     const again = await another();
-    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out']);
+    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
   });
 
   // -------------------------------------------------------------- projects
@@ -650,5 +650,143 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     const page = await store.eventsAfter(all[1]!.id, 2);
     expect(page.map((e) => e.id)).toEqual([all[2]!.id, all[3]!.id]);
     expect(JSON.parse(all.at(-1)!.payload)).toEqual({ i: 4 });
+  });
+
+  // ------------------------------------------------------------------ outbox
+
+  /** Fans every pending event out to the given channels (all kinds routed). */
+  async function fanOutAll(channels: string[]) {
+    const events = await store.outbox.pendingEvents(1000);
+    await store.outbox.fanOut(
+      events.map((e) => e.id),
+      events.flatMap((event) => channels.map((channel) => ({ channel, event, kind: event.kind }))),
+    );
+    return events;
+  }
+
+  contract(
+    'fans events out once per channel, and a second fan-out of the same events adds nothing',
+    async () => {
+      const p = await project();
+      const t = await store.createTask({ projectId: p.id, title: 'one' });
+      await store.tx((tx) => store.appendEvent(tx, t.id, 'tick', {}));
+      const pending = await store.outbox.pendingEvents(100);
+      expect(pending.map((e) => [e.kind, e.project_id])).toEqual([
+        ['task_created', p.id],
+        ['tick', p.id],
+      ]);
+      await fanOutAll(['app/a', 'app/b']);
+      // Another process fanned out the same events meanwhile: the unique (channel, event) keeps one each.
+      await store.outbox.fanOut(
+        pending.map((e) => e.id),
+        pending.map((event) => ({ channel: 'app/a', event, kind: event.kind })),
+      );
+      expect(await store.outbox.pendingEvents(100)).toEqual([]);
+      const items = (await store.outbox.items()).sort(
+        (x, y) => x.channel.localeCompare(y.channel) || x.id - y.id,
+      );
+      expect(items.map((i) => [i.channel, i.kind, i.task_id, i.status])).toEqual([
+        ['app/a', 'task_created', t.id, 'pending'],
+        ['app/a', 'tick', t.id, 'pending'],
+        ['app/b', 'task_created', t.id, 'pending'],
+        ['app/b', 'tick', t.id, 'pending'],
+      ]);
+    },
+  );
+
+  contract(
+    'claims only the oldest pending delivery of each channel and task, and never the same one twice',
+    async () => {
+      const p = await project();
+      const tasks: Task[] = [];
+      for (let i = 0; i < 6; i += 1) tasks.push(await store.createTask({ projectId: p.id, title: `t${i}` }));
+      for (const t of tasks) await store.tx((tx) => store.appendEvent(tx, t.id, 'tick', {}));
+      await fanOutAll(['app/a', 'app/b']);
+      // 6 tasks × 2 channels × 2 events; claimers racing get the 12 heads, each once.
+      const claimers = await Promise.all([1, 2, 3, 4].map(() => another()));
+      const claimed = (
+        await Promise.all(claimers.map((s, i) => s.outbox.claimDue(`w${i}`, 60_000, 50)))
+      ).flat();
+      expect(claimed).toHaveLength(12);
+      expect(new Set(claimed.map((c) => c.id)).size).toBe(12);
+      expect(claimed.every((c) => c.kind === 'task_created')).toBe(true);
+      // Leased: nothing more to claim until one is settled.
+      expect(await store.outbox.claimDue('w9', 60_000, 50)).toEqual([]);
+      const first = claimed.find((c) => c.channel === 'app/a' && c.task_id === tasks[0]!.id)!;
+      await store.outbox.markSent(first);
+      const next = await store.outbox.claimDue('w9', 60_000, 50);
+      expect(next.map((n) => [n.channel, n.task_id, n.kind])).toEqual([['app/a', tasks[0]!.id, 'tick']]);
+      // A failure retried later holds the task's later deliveries back; a dead one does not.
+      await store.outbox.markFailed(next[0]!, 'boom', new Date(Date.now() + 60_000));
+      expect(await store.outbox.claimDue('w9', 60_000, 50)).toEqual([]);
+      const other = claimed.find((c) => c.channel === 'app/b' && c.task_id === tasks[1]!.id)!;
+      await store.outbox.markFailed(other, 'gone', null);
+      const after = await store.outbox.claimDue('w9', 60_000, 50);
+      expect(after.map((n) => [n.channel, n.task_id, n.kind])).toEqual([['app/b', tasks[1]!.id, 'tick']]);
+      expect((await store.outbox.items({ status: 'dead' })).map((d) => d.last_error)).toEqual(['gone']);
+    },
+  );
+
+  contract(
+    'a delivery whose lease ran out and was taken by another cannot be renewed by its first owner',
+    async () => {
+      const p = await project();
+      await store.createTask({ projectId: p.id, title: 'one' });
+      await fanOutAll(['app/a']);
+      const [mine] = await store.outbox.claimDue('w1', 1, 10);
+      expect(await store.outbox.renewLease(mine!, 'w1', 60_000)).toBe(true);
+      await store.db
+        .updateTable('outbox')
+        .set({ lease_expires_at: new Date(0).toISOString() })
+        .execute();
+      const [theirs] = await (await another()).outbox.claimDue('w2', 60_000, 10);
+      expect(theirs!.id).toBe(mine!.id);
+      expect(await store.outbox.renewLease(mine!, 'w1', 60_000)).toBe(false);
+    },
+  );
+
+  contract(
+    'a sent delivery supersedes the earlier pending ones of its task on a coalescing channel',
+    async () => {
+      const p = await project();
+      const t = await store.createTask({ projectId: p.id, title: 'one' });
+      for (let i = 0; i < 3; i += 1) await store.tx((tx) => store.appendEvent(tx, t.id, 'tick', { i }));
+      const events = await fanOutAll(['app/chat']);
+      const [head] = await store.outbox.claimDue('w', 60_000, 10);
+      await store.outbox.markSent(head!, events.at(-1)!.id);
+      expect((await store.outbox.items()).map((i) => i.status)).toEqual(['sent', 'sent', 'sent', 'sent']);
+    },
+  );
+
+  contract('keeps channel refs per channel and task, and webhook deliveries once', async () => {
+    expect(await store.outbox.getRef('app/chat', 1)).toBeNull();
+    await store.outbox.setRef('app/chat', 1, { message_id: 5 });
+    await store.outbox.setRef('app/chat', 1, { message_id: 6 });
+    await store.outbox.setRef('app/other', 1, { ts: '1.2' });
+    expect(await store.outbox.getRef('app/chat', 1)).toEqual({ message_id: 6 });
+    expect(await store.outbox.firstDelivery('github', 'abc')).toBe(true);
+    expect(await store.outbox.firstDelivery('github', 'abc')).toBe(false);
+    expect(await store.outbox.firstDelivery('gitea', 'abc')).toBe(true);
+  });
+
+  contract('imports a task from a tracker once', async () => {
+    const p = await project();
+    const external = { source: 'github', id: '12', key: 'acme/app#12', url: 'https://x/12', updatedAt: 'T1' };
+    const [a, b] = await Promise.all([
+      store.createTask({ projectId: p.id, title: 'from github', external }),
+      (await another())
+        .createTask({ projectId: p.id, title: 'from github', external })
+        .catch((e: Error) => e),
+    ]);
+    const tasks = await store.listTasks({ projectId: p.id });
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0]).toMatchObject({
+      external_source: 'github',
+      external_id: '12',
+      external_key: 'acme/app#12',
+    });
+    expect((a as Task).id).toBe(tasks[0]!.id);
+    // The racing import either found the task or hit the unique index; it never made a second one.
+    if (!(b instanceof Error)) expect(b.id).toBe(tasks[0]!.id);
   });
 });

@@ -40,11 +40,13 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
     processMetrics: true,
     onWorkQueued: () => scheduler?.wake(),
   });
-  if (opts.workers) {
+  // Without workers the scheduler claims nothing, but still polls the trackers, delivers
+  // notifications and reaps what dead processes left.
+  {
     scheduler = new Scheduler({
       ctx,
       log,
-      concurrency,
+      concurrency: opts.workers ? concurrency : 0,
       untilIdle: false,
       emit: (e) => {
         print(formatProgress(e));
@@ -54,7 +56,7 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
   }
   print(`orch serve: ${server.url}  (dashboard; API ${server.url}/api; metrics ${server.url}/metrics)`);
   print(
-    scheduler
+    opts.workers
       ? `working the queue with up to ${concurrency} agents at once; Ctrl-C stops`
       : 'no workers (--no-workers): `orch run` or `orch worker` works the queue; Ctrl-C stops',
   );

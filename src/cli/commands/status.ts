@@ -44,7 +44,19 @@ export async function statusData(ctx: OrchContext) {
       worker: r.worker_id,
     })),
     config_errors: configErrors,
+    outbox: await outboxSummary(ctx),
   };
+}
+
+/** Deliveries per channel by status, and the last error of each channel with dead deliveries. */
+async function outboxSummary(ctx: OrchContext) {
+  const byChannel = new Map<string, { channel: string; pending: number; sent: number; dead: number }>();
+  for (const r of await ctx.store.outbox.stats()) {
+    const row = byChannel.get(r.channel) ?? { channel: r.channel, pending: 0, sent: 0, dead: 0 };
+    if (r.status === 'pending' || r.status === 'sent' || r.status === 'dead') row[r.status] += r.n;
+    byChannel.set(r.channel, row);
+  }
+  return [...byChannel.values()];
 }
 
 export async function statusText(ctx: OrchContext, asJson: boolean): Promise<string> {
@@ -76,6 +88,10 @@ export async function statusText(ctx: OrchContext, asJson: boolean): Promise<str
       ),
     );
   }
+  for (const o of s.outbox)
+    lines.push(
+      `outbox ${o.channel}: ${o.sent} sent, ${o.pending} pending${o.dead ? `, ${o.dead} DEAD` : ''}`,
+    );
   for (const e of s.config_errors) lines.push(`config error in ${e.project}: ${e.error}`);
   return lines.join('\n');
 }

@@ -4,6 +4,8 @@ import { taskDetail, taskSummary } from '../../runtime/views.ts';
 import { json, table, duration, usd, label } from '../format.ts';
 import { elapsedMs } from '../../core/stages.ts';
 import { pickProject } from '../../runtime/tasks.ts';
+import { trackerMessage } from '../../notify/outbox.ts';
+import type { Locale } from '../../notify/tracker.ts';
 
 export async function listTasksText(
   ctx: OrchContext,
@@ -82,4 +84,19 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
   if (detail.artifacts.terminal_packet) lines.push(`terminal packet: ${detail.artifacts.terminal_packet}`);
   if (detail.artifacts.ledger) lines.push(`attempt ledger: ${detail.artifacts.ledger}`);
   return lines.join('\n').trimEnd();
+}
+
+/** `orch task show KEY --tracker`: the tracker message chat channels show, in the project's locale unless told. */
+export async function trackerText(
+  ctx: OrchContext,
+  key: string,
+  locale: Locale | undefined,
+  asJson: boolean,
+): Promise<string> {
+  const task = await ctx.store.getTaskByKey(key);
+  const rt = await ctx.projectRuntime(task.project_id);
+  const chosen = locale ?? rt.raw.locale;
+  const live = ctx.settings.trackerLiveStatus ? { env: ctx.env } : undefined;
+  const text = await trackerMessage(ctx.store, task.id, rt, chosen, live);
+  return asJson ? json({ key: task.key, locale: chosen, text }) : text;
 }

@@ -72,6 +72,7 @@ export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerO
     ctx,
     log,
     concurrency,
+    trackers: false,
     untilIdle: opts.untilIdle,
     labels: opts.labels,
     emit: (e) =>

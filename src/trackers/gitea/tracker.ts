@@ -89,10 +89,14 @@ export function createGiteaTracker(opts: GiteaOptions): Tracker {
       const issues = await http.getAllPages<GiteaIssue>(`${repoPath}/issues?${params}`, {
         pageSize: client.pageSize,
       });
-      return issues
-        .filter((i) => !i.pull_request)
-        .map((i) => toTask(client, i))
-        .filter((t) => matches(t, query));
+      return (
+        issues
+          .filter((i) => !i.pull_request)
+          // Oldest first, so tasks are imported (and worked) in the order they were filed.
+          .sort((a, b) => a.number - b.number)
+          .map((i) => toTask(client, i))
+          .filter((t) => matches(t, query))
+      );
     },
 
     async get(id: string): Promise<ExternalTask | null> {

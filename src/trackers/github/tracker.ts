@@ -78,6 +78,9 @@ export function createGitHubTracker(opts: GitHubOptions): Tracker {
           repo,
           state,
           per_page: 100,
+          // Oldest first, so tasks are imported (and worked) in the order they were filed.
+          sort: 'created',
+          direction: 'asc',
           // GitHub keeps issues carrying every listed label (and), as TaskQuery wants.
           ...(query.labels && query.labels.length > 0 ? { labels: query.labels.join(',') } : {}),
           ...(query.assignee ? { assignee: query.assignee } : {}),

@@ -225,6 +225,12 @@ export interface GiteaFakeOptions {
   maxPageSize?: number;
   /** False leaves out `X-Total-Count` (as a proxy that strips it does), so only `Link` tells what follows. */
   totalCount?: boolean;
+  /**
+   * A CI that runs on every commit, as Gitea Actions does on a push: a commit
+   * with no status of this context yet reads as `pending` under it, until
+   * the test sets one with `setStatus`.
+   */
+  ciContext?: string;
 }
 
 const now = () => new Date().toISOString();
@@ -343,6 +349,18 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
       closed_at: i.closedAt,
     };
   };
+  /** The pending status of `ciContext` on a commit CI has not finished with. */
+  const running = (sha: string): GtStatus => ({
+    id: 0,
+    status: 'pending',
+    target_url: `${origin}/${slug}/actions`,
+    description: 'Waiting to run',
+    url: api(`/repos/${slug}/statuses/${sha}`),
+    context: opts.ciContext!,
+    creator: bot(),
+    created_at: now(),
+    updated_at: now(),
+  });
   const commentJson = (i: IssueRec, cm: IssueRec['comments'][number]): GtComment => ({
     id: cm.id,
     html_url: web(`/issues/${i.number}#issuecomment-${cm.id}`),
@@ -627,6 +645,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         const latest = new Map<string, GtStatus>();
         for (const s of [...(statuses.get(sha) ?? [])].reverse())
           if (!latest.has(s.context)) latest.set(s.context, s);
+        if (opts.ciContext && !latest.has(opts.ciContext)) latest.set(opts.ciContext, running(sha));
         const list = [...latest.values()];
         // Gitea's combined state: the worst status, '' when there is none.
         const order = ['error', 'failure', 'warning', 'pending', 'success'] as const;

@@ -414,7 +414,8 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
                   ? i.assignees.length === 0
                   : i.assignees.includes(assignee),
           )
-          .sort((a, b) => b.number - a.number);
+          // GitHub sorts by creation, newest first unless `direction=asc`.
+          .sort((a, b) => (c.req.query('direction') === 'asc' ? a.number - b.number : b.number - a.number));
         const page = paged(c, list);
         return c.json(page.items.map(issueJson), 200, page.headers);
       });

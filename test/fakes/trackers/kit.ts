@@ -19,6 +19,8 @@ export interface RecordedRequest {
   body: string;
   /** The status the fake answered. */
   status?: number;
+  /** When the request arrived (epoch ms), to check how far apart a client's retries came. */
+  at: number;
 }
 
 /** An injected failure: `status` (with `headers`, e.g. retry-after) for the next `times` matching requests. */
@@ -40,6 +42,8 @@ export interface FakeService {
   requests: RecordedRequest[];
   /** Queues a fault; faults are served in the order they were queued. */
   fail(fault: Fault): void;
+  /** Drops every queued fault: the service has recovered. */
+  recover(): void;
   /** Requests answered by a route (faults and 401s excluded), for "no double effect" checks. */
   served(method: string, path: RegExp): RecordedRequest[];
   close(): Promise<void>;
@@ -71,6 +75,7 @@ export async function startFakeService(
       query: url.search.replace(/^\?/, ''),
       headers: Object.fromEntries(c.req.raw.headers.entries()),
       body: c.req.method === 'GET' || c.req.method === 'HEAD' ? '' : await c.req.raw.clone().text(),
+      at: Date.now(),
     };
     requests.push(rec);
     const i = faults.findIndex(
@@ -102,6 +107,9 @@ export async function startFakeService(
     app,
     requests,
     fail: (f) => faults.push({ ...f }),
+    recover: () => {
+      faults.length = 0;
+    },
     served: (method, path) =>
       requests.filter(
         (r) => r.method === method && path.test(r.path) && r.status !== undefined && r.status < 400,

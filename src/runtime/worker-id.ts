@@ -1,0 +1,26 @@
+/**
+ * Who holds a lease: a worker id is `<host>:<pid>:<random>`, so a process on
+ * the same host can tell whether the holder is still alive. A holder on
+ * another host is never known dead here; its lease runs out instead.
+ */
+import { hostname } from 'node:os';
+
+const HOST = hostname();
+
+export const newWorkerId = (): string => `${HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+
+/** Whether a worker id names a worker on this host (only then is its process ours to look at). */
+export const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === HOST;
+
+/** Whether the worker that owns a lease is certainly dead: no owner, or a process of this host that is gone. */
+export function ownerDead(owner: string | null): boolean {
+  if (!owner) return true;
+  const [host, pid] = owner.split(':');
+  if (host !== HOST || !pid || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
