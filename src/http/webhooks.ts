@@ -36,7 +36,7 @@ export function webhookEndpoint(ctx: OrchContext, onImported: () => void): Endpo
       if (!project) throw new ApiError('not_found', `no project named ${JSON.stringify(params['project'])}`);
       const rt = await ctx.projectRuntime(project.id);
       const cfg = rt.raw.tracker;
-      const receiver = cfg ? createWebhookReceiver(cfg, ctx.env) : null;
+      const receiver = cfg ? await createWebhookReceiver(cfg, ctx.env) : null;
       if (!cfg || !receiver)
         throw new ApiError(
           'not_found',

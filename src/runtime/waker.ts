@@ -8,7 +8,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import type { OrchContext } from './context.ts';
 import { JOBS_CHANNEL } from '../store/migrations.ts';
 
@@ -74,7 +74,9 @@ export class PgWaker implements Waker {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, keepAlive: true });
+    // Loaded only for PostgreSQL: a SQLite orch never pays for the driver.
+    const { default: pgModule } = await import('pg');
+    const client = new pgModule.Client({ connectionString: this.url, keepAlive: true });
     let dropped = false;
     const drop = (error: Error) => {
       if (dropped) return;

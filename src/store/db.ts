@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
-import pg from 'pg';
+import type pg from 'pg';
 import { openSqlite, WaitingSqliteDialect } from './node-sqlite-driver.ts';
 import { migrationProvider, type Dialect } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -41,12 +41,12 @@ export function describePostgresUrl(url: string): string {
 // never through pg's global parsers (another library in the process may rely on strings).
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
-const pgTypes = {
+const pgTypes = (types: typeof pg.types) => ({
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === INT8_OID || oid === NUMERIC_OID
       ? (value: string) => Number(value)
-      : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
-};
+      : types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+});
 
 /** Opens (and migrates) the database at `target`: a SQLite file path, `:memory:`, or a PostgreSQL URL. */
 export async function openDatabase(target: string, opts: OpenOptions = {}): Promise<OpenedDb> {
@@ -65,7 +65,13 @@ export async function openDatabase(target: string, opts: OpenOptions = {}): Prom
 
 async function openPostgres(url: string, opts: OpenOptions): Promise<OpenedDb> {
   const location = describePostgresUrl(url);
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolMax ?? 10, types: pgTypes });
+  // Loaded only for PostgreSQL: a SQLite orch never pays for the driver.
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({
+    connectionString: url,
+    max: opts.poolMax ?? 10,
+    types: pgTypes(pgModule.types),
+  });
   // An idle connection the server dropped must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
