@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { MAX_NAME_CHARS, safeName } from '../../src/runtime/safe-names.ts';
 import { taskBranch } from '../../src/runtime/git.ts';
 import { pathUnder, paths, type OrchContext } from '../../src/runtime/context.ts';
-import { makeProject, waitFor, type TempProject } from '../helpers/kit.ts';
+import { makeProject, type TempProject } from '../helpers/kit.ts';
 
 const budget = (numRuns: number): fc.Parameters<unknown> => ({
   numRuns,
