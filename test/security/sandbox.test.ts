@@ -220,7 +220,8 @@ describe.skipIf(!bwrap.ok)(needsBwrap('the runner under bwrap'), () => {
   });
 
   /** A worktree-like directory and the plan the launcher would make for it, with `state` hidden. */
-  function plan(): { worktree: string; state: string; plan: SandboxPlan } {
+  /** `argv`: the agent's command, whose executable the sandbox makes readable (the checkout may be under /tmp). */
+  function plan(argv: string[] = []): { worktree: string; state: string; plan: SandboxPlan } {
     dir = mkdtempSync(join(tmpdir(), 'orch-sandbox-runner-'));
     const state = join(dir, 'state');
     const worktree = join(state, 'worktrees', 'T-1');
@@ -241,7 +242,7 @@ describe.skipIf(!bwrap.ok)(needsBwrap('the runner under bwrap'), () => {
         adapter: 'command',
         worktree,
         env: { HOME: process.env.HOME ?? '/root' },
-        argv: [],
+        argv,
         promptFile: null,
         orchPaths: [state],
       }),
@@ -277,16 +278,19 @@ describe.skipIf(!bwrap.ok)(needsBwrap('the runner under bwrap'), () => {
   });
 
   it('a setsid escapee dies with the sandbox (its PID namespace), and a timeout ends the whole group', async () => {
-    const { worktree, plan: p } = plan();
+    const hanger = join(FIXTURES, 'agents', 'sleep-forever.sh');
+    const { worktree, plan: p } = plan([hanger]);
     const marker = '987.654';
     const escape = await runAgentProcess(
       spec(['sh', '-c', `setsid sleep ${marker} & echo started`], worktree, p),
     );
     expect(escape.exitCode).toBe(0);
-    expect(processesWith(marker)).toEqual([]);
+    // The kernel kills the namespace's other members as its PID 1 exits; on a loaded machine the
+    // last of them may take a moment to be gone. Without the namespace it would live on (987 s).
+    await waitFor(() => processesWith(marker).length === 0, 10_000, 'the setsid escapee to die');
 
     const hang = await runAgentProcess({
-      ...spec([join(FIXTURES, 'agents', 'sleep-forever.sh')], worktree, p),
+      ...spec([hanger], worktree, p),
       timeoutS: 1,
     });
     expect(hang.timedOut).toBe(true);
