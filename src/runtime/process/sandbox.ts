@@ -72,6 +72,9 @@ function run(file: string, args: string[]): Promise<{ ok: boolean; stdout: strin
   });
 }
 
+/** The system read-only, a minimal /dev and the sandbox's own /proc: what every sandbox (and the probe) starts from. */
+const SYSTEM_MOUNTS = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'] as const;
+
 async function runProbe(bwrap: string): Promise<BwrapStatus> {
   const path = `${process.env.PATH ?? ''}${delimiter}${FALLBACK_PATH}`;
   const found = findExecutable(bwrap, path, process.cwd());
@@ -83,17 +86,7 @@ async function runProbe(bwrap: string): Promise<BwrapStatus> {
   }
   const file = found.file;
   const version = await run(file, ['--version']);
-  const probe = await run(file, [
-    ...namespaceArgs(false),
-    '--ro-bind',
-    '/',
-    '/',
-    '--dev',
-    '/dev',
-    '--proc',
-    '/proc',
-    'true',
-  ]);
+  const probe = await run(file, [...namespaceArgs(false), ...SYSTEM_MOUNTS, 'true']);
   if (!probe.ok) {
     const why = probe.stderr.trim().split('\n').slice(-1)[0] || 'no error output';
     return {
@@ -150,13 +143,7 @@ export function orderMounts(mounts: readonly SandboxMount[]): SandboxMount[] {
 export function bwrapArgs(plan: SandboxPlan, argv: readonly string[], cwd: string): string[] {
   const args = [
     ...namespaceArgs(plan.network),
-    '--ro-bind',
-    '/',
-    '/',
-    '--dev',
-    '/dev',
-    '--proc',
-    '/proc',
+    ...SYSTEM_MOUNTS,
     // Scratch space of its own, gone with the sandbox: nothing left there by others is visible.
     '--tmpfs',
     '/tmp',
