@@ -5,23 +5,20 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGiteaForge, createGiteaTracker, createGiteaWebhooks } from '../../src/trackers/gitea/index.ts';
-import { TrackerError, type Forge, type Tracker } from '../../src/trackers/types.ts';
+import type { Forge, Tracker } from '../../src/trackers/types.ts';
 import { makeOriginRepo, type OriginRepo } from '../fakes/trackers/git-merge.ts';
 import { startGiteaFake, type GiteaFake } from '../fakes/trackers/gitea-server.ts';
 import { webhookRequest } from '../fakes/trackers/webhook-sender.ts';
+import {
+  expectAuthFailure,
+  expectOutage,
+  expectRetryAfter,
+  expectUnreachable,
+  failure,
+} from './adapter-kit.ts';
 
 const TOKEN = 'gitea_test_token';
 const REPO = 'acme/app';
-
-async function failure(p: Promise<unknown>): Promise<TrackerError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TrackerError);
-    return err as TrackerError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
   let origin: OriginRepo;
@@ -158,10 +155,8 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
   describe('errors', () => {
     it('a wrong token is auth', async () => {
       const wrong = createGiteaTracker({ url: fake.url, token: 'nope', repo: REPO, kind });
-      const err = await failure(wrong.list({}));
-      expect(err).toMatchObject({ kind: 'auth', status: 401, retryable: true });
+      const err = await expectAuthFailure(wrong.list({}), ['nope']);
       expect(err.message).toContain(kind);
-      expect(err.message).not.toContain('nope');
     });
 
     it('404 on a missing repository is not_found', async () => {
@@ -170,27 +165,19 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
     });
 
     it('429 with Retry-After: 7 is rate_limited with 7000 ms', async () => {
-      fake.service.fail({ status: 429, headers: { 'retry-after': '7' }, times: 1 });
-      expect(await failure(tracker.comment('1', 'x'))).toMatchObject({
-        kind: 'rate_limited',
-        status: 429,
-        retryAfterMs: 7000,
-      });
+      await expectRetryAfter(fake.service, () => tracker.comment('1', 'x'), 7);
     });
 
     it('a 5xx storm is unavailable on every call, then the service answers again', async () => {
       fake.createIssue({ title: 't' });
-      fake.service.fail({ status: 503, times: 3 });
-      for (let i = 0; i < 3; i++) {
-        expect(await failure(tracker.get('1'))).toMatchObject({ kind: 'unavailable', status: 503 });
-      }
+      await expectOutage(fake.service, () => tracker.get('1'), { status: 503, times: 3 });
       expect(fake.service.requests).toHaveLength(3);
       expect(await tracker.get('1')).toMatchObject({ id: '1' });
     });
 
     it('a server that cannot be reached is unavailable', async () => {
       await fake.close();
-      expect(await failure(tracker.list({}))).toMatchObject({ kind: 'unavailable', status: null });
+      await expectUnreachable(tracker.list({}));
     });
   });
 

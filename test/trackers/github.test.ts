@@ -12,20 +12,16 @@ import { TrackerError, type Forge, type Tracker } from '../../src/trackers/types
 import { makeOriginRepo, type OriginRepo } from '../fakes/trackers/git-merge.ts';
 import { startGitHubFake, type GitHubFake } from '../fakes/trackers/github-server.ts';
 import { webhookRequest } from '../fakes/trackers/webhook-sender.ts';
+import {
+  expectAuthFailure,
+  expectOutage,
+  expectRetryAfter,
+  expectUnreachable,
+  failure,
+} from './adapter-kit.ts';
 
 const TOKEN = 'ghp_test_token';
 const REPO = 'acme/app';
-
-/** The TrackerError a call fails with (fails the test when it succeeds or throws something else). */
-async function failure(p: Promise<unknown>): Promise<TrackerError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(TrackerError);
-    return err as TrackerError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 let origin: OriginRepo;
 let fake: GitHubFake;
@@ -134,16 +130,12 @@ describe('GitHub tracker', () => {
 describe('GitHub errors become TrackerErrors with the retry hint', () => {
   it('a wrong token is auth (worth retrying once the token is fixed)', async () => {
     const wrong = createGitHubTracker({ baseUrl: fake.url, token: 'ghp_wrong', repo: REPO });
-    const err = await failure(wrong.list({}));
-    expect(err).toMatchObject({ kind: 'auth', status: 401, retryable: true });
+    const err = await expectAuthFailure(wrong.list({}), ['ghp_wrong']);
     expect(err.message).toContain('401');
-    expect(err.message).not.toContain('ghp_wrong');
   });
 
   it('429 with Retry-After: 7 is rate_limited with 7000 ms', async () => {
-    fake.service.fail({ status: 429, headers: { 'retry-after': '7' }, times: 1 });
-    const err = await failure(tracker.get('1'));
-    expect(err).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterMs: 7000, retryable: true });
+    await expectRetryAfter(fake.service, () => tracker.get('1'), 7);
   });
 
   it("GitHub's 403 with x-ratelimit-remaining: 0 is rate_limited until the reset", async () => {
@@ -168,23 +160,15 @@ describe('GitHub errors become TrackerErrors with the retry hint', () => {
 
   it('5xx is unavailable, and the adapter does not retry by itself', async () => {
     fake.createIssue({ title: 't' });
-    fake.service.fail({ status: 502, times: 3 });
-    for (let i = 0; i < 3; i++) {
-      expect(await failure(tracker.get('1'))).toMatchObject({
-        kind: 'unavailable',
-        status: 502,
-        retryable: true,
-      });
-    }
     // One request per call: the storm's three faults were spent by three calls.
+    await expectOutage(fake.service, () => tracker.get('1'), { status: 502, times: 3 });
     expect(fake.service.requests.filter((r) => r.path.endsWith('/issues/1'))).toHaveLength(3);
     expect(await tracker.get('1')).toMatchObject({ id: '1' });
   });
 
   it('a server that cannot be reached is unavailable', async () => {
     await fake.close();
-    const err = await failure(tracker.get('1'));
-    expect(err).toMatchObject({ kind: 'unavailable', status: null });
+    await expectUnreachable(tracker.get('1'));
   });
 });
 

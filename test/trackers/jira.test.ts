@@ -13,6 +13,16 @@ import {
 } from '../../src/trackers/jira/index.ts';
 import { TrackerError, type Tracker } from '../../src/trackers/types.ts';
 import { startJiraFake, type JiraFake } from '../fakes/trackers/jira-server.ts';
+import {
+  expectAuthFailure,
+  expectOutage,
+  expectRetryAfter,
+  expectSeedFilters,
+  expectWritesNotFound,
+  failure,
+  SEED_ISSUES,
+  titlesOf,
+} from './adapter-kit.ts';
 
 const EMAIL = 'bot@example.com';
 const TOKEN = 'jira_test_token';
@@ -27,15 +37,6 @@ beforeAll(async () => {
   tracker = createJiraTracker({ baseUrl: fake.url, email: EMAIL, token: TOKEN, project: fake.project });
 });
 afterAll(() => fake.close());
-
-async function failure(p: Promise<unknown>): Promise<TrackerError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TrackerError);
-  return err as TrackerError;
-}
 
 const DESCRIPTION = {
   type: 'doc',
@@ -71,32 +72,23 @@ const DESCRIPTION = {
   ],
 };
 
+/** Jira's names of the seed issues' statuses. */
+const STATES = { todo: 'To Do', doing: 'In Progress', other: 'Done' };
+
 describe('reads', () => {
   let keys: string[];
   beforeAll(() => {
-    keys = [
-      fake.createIssue({
-        summary: 'Add a flag',
-        description: DESCRIPTION,
-        status: 'To Do',
-        labels: ['orch', 'cli'],
-        assignee: 'alice@example.com',
-      }),
-      fake.createIssue({
-        summary: 'Fix crash',
-        status: 'To Do',
-        labels: ['orch', 'bug'],
-        assignee: 'bob@example.com',
-      }),
-      fake.createIssue({ summary: 'Docs', status: 'Done', labels: ['orch'] }),
-      fake.createIssue({
-        summary: 'Refactor',
-        status: 'In Progress',
-        labels: ['cli'],
-        assignee: 'alice@example.com',
-      }),
-      fake.createIssue({ summary: 'Release', status: 'To Do', assignee: EMAIL }),
-    ].map((i) => i.key);
+    keys = SEED_ISSUES.map(
+      (s, i) =>
+        fake.createIssue({
+          summary: s.title,
+          description: i === 0 ? DESCRIPTION : undefined,
+          status: STATES[s.state],
+          labels: s.labels,
+          // The last is the bot's own, for `assignee: 'me'`.
+          assignee: s.title === 'Release' ? EMAIL : s.assignee,
+        }).key,
+    );
   });
 
   test('list follows nextPageToken over every page', async () => {
@@ -120,15 +112,8 @@ describe('reads', () => {
   });
 
   test('list filters by statuses, all labels and assignee, in JQL', async () => {
-    const titles = async (q: Parameters<Tracker['list']>[0]) =>
-      (await tracker.list(q)).map((t) => t.title).sort();
-    expect(await titles({ states: ['To Do'] })).toEqual(['Add a flag', 'Fix crash', 'Release']);
-    expect(await titles({ states: ['To Do', 'In Progress'], labels: ['cli'] })).toEqual([
-      'Add a flag',
-      'Refactor',
-    ]);
-    expect(await titles({ labels: ['orch', 'bug'] })).toEqual(['Fix crash']);
-    expect(await titles({ assignee: 'alice@example.com' })).toEqual(['Add a flag', 'Refactor']);
+    await expectSeedFilters(tracker, STATES);
+    const titles = titlesOf(tracker);
     expect(await titles({ assignee: 'me' })).toEqual(['Release']);
     expect(fake.searches.at(-1)).toBe(
       `project = "${fake.project}" AND assignee = currentUser() ORDER BY created ASC`,
@@ -209,8 +194,7 @@ describe('writes', () => {
   });
 
   test('writes to an issue Jira does not have are not_found', async () => {
-    expect((await failure(tracker.comment(`${fake.project}-999`, 'x'))).kind).toBe('not_found');
-    expect((await failure(tracker.update(`${fake.project}-999`, { state: 'Done' }))).kind).toBe('not_found');
+    await expectWritesNotFound(tracker, `${fake.project}-999`, { state: 'Done' });
   });
 });
 
@@ -222,32 +206,20 @@ describe('failures', () => {
       token: 'jira_wrong',
       project: fake.project,
     });
-    const err = await failure(bad.list({}));
-    expect(err).toMatchObject({ kind: 'auth', status: 401 });
-    expect(err.message).not.toContain('jira_wrong');
-    expect(err.message).not.toContain(Buffer.from(`${EMAIL}:jira_wrong`).toString('base64'));
+    await expectAuthFailure(bad.list({}), [
+      'jira_wrong',
+      Buffer.from(`${EMAIL}:jira_wrong`).toString('base64'),
+    ]);
   });
 
   test('429 with Retry-After is rate_limited with that wait', async () => {
-    fake.service.fail({
-      status: 429,
-      times: 1,
-      headers: { 'retry-after': '12' },
-      body: { errorMessages: ['Rate limit exceeded.'] },
-    });
-    expect(await failure(tracker.list({}))).toMatchObject({
-      kind: 'rate_limited',
-      status: 429,
-      retryAfterMs: 12_000,
+    await expectRetryAfter(fake.service, () => tracker.list({}), 12, {
+      errorMessages: ['Rate limit exceeded.'],
     });
   });
 
   test('5xx is unavailable, on a later page too', async () => {
-    fake.service.fail({ status: 500, times: 1 });
-    expect(await failure(tracker.get(`${fake.project}-1`))).toMatchObject({
-      kind: 'unavailable',
-      status: 500,
-    });
+    await expectOutage(fake.service, () => tracker.get(`${fake.project}-1`), { status: 500, times: 1 });
     // The first page is served, the second fails: the list fails rather than coming back short.
     const before = fake.service.requests.length;
     fake.service.fail({ status: 503, times: 1, skip: 1, path: /\/search\/jql$/ });

@@ -11,6 +11,17 @@ import {
 } from '../../src/trackers/linear/index.ts';
 import { TrackerError, type Tracker } from '../../src/trackers/types.ts';
 import { startLinearFake, type LinearFake } from '../fakes/trackers/linear-server.ts';
+import {
+  expectAuthFailure,
+  expectOutage,
+  expectRetryAfter,
+  expectSeedFilters,
+  expectUnreachable,
+  expectWritesNotFound,
+  failure,
+  SEED_ISSUES,
+  titlesOf,
+} from './adapter-kit.ts';
 
 const API_KEY = 'lin_api_test_key';
 
@@ -26,43 +37,21 @@ beforeAll(async () => {
 });
 afterAll(() => fake.close());
 
-async function failure(p: Promise<unknown>): Promise<TrackerError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(TrackerError);
-  return err as TrackerError;
-}
+/** Linear's names of the seed issues' states. */
+const STATES = { todo: 'Todo', doing: 'In Progress', other: 'Backlog' };
 
 describe('reads', () => {
   let keys: string[];
   beforeAll(() => {
-    const made = [
-      fake.createIssue({
-        title: 'Add a flag',
-        description: 'Add `--verbose`.',
-        state: 'Todo',
-        labels: ['orch', 'cli'],
-        assignee: 'alice@example.com',
-      }),
-      fake.createIssue({
-        title: 'Fix crash',
-        state: 'Todo',
-        labels: ['orch', 'bug'],
-        assignee: 'bob@example.com',
-      }),
-      fake.createIssue({ title: 'Docs', state: 'Backlog', labels: ['orch'] }),
-      fake.createIssue({
-        title: 'Refactor',
-        state: 'In Progress',
-        labels: ['cli'],
-        assignee: 'alice@example.com',
-      }),
-      fake.createIssue({ title: 'Release', state: 'Todo' }),
-    ];
+    keys = SEED_ISSUES.map(
+      (s, i) =>
+        fake.createIssue({
+          ...s,
+          state: STATES[s.state],
+          description: i === 0 ? 'Add `--verbose`.' : undefined,
+        }).identifier,
+    );
     fake.createIssue({ title: 'Another team', team: 'OPS', state: 'Todo', labels: ['orch'] });
-    keys = made.map((i) => i.identifier);
   });
 
   test('list follows every page and keeps to the team', async () => {
@@ -86,15 +75,8 @@ describe('reads', () => {
   });
 
   test('list filters by states, all labels and assignee', async () => {
-    const titles = async (q: Parameters<Tracker['list']>[0]) =>
-      (await tracker.list(q)).map((t) => t.title).sort();
-    expect(await titles({ states: ['Todo'] })).toEqual(['Add a flag', 'Fix crash', 'Release']);
-    expect(await titles({ states: ['Todo', 'In Progress'], labels: ['cli'] })).toEqual([
-      'Add a flag',
-      'Refactor',
-    ]);
-    expect(await titles({ labels: ['orch', 'bug'] })).toEqual(['Fix crash']);
-    expect(await titles({ assignee: 'alice@example.com' })).toEqual(['Add a flag', 'Refactor']);
+    await expectSeedFilters(tracker, STATES);
+    const titles = titlesOf(tracker);
     expect(await titles({ assignee: 'bob', states: ['Todo'] })).toEqual(['Fix crash']);
     expect(await titles({ labels: ['no-such-label'] })).toEqual([]);
   });
@@ -148,17 +130,14 @@ describe('writes', () => {
   });
 
   test('writes to an issue Linear does not have are not_found', async () => {
-    expect((await failure(tracker.comment(randomUUID(), 'x'))).kind).toBe('not_found');
-    expect((await failure(tracker.update(randomUUID(), { state: 'Done' }))).kind).toBe('not_found');
+    await expectWritesNotFound(tracker, randomUUID(), { state: 'Done' });
   });
 });
 
 describe('failures', () => {
   test('a wrong API key is auth, and is never in the message', async () => {
     const bad = createLinearTracker({ apiKey: 'lin_api_wrong', team: 'ENG', apiUrl: fake.apiUrl });
-    const err = await failure(bad.list({}));
-    expect(err).toMatchObject({ kind: 'auth', status: 401, retryable: true });
-    expect(err.message).not.toContain('lin_api_wrong');
+    const err = await expectAuthFailure(bad.list({}), ['lin_api_wrong']);
     expect(err.message).toContain('list issues');
   });
 
@@ -202,30 +181,23 @@ describe('failures', () => {
   });
 
   test('a 429 with Retry-After is rate_limited with that wait', async () => {
-    fake.service.fail({
-      status: 429,
-      times: 1,
-      headers: { 'retry-after': '7' },
-      body: { errors: [{ message: 'Too many requests' }] },
+    await expectRetryAfter(fake.service, () => tracker.get(randomUUID()), 7, {
+      errors: [{ message: 'Too many requests' }],
     });
-    const err = await failure(tracker.get(randomUUID()));
-    expect(err).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterMs: 7000 });
   });
 
   test('5xx is unavailable; so is a server that does not answer', async () => {
-    fake.service.fail({ status: 503, times: 1 });
-    expect(await failure(tracker.list({}))).toMatchObject({ kind: 'unavailable', status: 503 });
-    fake.service.fail({
+    await expectOutage(fake.service, () => tracker.list({}), { status: 503, times: 1 });
+    await expectOutage(fake.service, () => tracker.list({}), {
       status: 500,
       times: 1,
       body: { errors: [{ message: 'boom', extensions: { type: 'internal error' } }] },
     });
-    expect(await failure(tracker.list({}))).toMatchObject({ kind: 'unavailable', status: 500 });
     const gone = await startLinearFake({ apiKey: API_KEY });
     const url = gone.apiUrl;
     await gone.close();
     const offline = createLinearTracker({ apiKey: API_KEY, team: 'ENG', apiUrl: url });
-    expect(await failure(offline.list({}))).toMatchObject({ kind: 'unavailable', status: null });
+    await expectUnreachable(offline.list({}));
   });
 
   test('the rate-limit wait: Retry-After first, then the exhausted budget, seconds accepted', () => {

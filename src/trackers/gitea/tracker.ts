@@ -11,6 +11,7 @@
  */
 import type { ExternalTask, StatusUpdate, TaskQuery, Tracker } from '../types.ts';
 import { TrackerError } from '../types.ts';
+import { openClosedQuery, openClosedTask } from '../open-closed.ts';
 import {
   createGiteaClient,
   issueNumber,
@@ -22,32 +23,9 @@ import {
 
 const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-/** The `state` query for the wanted states: Gitea filters by one state or all. */
-export function stateQuery(kind: string, states: string[] | undefined): 'open' | 'closed' | 'all' {
-  if (!states || states.length === 0) return 'all';
-  const unknown = states.filter((s) => s !== 'open' && s !== 'closed');
-  if (unknown.length > 0) {
-    throw new TrackerError(
-      `${kind}: issues are only open or closed; cannot filter by state ${unknown.map((s) => `'${s}'`).join(', ')}`,
-      'invalid',
-    );
-  }
-  return states.includes('open') && states.includes('closed') ? 'all' : (states[0] as 'open' | 'closed');
-}
-
 export function toTask(client: GiteaClient, issue: GiteaIssue): ExternalTask {
-  const assignees = issue.assignees ?? (issue.assignee ? [issue.assignee] : []);
-  return {
-    id: String(issue.number),
-    key: `${client.slug}#${issue.number}`,
-    title: issue.title,
-    description: issue.body ?? '',
-    url: issue.html_url,
-    state: issue.state,
-    labels: (issue.labels ?? []).map((l) => l.name),
-    assignees: assignees.map((a) => a.login),
-    updatedAt: issue.updated_at,
-  };
+  const labels = (issue.labels ?? []).map((l) => l.name);
+  return openClosedTask(client.slug, issue, labels);
 }
 
 const matches = (task: ExternalTask, query: TaskQuery): boolean =>
@@ -82,7 +60,7 @@ export function createGiteaTracker(opts: GiteaOptions): Tracker {
     kind,
 
     async list(query: TaskQuery): Promise<ExternalTask[]> {
-      const params = new URLSearchParams({ type: 'issues', state: stateQuery(kind, query.states) });
+      const params = new URLSearchParams({ type: 'issues', state: openClosedQuery(kind, query.states) });
       // The server's label filter is "any of" and drops unknown names; it only narrows the pages.
       if (query.labels && query.labels.length > 0) params.set('labels', query.labels.join(','));
       if (query.assignee) params.set('assigned_by', query.assignee);

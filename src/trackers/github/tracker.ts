@@ -6,6 +6,7 @@
  */
 import type { ExternalTask, StatusUpdate, TaskQuery, Tracker } from '../types.ts';
 import { TrackerError } from '../types.ts';
+import { openClosedQuery, openClosedTask, type OpenClosedIssue } from '../open-closed.ts';
 import {
   call,
   createGitHubClient,
@@ -17,49 +18,17 @@ import {
 } from './client.ts';
 
 /** The fields of GitHub's `issue` schema that a task is made of. */
-interface Issue {
-  number: number;
-  title: string;
-  body?: string | null;
-  html_url: string;
-  state: string;
+interface Issue extends OpenClosedIssue {
   labels: (string | { name?: string })[];
-  assignee: { login: string } | null;
-  assignees?: { login: string }[] | null;
-  updated_at: string;
   pull_request?: unknown;
 }
 
-const STATES = ['open', 'closed'] as const;
-
-/** The `state` query for the wanted states: GitHub filters by one state or all. */
-export function stateQuery(states: string[] | undefined): 'open' | 'closed' | 'all' {
-  if (!states || states.length === 0) return 'all';
-  const unknown = states.filter((s) => !(STATES as readonly string[]).includes(s));
-  if (unknown.length > 0) {
-    throw new TrackerError(
-      `github: issues are only open or closed; cannot filter by state ${unknown.map((s) => `'${s}'`).join(', ')}`,
-      'invalid',
-    );
-  }
-  return states.includes('open') && states.includes('closed') ? 'all' : (states[0] as 'open' | 'closed');
-}
-
 export function toTask(client: GitHubClient, issue: Issue): ExternalTask {
-  const assignees = issue.assignees ?? (issue.assignee ? [issue.assignee] : []);
-  return {
-    id: String(issue.number),
-    key: `${client.slug}#${issue.number}`,
-    title: issue.title,
-    description: issue.body ?? '',
-    url: issue.html_url,
-    state: issue.state,
-    labels: issue.labels
-      .map((l) => (typeof l === 'string' ? l : (l.name ?? '')))
-      .filter((name) => name !== ''),
-    assignees: assignees.map((a) => a.login),
-    updatedAt: issue.updated_at,
-  };
+  // GitHub sends a label as its name or as an object.
+  const labels = issue.labels
+    .map((l) => (typeof l === 'string' ? l : (l.name ?? '')))
+    .filter((name) => name !== '');
+  return openClosedTask(client.slug, issue, labels);
 }
 
 export function createGitHubTracker(opts: GitHubOptions): Tracker {
@@ -71,7 +40,7 @@ export function createGitHubTracker(opts: GitHubOptions): Tracker {
     kind: 'github',
 
     async list(query: TaskQuery): Promise<ExternalTask[]> {
-      const state = stateQuery(query.states);
+      const state = openClosedQuery('github', query.states);
       const issues = await call(`GET issues of ${client.slug}`, () =>
         octokit.paginate(octokit.rest.issues.listForRepo, {
           owner,

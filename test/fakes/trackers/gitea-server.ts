@@ -15,8 +15,20 @@
  * pull request 405. Auth: `Authorization: token <t>` (or `Bearer`), else 401.
  */
 import type { Context } from 'hono';
+import {
+  forgeRepo,
+  latestByContext,
+  now,
+  onlyRepo,
+  readJson,
+  tokenOrBearer,
+  type ForgeFake,
+  type ForgeIssueRec,
+  type ForgeIssueView,
+  type ForgePullView,
+} from './forge-kit.ts';
 import { hasBranch, mergeInBareRepo, resolveCommit, type MergeMethod } from './git-merge.ts';
-import { pageOf, startFakeService, type FakeService } from './kit.ts';
+import { pageOf, startFakeService } from './kit.ts';
 
 interface GtUser {
   id: number;
@@ -140,78 +152,25 @@ interface GtCombinedStatus {
   url: string;
 }
 
-interface PullRec {
-  head: string;
-  base: string;
-  headSha: string;
-  baseSha: string;
-  merged: boolean;
-  mergedAt: string | null;
-  mergeCommitSha: string | null;
-}
+/** Gitea keeps an issue's labels by id (labels are the repository's, made before they are used). */
+type IssueRec = ForgeIssueRec<number>;
 
-interface IssueRec {
-  number: number;
-  title: string;
-  body: string;
-  state: 'open' | 'closed';
-  labelIds: number[];
-  assignees: string[];
-  comments: { id: number; body: string; createdAt: string }[];
-  createdAt: string;
-  updatedAt: string;
-  closedAt: string | null;
-  pull?: PullRec;
-}
+export type GiteaIssueView = ForgeIssueView;
 
-export interface GiteaIssueView {
-  number: number;
-  title: string;
-  state: 'open' | 'closed';
-  labels: string[];
-  assignees: string[];
-  comments: string[];
-}
+export type GiteaPullView = ForgePullView;
 
-export interface GiteaPullView {
-  number: number;
-  title: string;
-  head: string;
-  base: string;
-  state: 'open' | 'closed';
-  merged: boolean;
-  mergeCommitSha: string | null;
-}
-
-export interface GiteaFake {
+export interface GiteaFake extends ForgeFake<GiteaIssueView> {
   /** The instance root (the API is at `${url}/api/v1`), for the adapters' `url`. */
   url: string;
-  service: FakeService;
   kind: 'gitea' | 'forgejo';
-  /** `owner/name`. */
-  repo: string;
   /** A repository label (Gitea labels must exist before an issue can carry them). */
   addLabel(name: string): number;
   /** Label names of the repository. */
   labels(): string[];
-  createIssue(i: {
-    title: string;
-    body?: string;
-    labels?: string[];
-    assignees?: string[];
-    state?: 'open' | 'closed';
-  }): number;
-  createPull(p: { head: string; base: string; title: string; body?: string }): Promise<number>;
-  /** By number; throws when there is none. */
-  issue(n: number): GiteaIssueView;
-  pulls(): GiteaPullView[];
   setStatus(
     ref: string,
     s: { context: string; state: GtStatus['status']; description?: string },
   ): Promise<void>;
-  /** A delivery's payload for an issue (`issues`, `issue_comment`), as Gitea shapes it, for the webhook sender. */
-  webhookPayload(event: 'issues' | 'issue_comment', n: number, action?: string): Record<string, unknown>;
-  close(): Promise<void>;
 }
 
 export interface GiteaFakeOptions {
@@ -233,18 +192,16 @@ export interface GiteaFakeOptions {
   ciContext?: string;
 }
 
-const now = () => new Date().toISOString();
-
 export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<GiteaFake> {
   const kind = opts.kind ?? 'gitea';
   const token = opts.token ?? 'gitea_fake_token';
   const slug = opts.repo ?? 'acme/app';
   const [owner, name] = slug.split('/') as [string, string];
   const maxPageSize = opts.maxPageSize ?? 50;
-  const issues = new Map<number, IssueRec>();
+  const repo = forgeRepo<IssueRec>({ vendor: kind, repoPath: opts.repoPath, firstId: 100, defaults: {} });
+  const { issues, issueParam, touch, commitKey } = repo;
   const labels = new Map<number, { id: number; name: string; color: string }>();
   const statuses = new Map<string, GtStatus[]>();
-  let nextId = 100;
   let origin = '';
 
   // ---- shapes -------------------------------------------------------------
@@ -278,7 +235,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
   const addLabel = (labelName: string, color = 'ededed'): number => {
     const found = labelByName(labelName);
     if (found) return found.id;
-    const id = nextId++;
+    const id = repo.nextId();
     labels.set(id, { id, name: labelName, color });
     return id;
   };
@@ -293,7 +250,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
     title: i.title,
     body: i.body,
     ref: '',
-    labels: i.labelIds.map(labelJson),
+    labels: i.labels.map(labelJson),
     milestone: null,
     assignee: i.assignees[0] ? user(i.assignees[0]) : null,
     assignees: i.assignees.length > 0 ? i.assignees.map(user) : null,
@@ -329,7 +286,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
       user: bot(),
       title: i.title,
       body: i.body,
-      labels: i.labelIds.map(labelJson),
+      labels: i.labels.map(labelJson),
       state: i.state,
       is_locked: false,
       comments: i.comments.length,
@@ -391,69 +348,14 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
     if (page.link) headers.link = page.link;
     return { items: page.items, headers };
   };
-  const issueParam = (c: Context): IssueRec | undefined => issues.get(Number(c.req.param('n')));
-  const touch = (i: IssueRec) => {
-    i.updatedAt = now();
-  };
-  const commitKey = async (ref: string) =>
-    opts.repoPath ? ((await resolveCommit(opts.repoPath, ref)) ?? ref) : ref;
-  const readJson = async (c: Context): Promise<Record<string, unknown>> => {
-    try {
-      const body: unknown = await c.req.json();
-      return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
-    } catch {
-      return {};
-    }
-  };
-  const newIssue = (i: Partial<IssueRec> & { title: string }): IssueRec => {
-    const at = now();
-    const rec: IssueRec = {
-      number: issues.size + 1,
-      body: '',
-      state: 'open',
-      labelIds: [],
-      assignees: [],
-      comments: [],
-      createdAt: at,
-      updatedAt: at,
-      closedAt: null,
-      ...i,
-    };
-    if (rec.state === 'closed') rec.closedAt = at;
-    issues.set(rec.number, rec);
-    return rec;
-  };
-  const openPull = async (p: { head: string; base: string; title: string; body?: string }) => {
-    const sha = async (branch: string) =>
-      opts.repoPath ? ((await resolveCommit(opts.repoPath, branch)) ?? '') : `${branch}-sha`;
-    return newIssue({
-      title: p.title,
-      body: p.body ?? '',
-      pull: {
-        head: p.head,
-        base: p.base,
-        headSha: await sha(p.head),
-        baseSha: await sha(p.base),
-        merged: false,
-        mergedAt: null,
-        mergeCommitSha: null,
-      },
-    });
-  };
 
   const service = await startFakeService(
     {
       token,
-      authorized: (c, t) => {
-        const [scheme, value] = (c.req.header('authorization') ?? '').split(' ');
-        return value === t && (scheme?.toLowerCase() === 'token' || scheme?.toLowerCase() === 'bearer');
-      },
+      authorized: tokenOrBearer,
     },
     (app) => {
-      app.use('/api/v1/repos/:owner/:repo/*', async (c, next) => {
-        if (`${c.req.param('owner')}/${c.req.param('repo')}` !== slug) return notFound(c);
-        await next();
-      });
+      app.use('/api/v1/repos/:owner/:repo/*', onlyRepo(slug, notFound));
       const base = '/api/v1/repos/:owner/:repo';
 
       // ---- labels -----------------------------------------------------------
@@ -466,7 +368,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         if (typeof body.name !== 'string' || body.name === '') return error(c, 422, 'name is required');
         const color = typeof body.color === 'string' ? body.color.replace(/^#/, '') : '';
         if (!/^[0-9a-fA-F]{6}$/.test(color)) return error(c, 422, 'color is invalid');
-        const id = nextId++;
+        const id = repo.nextId();
         labels.set(id, { id, name: body.name, color });
         return c.json(labelJson(id), 201);
       });
@@ -484,7 +386,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         const list = [...issues.values()]
           .filter((i) => state === 'all' || i.state === state)
           .filter((i) => (type === 'issues' ? !i.pull : type === 'pulls' ? !!i.pull : true))
-          .filter((i) => wanted.length === 0 || i.labelIds.some((id) => wanted.includes(id)))
+          .filter((i) => wanted.length === 0 || i.labels.some((id) => wanted.includes(id)))
           .filter((i) => !assignedBy || i.assignees.includes(assignedBy))
           .sort((a, b) => b.number - a.number);
         const page = paged(c, list);
@@ -523,16 +425,16 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         const ids = Array.isArray(body.labels) ? body.labels : [];
         if (!ids.every((id) => typeof id === 'number' && labels.has(id)))
           return error(c, 422, 'invalid label ids');
-        for (const id of ids as number[]) if (!i.labelIds.includes(id)) i.labelIds.push(id);
+        for (const id of ids as number[]) if (!i.labels.includes(id)) i.labels.push(id);
         touch(i);
-        return c.json(i.labelIds.map(labelJson));
+        return c.json(i.labels.map(labelJson));
       });
       app.delete(`${base}/issues/:n/labels/:id`, (c) => {
         const i = issueParam(c);
         if (!i) return notFound(c);
         const id = Number(c.req.param('id'));
         if (!labels.has(id)) return error(c, 422, 'label does not exist');
-        i.labelIds = i.labelIds.filter((l) => l !== id);
+        i.labels = i.labels.filter((l) => l !== id);
         touch(i);
         return c.body(null, 204);
       });
@@ -541,10 +443,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         if (!i) return notFound(c);
         const body = await readJson(c);
         if (typeof body.body !== 'string' || body.body === '') return error(c, 422, 'body is required');
-        const cm = { id: nextId++, body: body.body, createdAt: now() };
-        i.comments.push(cm);
-        touch(i);
-        return c.json(commentJson(i, cm), 201);
+        return c.json(commentJson(i, repo.addComment(i, body.body)), 201);
       });
       app.get(`${base}/issues/:n/comments`, (c) => {
         const i = issueParam(c);
@@ -593,7 +492,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
             `pull request already exists for these targets [id: ${dup.number}, issue_id: ${dup.number}, head_repo_id: 7, base_repo_id: 7, head_branch: ${head}, base_branch: ${baseBranch}]`,
           );
         }
-        const rec = await openPull({
+        const rec = await repo.openPull({
           head,
           base: baseBranch,
           title: body.title,
@@ -642,9 +541,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
       // ---- commit statuses ----------------------------------------------------
       app.get(`${base}/commits/:ref/status`, async (c) => {
         const sha = await commitKey(c.req.param('ref'));
-        const latest = new Map<string, GtStatus>();
-        for (const s of [...(statuses.get(sha) ?? [])].reverse())
-          if (!latest.has(s.context)) latest.set(s.context, s);
+        const latest = latestByContext(statuses.get(sha));
         if (opts.ciContext && !latest.has(opts.ciContext)) latest.set(opts.ciContext, running(sha));
         const list = [...latest.values()];
         // Gitea's combined state: the worst status, '' when there is none.
@@ -670,7 +567,7 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
     number: i.number,
     title: i.title,
     state: i.state,
-    labels: i.labelIds.map((id) => labels.get(id)!.name),
+    labels: i.labels.map((id) => labels.get(id)!.name),
     assignees: [...i.assignees],
     comments: i.comments.map((cm) => cm.body),
   });
@@ -683,42 +580,19 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
     addLabel: (labelName) => addLabel(labelName),
     labels: () => [...labels.values()].map((l) => l.name),
     createIssue: (i) =>
-      newIssue({
+      repo.newIssue({
         title: i.title,
         body: i.body ?? '',
-        labelIds: (i.labels ?? []).map((l) => addLabel(l)),
+        labels: (i.labels ?? []).map((l) => addLabel(l)),
         assignees: i.assignees ?? [],
         state: i.state ?? 'open',
       }).number,
-    createPull: async (p) => {
-      if (opts.repoPath) {
-        for (const branch of [p.head, p.base]) {
-          if (!(await hasBranch(opts.repoPath, branch)))
-            throw new Error(`${kind} fake: no branch ${branch} in ${opts.repoPath}`);
-        }
-      }
-      return (await openPull(p)).number;
-    },
-    issue: (n) => {
-      const i = issues.get(n);
-      if (!i) throw new Error(`${kind} fake: no issue #${n}`);
-      return view(i);
-    },
-    pulls: () =>
-      [...issues.values()]
-        .filter((i) => i.pull)
-        .map((i) => ({
-          number: i.number,
-          title: i.title,
-          head: i.pull!.head,
-          base: i.pull!.base,
-          state: i.state,
-          merged: i.pull!.merged,
-          mergeCommitSha: i.pull!.mergeCommitSha,
-        })),
+    createPull: repo.createPull,
+    issue: (n) => view(repo.issue(n)),
+    pulls: repo.pulls,
     setStatus: async (ref, s) => {
       const sha = await commitKey(ref);
-      const id = nextId++;
+      const id = repo.nextId();
       const at = now();
       const status: GtStatus = {
         id,
@@ -734,11 +608,10 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
       statuses.set(sha, [...(statuses.get(sha) ?? []), status]);
     },
     webhookPayload: (event, n, action) => {
-      const i = issues.get(n);
-      if (!i) throw new Error(`${kind} fake: no issue #${n}`);
+      const i = repo.issue(n);
       const repository = { ...repoMeta(), owner: user(owner), html_url: web('') };
       if (event === 'issue_comment') {
-        const cm = i.comments.at(-1) ?? { id: nextId++, body: '', createdAt: now() };
+        const cm = repo.lastComment(i);
         return {
           action: action ?? 'created',
           issue: issueJson(i),

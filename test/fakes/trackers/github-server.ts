@@ -16,8 +16,20 @@
  */
 import type { components } from '@octokit/openapi-types';
 import type { Context } from 'hono';
+import {
+  forgeRepo,
+  latestByContext,
+  now,
+  onlyRepo,
+  readJson,
+  tokenOrBearer,
+  type ForgeFake,
+  type ForgeIssueRec,
+  type ForgeIssueView,
+  type ForgePullView,
+} from './forge-kit.ts';
 import { hasBranch, mergeInBareRepo, resolveCommit, type MergeMethod } from './git-merge.ts';
-import { pageOf, startFakeService, type FakeService } from './kit.ts';
+import { pageOf, startFakeService } from './kit.ts';
 
 type Schemas = components['schemas'];
 type GhUser = Schemas['simple-user'];
@@ -63,70 +75,19 @@ type GhPull = Pick<
 type GhCombinedStatus = Omit<Schemas['combined-commit-status'], 'repository'> & { repository: GhRepoRef };
 type GhMergeResult = Schemas['pull-request-merge-result'];
 
-interface PullRec {
-  head: string;
-  base: string;
-  headSha: string;
-  baseSha: string;
-  merged: boolean;
-  mergedAt: string | null;
-  mergeCommitSha: string | null;
-}
-
-interface IssueRec {
-  number: number;
-  title: string;
-  body: string;
-  state: 'open' | 'closed';
-  stateReason: GhIssue['state_reason'];
-  labels: string[];
-  assignees: string[];
-  comments: { id: number; body: string; createdAt: string }[];
-  createdAt: string;
-  updatedAt: string;
-  closedAt: string | null;
-  pull?: PullRec;
-}
+/** GitHub keeps an issue's labels by name, and why it was closed. */
+type IssueRec = ForgeIssueRec<string> & { stateReason: GhIssue['state_reason'] };
 
 /** An issue or pull request as a test reads it back. */
-export interface GitHubIssueView {
-  number: number;
-  title: string;
-  state: 'open' | 'closed';
+export interface GitHubIssueView extends ForgeIssueView {
   stateReason: string | null;
-  labels: string[];
-  assignees: string[];
-  comments: string[];
 }
 
-export interface GitHubPullView {
-  number: number;
-  title: string;
-  head: string;
-  base: string;
-  state: 'open' | 'closed';
-  merged: boolean;
-  mergeCommitSha: string | null;
-}
+export type GitHubPullView = ForgePullView;
 
-export interface GitHubFake {
+export interface GitHubFake extends ForgeFake<GitHubIssueView> {
   /** The API root, for `baseUrl`. */
   url: string;
-  service: FakeService;
-  /** `owner/name`. */
-  repo: string;
-  createIssue(i: {
-    title: string;
-    body?: string;
-    labels?: string[];
-    assignees?: string[];
-    state?: 'open' | 'closed';
-  }): number;
-  /** A pull request (also an issue); with a bare repository its branches must exist there. */
-  createPull(p: { head: string; base: string; title: string; body?: string }): Promise<number>;
-  /** By number; throws when there is none. */
-  issue(n: number): GitHubIssueView;
-  pulls(): GitHubPullView[];
   /** A commit status on a sha or branch (resolved to its commit when the fake has a repository). */
   setStatus(
     ref: string,
@@ -136,9 +97,6 @@ export interface GitHubFake {
     ref: string,
     r: { name: string; status: GhCheckRun['status']; conclusion?: GhCheckRun['conclusion'] },
   ): Promise<void>;
-  /** A delivery's payload for an issue (`issues`, `issue_comment`), as GitHub shapes it, for the webhook sender. */
-  webhookPayload(event: 'issues' | 'issue_comment', n: number, action?: string): Record<string, unknown>;
-  close(): Promise<void>;
 }
 
 export interface GitHubFakeOptions {
@@ -152,18 +110,26 @@ export interface GitHubFakeOptions {
 }
 
 const DOCS = 'https://docs.github.com/rest';
-const now = () => new Date().toISOString();
 
 export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<GitHubFake> {
   const token = opts.token ?? 'ghp_fake';
   const slug = opts.repo ?? 'acme/app';
   const [owner, name] = slug.split('/') as [string, string];
   const maxPerPage = opts.maxPerPage ?? 100;
-  const issues = new Map<number, IssueRec>();
+  const repo = forgeRepo<IssueRec>({
+    vendor: 'github',
+    repoPath: opts.repoPath,
+    firstId: 1000,
+    defaults: { stateReason: null },
+    // Adding a missing label creates it.
+    prepare: (rec) => {
+      rec.labels = rec.labels.map(ensureLabel);
+    },
+  });
+  const { issues, issueParam, touch, commitKey } = repo;
   const labels = new Map<string, { id: number; name: string; color: string; description: string | null }>();
   const statuses = new Map<string, GhStatus[]>();
   const checkRuns = new Map<string, GhCheckRun[]>();
-  let nextId = 1000;
   let origin = '';
 
   // ---- shapes -------------------------------------------------------------
@@ -214,7 +180,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
   const ensureLabel = (labelName: string): string => {
     const key = labelName.toLowerCase();
     if (!labels.has(key))
-      labels.set(key, { id: nextId++, name: labelName, color: 'ededed', description: null });
+      labels.set(key, { id: repo.nextId(), name: labelName, color: 'ededed', description: null });
     return labels.get(key)!.name;
   };
   const issueJson = (i: IssueRec): GhIssue => ({
@@ -321,77 +287,14 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
     });
     return { items: page.items, headers: page.link ? { link: page.link } : undefined };
   };
-  const issueParam = (c: Context): IssueRec | undefined => issues.get(Number(c.req.param('n')));
-  const touch = (i: IssueRec) => {
-    i.updatedAt = now();
-  };
-  /** A sha or branch to the key statuses and check runs are kept under. */
-  const commitKey = async (ref: string) =>
-    opts.repoPath ? ((await resolveCommit(opts.repoPath, ref)) ?? ref) : ref;
-  const readJson = async (c: Context): Promise<Record<string, unknown>> => {
-    try {
-      const body: unknown = await c.req.json();
-      return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
-    } catch {
-      return {};
-    }
-  };
-  const newIssue = (i: Partial<IssueRec> & { title: string }): IssueRec => {
-    const at = now();
-    const rec: IssueRec = {
-      number: issues.size + 1,
-      body: '',
-      state: 'open',
-      stateReason: null,
-      labels: [],
-      assignees: [],
-      comments: [],
-      createdAt: at,
-      updatedAt: at,
-      closedAt: null,
-      ...i,
-    };
-    rec.labels = rec.labels.map(ensureLabel);
-    if (rec.state === 'closed') rec.closedAt = at;
-    issues.set(rec.number, rec);
-    return rec;
-  };
-  const openPull = async (p: {
-    head: string;
-    base: string;
-    title: string;
-    body?: string;
-  }): Promise<IssueRec> => {
-    const sha = async (branch: string) =>
-      opts.repoPath ? ((await resolveCommit(opts.repoPath, branch)) ?? '') : `${branch}-sha`;
-    return newIssue({
-      title: p.title,
-      body: p.body ?? '',
-      pull: {
-        head: p.head,
-        base: p.base,
-        headSha: await sha(p.head),
-        baseSha: await sha(p.base),
-        merged: false,
-        mergedAt: null,
-        mergeCommitSha: null,
-      },
-    });
-  };
 
   const service = await startFakeService(
     {
       token,
-      authorized: (c, t) => {
-        const [scheme, value] = (c.req.header('authorization') ?? '').split(' ');
-        return value === t && (scheme?.toLowerCase() === 'token' || scheme?.toLowerCase() === 'bearer');
-      },
+      authorized: tokenOrBearer,
     },
     (app) => {
-      app.use('/repos/:owner/:repo/*', async (c, next) => {
-        if (`${c.req.param('owner')}/${c.req.param('repo')}` !== slug) return notFound(c);
-        await next();
-      });
+      app.use('/repos/:owner/:repo/*', onlyRepo(slug, notFound));
       const base = '/repos/:owner/:repo';
 
       // ---- issues -----------------------------------------------------------
@@ -476,10 +379,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
         const body = await readJson(c);
         if (typeof body.body !== 'string' || body.body === '')
           return invalid(c, 'Validation Failed', [{ field: 'body', code: 'missing_field' }]);
-        const cm = { id: nextId++, body: body.body, createdAt: now() };
-        i.comments.push(cm);
-        touch(i);
-        return c.json(commentJson(i, cm), 201);
+        return c.json(commentJson(i, repo.addComment(i, body.body)), 201);
       });
       app.get(`${base}/issues/:n/comments`, (c) => {
         const i = issueParam(c);
@@ -541,7 +441,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
             },
           ]);
         }
-        const rec = await openPull({
+        const rec = await repo.openPull({
           head,
           base: baseBranch,
           title,
@@ -609,11 +509,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
       });
       app.get(`${base}/commits/:ref/status`, async (c) => {
         const sha = await commitKey(c.req.param('ref'));
-        // The latest status of each context, newest first.
-        const latest = new Map<string, GhStatus>();
-        for (const s of [...(statuses.get(sha) ?? [])].reverse())
-          if (!latest.has(s.context)) latest.set(s.context, s);
-        const list = [...latest.values()];
+        const list = [...latestByContext(statuses.get(sha)).values()];
         const state = list.some((s) => s.state === 'failure' || s.state === 'error')
           ? 'failure'
           : list.length === 0 || list.some((s) => s.state === 'pending')
@@ -650,7 +546,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
     service,
     repo: slug,
     createIssue: (i) =>
-      newIssue({
+      repo.newIssue({
         title: i.title,
         body: i.body ?? '',
         labels: i.labels ?? [],
@@ -658,35 +554,12 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
         state: i.state ?? 'open',
         stateReason: i.state === 'closed' ? 'completed' : null,
       }).number,
-    createPull: async (p) => {
-      if (opts.repoPath) {
-        for (const branch of [p.head, p.base]) {
-          if (!(await hasBranch(opts.repoPath, branch)))
-            throw new Error(`github fake: no branch ${branch} in ${opts.repoPath}`);
-        }
-      }
-      return (await openPull(p)).number;
-    },
-    issue: (n) => {
-      const i = issues.get(n);
-      if (!i) throw new Error(`github fake: no issue #${n}`);
-      return view(i);
-    },
-    pulls: () =>
-      [...issues.values()]
-        .filter((i) => i.pull)
-        .map((i) => ({
-          number: i.number,
-          title: i.title,
-          head: i.pull!.head,
-          base: i.pull!.base,
-          state: i.state,
-          merged: i.pull!.merged,
-          mergeCommitSha: i.pull!.mergeCommitSha,
-        })),
+    createPull: repo.createPull,
+    issue: (n) => view(repo.issue(n)),
+    pulls: repo.pulls,
     setStatus: async (ref, s) => {
       const sha = await commitKey(ref);
-      const id = nextId++;
+      const id = repo.nextId();
       const at = now();
       const status: GhStatus = {
         description: s.description ?? null,
@@ -704,7 +577,7 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
     },
     addCheckRun: async (ref, r) => {
       const sha = await commitKey(ref);
-      const id = nextId++;
+      const id = repo.nextId();
       const completed = r.status === 'completed';
       const run: GhCheckRun = {
         id,
@@ -733,12 +606,11 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
       checkRuns.set(sha, [...(checkRuns.get(sha) ?? []), run]);
     },
     webhookPayload: (event, n, action) => {
-      const i = issues.get(n);
-      if (!i) throw new Error(`github fake: no issue #${n}`);
+      const i = repo.issue(n);
       const common = { repository: { ...repoRef(), owner: user(owner) }, sender: bot() };
       if (event === 'issue_comment') {
-        const cm = i.comments.at(-1) ?? { id: nextId++, body: '', createdAt: now() };
-        return { action: action ?? 'created', issue: issueJson(i), comment: commentJson(i, cm), ...common };
+        const comment = commentJson(i, repo.lastComment(i));
+        return { action: action ?? 'created', issue: issueJson(i), comment, ...common };
       }
       return { action: action ?? 'edited', issue: issueJson(i), ...common };
     },

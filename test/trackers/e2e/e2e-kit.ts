@@ -9,6 +9,7 @@
 import { expect } from 'vitest';
 import { makeProject, type TempProject } from '../../helpers/kit.ts';
 import type { OriginRepo } from '../../fakes/trackers/git-merge.ts';
+import type { FakeService } from '../../fakes/trackers/kit.ts';
 import type { AgentRun, Attempt, OutboxItem, Task } from '../../../src/store/schema.ts';
 import type { OrchContext } from '../../../src/runtime/context.ts';
 import { createApp } from '../../../src/http/app.ts';
@@ -143,6 +144,12 @@ export function expectOneLandedPull<P extends PullView>(
   expect(pulls[0]).toMatchObject({ head: 'orch/T-1', base: 'main', merged: true });
   expectLanded(project, origin, pulls[0]!.mergeCommitSha);
   return pulls[0]!;
+}
+
+/** The pull request orch opened (the first it asked the forge for) links the task at `taskUrl`. */
+export function expectPullLinksTask(forge: FakeService, taskUrl: string): void {
+  const opened = JSON.parse(forge.served('POST', /\/pulls$/)[0]!.body) as { body: string };
+  expect(opened.body).toContain(`Task: ${taskUrl}`);
 }
 
 /**

@@ -14,6 +14,7 @@ import { startGiteaFake } from '../../fakes/trackers/gitea-server.ts';
 import { makeOriginRepo } from '../../fakes/trackers/git-merge.ts';
 import {
   expectOneLandedPull,
+  expectPullLinksTask,
   expectWrittenBack,
   makeForgeProject,
   recorded,
@@ -68,8 +69,7 @@ describe('Linear end to end', () => {
 
     const pull = expectOneLandedPull(forge.pulls(), project, origin);
     // The pull request links the Linear issue.
-    const opened = JSON.parse(forge.service.served('POST', /\/pulls$/)[0]!.body) as { body: string };
-    expect(opened.body).toContain(`Task: https://linear.app/acme/issue/${wanted.identifier}`);
+    expectPullLinksTask(forge.service, `https://linear.app/acme/issue/${wanted.identifier}`);
 
     const issue = linear.issue(wanted.id);
     expect(issue.state).toBe('Done');

@@ -15,6 +15,7 @@ import { startGitHubFake } from '../../fakes/trackers/github-server.ts';
 import { makeOriginRepo } from '../../fakes/trackers/git-merge.ts';
 import {
   expectOneLandedPull,
+  expectPullLinksTask,
   expectWrittenBack,
   makeForgeProject,
   recorded,
@@ -76,9 +77,9 @@ describe('Plane end to end', () => {
 
     const pull = expectOneLandedPull(forge.pulls(), project, origin);
     // The pull request links the work item.
-    const opened = JSON.parse(forge.service.served('POST', /\/pulls$/)[0]!.body) as { body: string };
-    expect(opened.body).toContain(
-      `Task: ${plane.url}/${plane.workspace}/projects/${plane.projectId}/issues/${wanted.id}`,
+    expectPullLinksTask(
+      forge.service,
+      `${plane.url}/${plane.workspace}/projects/${plane.projectId}/issues/${wanted.id}`,
     );
 
     const item = plane.item(wanted.id);
