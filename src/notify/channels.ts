@@ -10,7 +10,6 @@ import { NOTIFY_EVENTS } from '../config/integrations-config.ts';
 import type { Project } from '../store/schema.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import type { Store } from '../store/store.ts';
-import type { ProjectRuntime } from '../runtime/context.ts';
 import { createWebhookChannel } from './webhook-channel.ts';
 import { createTelegramChannel } from './telegram-channel.ts';
 import { createSlackChannel } from './slack-channel.ts';
@@ -24,7 +23,6 @@ export interface ChannelDeps {
   config: ProjectConfig;
   env: Env;
   store: Store;
-  runtime: () => Promise<ProjectRuntime>;
 }
 
 /** Builds one configured channel; throws with a message saying what is missing. */
@@ -127,7 +125,6 @@ export function buildChannels(deps: ChannelDeps): ProjectChannels {
           config: deps.config.tracker,
           tracker,
           store: deps.store,
-          runtime: deps.runtime,
         }),
       );
     } catch (error) {

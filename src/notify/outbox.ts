@@ -5,14 +5,10 @@
  * `orch worker`, on its own timer: a slow or failing channel delays its own
  * messages and nothing else.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { paths, type OrchContext, type ProjectRuntime } from '../runtime/context.ts';
+import type { OrchContext, ProjectRuntime } from '../runtime/context.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { OutboxItem, Task } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { diffStat } from '../runtime/git.ts';
-import { LEDGER_FILE } from '../runtime/ledger.ts';
 import { terminalPacketText } from '../runtime/packet.ts';
 import { renderTaskTracker, type Locale } from './tracker.ts';
 import { failureOf, type Channel, type DeliveryTools } from './channel.ts';
@@ -169,35 +165,36 @@ export class Outbox {
     for (const [id, until] of this.holds) if (until <= now) this.holds.delete(id);
     const items = await store.outbox.claimDue(this.opts.owner, LEASE_MS, BATCH, [...this.holds.keys()]);
     // Deliveries of different channels go out side by side; one channel's in order.
-    const byChannel = new Map<string, OutboxItem[]>();
-    for (const item of items) byChannel.set(item.channel, [...(byChannel.get(item.channel) ?? []), item]);
+    const byChannel = Map.groupBy(items, (item) => item.channel);
     await Promise.all([...byChannel.values()].map((list) => this.deliverAll(list)));
     return items.length;
   }
 
   private async deliverAll(items: OutboxItem[]): Promise<void> {
     for (const item of items) {
-      const hold = this.holds.get(item.channel) ?? this.rateHold(item);
+      const hold = this.holds.get(item.channel) ?? this.takeRateSlot(item.channel);
       if (hold && hold > Date.now()) {
         await this.opts.ctx.store.outbox.release(item, new Date(hold));
         continue;
       }
-      this.sends.set(item.channel, [...(this.sends.get(item.channel) ?? []), Date.now()]);
       await this.deliverOne(item);
     }
   }
 
   /**
-   * When the channel has used its deliveries of the last minute (its `rate_per_minute`), the time
-   * the oldest of them leaves the window; else null.
+   * For a channel with a `rate_per_minute`: takes one of its deliveries of the last minute and
+   * returns null, or, when it has used them all, returns when the oldest leaves the window.
+   * Channels without a limit keep no record.
    */
-  private rateHold(item: OutboxItem): number | null {
-    const rate = this.rates.get(item.channel);
+  private takeRateSlot(channel: string): number | null {
+    const rate = this.rates.get(channel);
     if (!rate) return null;
-    const since = Date.now() - 60_000;
-    const recent = (this.sends.get(item.channel) ?? []).filter((t) => t > since);
-    this.sends.set(item.channel, recent);
-    return recent.length >= rate ? recent[recent.length - rate]! + 60_000 : null;
+    const now = Date.now();
+    const recent = (this.sends.get(channel) ?? []).filter((t) => t > now - 60_000);
+    this.sends.set(channel, recent);
+    if (recent.length >= rate) return recent[recent.length - rate]! + 60_000;
+    recent.push(now);
+    return null;
   }
 
   private async deliverOne(item: OutboxItem): Promise<void> {
@@ -265,7 +262,7 @@ export class Outbox {
           rt.raw.locale,
           this.opts.ctx.settings.trackerLiveStatus ? { env: this.opts.ctx.env } : undefined,
         ),
-      terminalPacket: () => currentTerminalPacket(this.opts.ctx, task.id, rt),
+      terminalPacket: async () => terminalPacketText(this.opts.ctx, await store.getTask(task.id), rt),
       getRef: async <T>() => (await store.outbox.getRef(channel.id, task.id)) as T | null,
       setRef: (ref) => store.outbox.setRef(channel.id, task.id, ref),
     };
@@ -282,7 +279,6 @@ export class Outbox {
       config: rt.raw,
       env: ctx.env,
       store: ctx.store,
-      runtime: () => ctx.projectRuntime(projectId),
     });
     for (const p of built.problems) {
       const key = `${rt.project.name}:${p}`;
@@ -290,6 +286,8 @@ export class Outbox {
       this.warned.add(key);
       this.opts.log.warn(`notifications of ${rt.project.name}: ${p}`);
     }
+    // A reload may change or drop a channel's limit.
+    for (const id of this.rates.keys()) if (id.startsWith(`${rt.project.name}/`)) this.rates.delete(id);
     for (const [id, rate] of built.rates) this.rates.set(id, rate);
     this.channelCache.set(projectId, { config: rt.raw, built });
     return built;
@@ -343,19 +341,6 @@ async function liveTrackerState(
   } catch {
     return null;
   }
-}
-
-/**
- * A task's terminal packet rendered from the store now, with the diff stat of
- * its worktree when this host has it (a worker on another host leaves it out).
- */
-async function currentTerminalPacket(ctx: OrchContext, taskId: number, rt: ProjectRuntime): Promise<string> {
-  const task = await ctx.store.getTask(taskId);
-  const worktree = paths.worktree(ctx, rt.project, task);
-  return terminalPacketText(ctx.store, task, rt, {
-    diffStat: existsSync(worktree) ? await diffStat(worktree, rt.project.base_branch) : '',
-    ledgerPath: join(paths.artifacts(rt.project, task), LEDGER_FILE),
-  });
 }
 
 /** A task's link in messages: its tracker page, else its dashboard page when the dashboard's URL is known. */

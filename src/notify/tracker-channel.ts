@@ -8,8 +8,6 @@ import type { Channel } from './channel.ts';
 import type { StageMapping, TrackerConfig } from '../config/integrations-config.ts';
 import type { Tracker } from '../trackers/types.ts';
 import type { Store } from '../store/store.ts';
-import type { ProjectRuntime } from '../runtime/context.ts';
-import { terminalPacketText } from '../runtime/packet.ts';
 import { WORK_STAGES } from '../core/stages.ts';
 import { modelEffortLabel } from '../core/model.ts';
 import { elapsedMs } from '../core/stages.ts';
@@ -53,7 +51,6 @@ export interface TrackerChannelOptions {
   config: TrackerConfig;
   tracker: Tracker;
   store: Store;
-  runtime: () => Promise<ProjectRuntime>;
 }
 
 export function createTrackerChannel(opts: TrackerChannelOptions): Channel {
@@ -64,7 +61,7 @@ export function createTrackerChannel(opts: TrackerChannelOptions): Channel {
     kind: 'tracker',
     events: opts.events,
     coalesce: false,
-    async deliver({ item, payload, task }) {
+    async deliver({ item, payload, task }, tools) {
       if (task.external_source !== config.kind || !task.external_id) return;
       const id = task.external_id;
       if (item.kind === 'stage_changed') {
@@ -74,11 +71,7 @@ export function createTrackerChannel(opts: TrackerChannelOptions): Channel {
         const update = statusUpdateFor(mapping, 'escalated');
         if (update) await tracker.update(id, update);
         if (config.comments.escalation) {
-          const packet = await terminalPacketText(store, task, await opts.runtime(), {
-            diffStat: '',
-            ledgerPath: `the ledger of ${task.key} on the orchestrator's host`,
-          });
-          await tracker.comment(id, packet);
+          await tracker.comment(id, await tools.terminalPacket());
         }
       } else if (item.kind === 'pull_request') {
         const state = payload['state'] === 'merged' ? 'merged' : 'opened';

@@ -29,7 +29,6 @@ import {
   commitAll,
   discardUncommitted,
   diffHash,
-  diffStat,
   ensureWorktree,
   hasOrigin,
   landBranch,
@@ -37,7 +36,7 @@ import {
   taskBranch,
 } from './git.ts';
 import { publishAfterStage, syncBeforeStage } from './handoff.ts';
-import { ledgerHeader, syncLedger, LEDGER_FILE } from './ledger.ts';
+import { ledgerHeader, syncLedger } from './ledger.ts';
 import type { Logger } from './logger.ts';
 import type { AgentEvent } from '../agents/events.ts';
 import { recordGate, runGate, type GateOutcome } from './gates.ts';
@@ -81,6 +80,10 @@ export interface EngineDeps {
 }
 
 export { taskBudget } from './packet.ts';
+
+/** How a landing went: its gate, the developer's feedback when it failed, the merged pull request. */
+type Landing =
+  { ok: true; gate: GateOutcome; pr?: PullRequest } | { ok: false; gate: GateOutcome; feedback: string };
 
 const prPayload = (pr: PullRequest) => ({ number: pr.number, url: pr.url, state: pr.state });
 
@@ -620,9 +623,12 @@ export class Engine {
   }
 
   /**
-   * The steward: after the last stage, the branch lands on the base branch
-   * and the task is done. A conflict is a failed `check_merge_clean` gate: the
-   * merge is left in progress for the developer, as a pass of the loop.
+   * The steward: after the last stage, the branch lands and the task is done:
+   * on the base branch here, or through a pull request when the project has a
+   * forge. A landing that fails is a failed gate (`check_merge_clean`, or
+   * `check_ci_green` for a red CI on the pull request) that goes back to the
+   * developer as a pass of the loop; a local conflict is left in progress in
+   * the worktree for them.
    */
   private async land(
     task: Task,
@@ -634,53 +640,60 @@ export class Engine {
   ): Promise<void> {
     const startedAt = new Date().toISOString();
     this.leftClean.delete(worktree);
-    if (rt.raw.forge) return this.landThroughForge(task, job, rt, plan, res, worktree, startedAt);
-    const merged = await landBranch(
-      rt.project.root_path,
-      worktree,
-      taskBranch(task.key),
-      rt.project.base_branch,
-      rt.pipeline.mergeStrategy,
-    );
-    const gate: GateOutcome = merged.ok
-      ? {
-          name: 'check_merge_clean',
-          passed: true,
-          output: `landed on ${rt.project.base_branch} at ${merged.commit.slice(0, 12)} (${rt.pipeline.mergeStrategy})`,
-        }
-      : {
-          name: 'check_merge_clean',
-          passed: false,
-          output: merged.conflicts.length
-            ? `The merge of ${rt.project.base_branch} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}, then finish the change.`
-            : merged.message,
-        };
+    const landing = rt.raw.forge
+      ? await this.landThroughForge(task, job, rt, worktree)
+      : await this.landOnBase(task, rt, worktree);
+    const { gate } = landing;
     await recordGate(this.deps.ctx, task, plan.name, gate, startedAt);
     this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
-    if (!merged.ok) {
-      const feedback = `The branch does not merge onto ${rt.project.base_branch}. ${gate.output} Rework the change onto the new base.`;
-      return this.recordGateAttempt(task, job, rt, res, gate, feedback, worktree, false);
-    }
+    if (!landing.ok)
+      return this.recordGateAttempt(task, job, rt, res, gate, landing.feedback, worktree, false);
+    if (landing.pr) await this.recordPullRequest(task, landing.pr);
     await this.advance(task, job, rt, 'done', res);
     if (rt.pipeline.removeWorktrees) await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
   }
 
+  /** Lands the branch on the base branch with the project's merge strategy. */
+  private async landOnBase(task: Task, rt: ProjectRuntime, worktree: string): Promise<Landing> {
+    const base = rt.project.base_branch;
+    const merged = await landBranch(
+      rt.project.root_path,
+      worktree,
+      taskBranch(task.key),
+      base,
+      rt.pipeline.mergeStrategy,
+    );
+    if (merged.ok)
+      return {
+        ok: true,
+        gate: {
+          name: 'check_merge_clean',
+          passed: true,
+          output: `landed on ${base} at ${merged.commit.slice(0, 12)} (${rt.pipeline.mergeStrategy})`,
+        },
+      };
+    const output = merged.conflicts.length
+      ? `The merge of ${base} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}, then finish the change.`
+      : merged.message;
+    return {
+      ok: false,
+      gate: { name: 'check_merge_clean', passed: false, output },
+      feedback: `The branch does not merge onto ${base}. ${output} Rework the change onto the new base.`,
+    };
+  }
+
   /**
-   * Landing through the project's forge (orch.yaml `forge:`): a pull request,
-   * its CI, and the forge's merge. A red CI is a failed `check_ci_green`, a
-   * refused merge or a conflict with origin's base a failed
-   * `check_merge_clean`: both go back to the developer as a pass of the loop.
+   * Lands the branch through the project's forge (orch.yaml `forge:`): a pull
+   * request, its CI, and the forge's merge.
    */
   private async landThroughForge(
     task: Task,
     job: Job,
     rt: ProjectRuntime,
-    plan: StagePlan,
-    res: LaunchResult | undefined,
     worktree: string,
-    startedAt: string,
-  ): Promise<void> {
+  ): Promise<Landing> {
     const cfg = rt.raw.forge!;
+    const signal = this.jobSignals.get(job);
     const outcome = await landViaForge({
       repo: rt.project.root_path,
       worktree,
@@ -690,21 +703,20 @@ export class Engine {
       config: cfg,
       title: `${task.key}: ${task.title}`,
       body: pullRequestBody(task),
-      ...(this.jobSignals.get(job) ? { signal: this.jobSignals.get(job)! } : {}),
+      ...(signal ? { signal } : {}),
       onPullRequest: (pr) => this.recordPullRequest(task, pr),
     });
-    const gate: GateOutcome = outcome.ok
-      ? { name: 'check_merge_clean', passed: true, output: outcome.detail }
-      : { name: outcome.gate, passed: false, output: outcome.message };
-    await recordGate(this.deps.ctx, task, plan.name, gate, startedAt);
-    this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
-    if (!outcome.ok) {
-      const feedback = `The pull request did not land. ${outcome.message} Fix the cause on the branch.`;
-      return this.recordGateAttempt(task, job, rt, res, gate, feedback, worktree, false);
-    }
-    await this.recordPullRequest(task, outcome.pr);
-    await this.advance(task, job, rt, 'done', res);
-    if (rt.pipeline.removeWorktrees) await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
+    if (outcome.ok)
+      return {
+        ok: true,
+        gate: { name: 'check_merge_clean', passed: true, output: outcome.detail },
+        pr: outcome.pr,
+      };
+    return {
+      ok: false,
+      gate: { name: outcome.gate, passed: false, output: outcome.message },
+      feedback: `The pull request did not land. ${outcome.message} Fix the cause on the branch.`,
+    };
   }
 
   /** A `pull_request` event each time the task's pull request is seen in a new state (opened, merged). */
@@ -855,11 +867,8 @@ export class Engine {
     const dir = paths.artifacts(rt.project, task);
     mkdirSync(dir, { recursive: true });
     await this.writeLedger(task, rt);
-    const worktree = paths.worktree(this.deps.ctx, rt.project, task);
-    const stat = existsSync(worktree) ? await diffStat(worktree, rt.project.base_branch) : '';
     const path = join(dir, 'terminal-packet.md');
-    const ledgerPath = join(dir, LEDGER_FILE);
-    writeFileSync(path, await terminalPacketText(this.store, task, rt, { diffStat: stat, ledgerPath }));
+    writeFileSync(path, await terminalPacketText(this.deps.ctx, task, rt));
     return path;
   }
 

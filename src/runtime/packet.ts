@@ -3,8 +3,11 @@
  * engine when it writes the packet next to the ledger, and by the tracker
  * channel when it posts the packet as the escalation comment.
  */
-import type { ProjectRuntime } from './context.ts';
-import type { Store } from '../store/store.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { paths, type OrchContext, type ProjectRuntime } from './context.ts';
+import { diffStat } from './git.ts';
+import { LEDGER_FILE } from './ledger.ts';
 import type { Attempt, Task } from '../store/schema.ts';
 import type { AttemptRecord, TaskBudget, TerminalReason } from '../core/build-loop.ts';
 import { renderTerminalPacket } from '../core/terminal-packet.ts';
@@ -27,14 +30,13 @@ export const attemptRecord = (a: Attempt): AttemptRecord => ({
   reason: a.reason,
 });
 
-/** The terminal packet (Markdown) of an escalated task. */
-export async function terminalPacketText(
-  store: Store,
-  task: Task,
-  rt: ProjectRuntime,
-  where: { diffStat: string; ledgerPath: string },
-): Promise<string> {
-  const attempts = (await store.attemptsOfTask(task.id)).map(attemptRecord);
+/**
+ * The terminal packet (Markdown) of an escalated task as the store holds it now, with the diff
+ * stat of its worktree when this host has it (a worker on another host leaves it out).
+ */
+export async function terminalPacketText(ctx: OrchContext, task: Task, rt: ProjectRuntime): Promise<string> {
+  const worktree = paths.worktree(ctx, rt.project, task);
+  const attempts = (await ctx.store.attemptsOfTask(task.id)).map(attemptRecord);
   return renderTerminalPacket({
     taskKey: task.key,
     title: task.title,
@@ -43,8 +45,8 @@ export async function terminalPacketText(
     detail: task.status_detail ?? '',
     attempts,
     lastFeedback: attempts.at(-1)?.feedback ?? task.feedback,
-    diffStat: where.diffStat,
-    ledgerPath: where.ledgerPath,
+    diffStat: existsSync(worktree) ? await diffStat(worktree, rt.project.base_branch) : '',
+    ledgerPath: join(paths.artifacts(rt.project, task), LEDGER_FILE),
     budget: taskBudget(rt, task),
   });
 }
