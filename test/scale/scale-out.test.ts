@@ -112,7 +112,16 @@ it(
         const m = JSON.parse(e.payload) as { from: string; to: string };
         moves.set(e.task_id!, [...(moves.get(e.task_id!) ?? []), `${m.from}>${m.to}`]);
       }
-      for (const t of tasks) expect(moves.get(t.id), t.key).toEqual(PIPELINE);
+      // A task sent back from a failed landing says why (the gate's output), should it ever happen.
+      const failedGates = await ctx.store.db
+        .selectFrom('gate_results')
+        .select(['task_id', 'name', 'output_tail'])
+        .where('passed', '=', 0)
+        .execute();
+      for (const t of tasks) {
+        const why = failedGates.filter((g) => g.task_id === t.id).map((g) => `${g.name}: ${g.output_tail}`);
+        expect(moves.get(t.id), `${t.key} ${why.join('; ')}`).toEqual(PIPELINE);
+      }
 
       // Nothing left running or queued; the victim's run in flight was finalized by a survivor.
       const runs = await ctx.store.db.selectFrom('agent_runs').selectAll().orderBy('id').execute();
