@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
-import { json } from './format.ts';
+import { json } from '../core/format.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).

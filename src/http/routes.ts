@@ -12,7 +12,7 @@ import { paths } from '../runtime/context.ts';
 import { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
 import { addTask, cancelTask, pickProject, retryTask } from '../runtime/tasks.ts';
 import { approveTask } from '../runtime/approval.ts';
-import { statusData } from '../cli/commands/status.ts';
+import { statusData } from '../runtime/status.ts';
 import { modelEffortLabel } from '../core/model.ts';
 import type { AgentRun, Task } from '../store/schema.ts';
 import { ApiError } from './errors.ts';

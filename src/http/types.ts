@@ -3,7 +3,7 @@
  * imports these types; they are derived from the views, never restated).
  */
 import type { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
-import type { statusData } from '../cli/commands/status.ts';
+import type { StatusData } from '../runtime/status.ts';
 import type { LogLine } from './log-lines.ts';
 import type { QueuedJob } from './queries.ts';
 
@@ -12,7 +12,7 @@ export type TaskDetailJson = Awaited<ReturnType<typeof taskDetail>>;
 export type RunJson = ReturnType<typeof runView> & { task: string; label: string | null };
 export type AttemptJson = ReturnType<typeof attemptView>;
 export type GateJson = ReturnType<typeof gateView>;
-export type StatusJson = Awaited<ReturnType<typeof statusData>> & {
+export type StatusJson = StatusData & {
   server: { workers: number; version: string };
 };
 export type { CostReport, SpendRow } from './costs.ts';

@@ -11,7 +11,7 @@ import type { Store } from '../store/store.ts';
 import { WORK_STAGES } from '../core/stages.ts';
 import { modelEffortLabel } from '../core/model.ts';
 import { elapsedMs } from '../core/stages.ts';
-import { duration, usd } from '../cli/format.ts';
+import { duration, usd } from '../core/format.ts';
 
 export const TRACKER_CHANNEL = 'tracker';
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { OrchContext } from '../../runtime/context.ts';
 import { ProjectConfigSchema } from '../../config/project-config.ts';
 import { stringify } from 'yaml';
-import { json } from '../format.ts';
+import { json } from '../../core/format.ts';
 
 export async function configShow(ctx: OrchContext, asJson: boolean, projectName?: string): Promise<string> {
   const out: Record<string, unknown> = {};

@@ -16,7 +16,7 @@ import { runCommand } from './run.ts';
 import { taskDetail } from '../../runtime/views.ts';
 import { startServer } from '../../http/server.ts';
 import { ensureDashboard } from '../../http/dashboard.ts';
-import { duration, table, usd } from '../format.ts';
+import { duration, table, usd } from '../../core/format.ts';
 import { elapsedMs } from '../../core/stages.ts';
 import type { Logger } from '../../runtime/logger.ts';
 

@@ -3,7 +3,7 @@ import type { OrchContext } from '../../runtime/context.ts';
 import { Scheduler } from '../../runtime/scheduler.ts';
 import type { ProgressEvent } from '../../runtime/engine.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import { duration, usd } from '../format.ts';
+import { duration, usd } from '../../core/format.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
 
 export function formatProgress(e: ProgressEvent): string {

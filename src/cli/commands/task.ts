@@ -1,7 +1,7 @@
 /** `orch task list|show` as text or JSON; add, cancel and retry live in runtime/tasks.ts. */
 import type { OrchContext } from '../../runtime/context.ts';
 import { taskDetail, taskSummary } from '../../runtime/views.ts';
-import { json, table, duration, usd, label } from '../format.ts';
+import { json, table, duration, usd, label } from '../../core/format.ts';
 import { elapsedMs } from '../../core/stages.ts';
 import { pickProject } from '../../runtime/tasks.ts';
 import { trackerMessage } from '../../notify/outbox.ts';

@@ -1,5 +1,5 @@
-/** Output helpers shared by the commands: tables, durations, money, JSON. */
-import { modelEffortLabel } from '../core/model.ts';
+/** Text formats shared by the CLI, the notifications and the API: tables, durations, money, JSON. Pure. */
+import { modelEffortLabel } from './model.ts';
 
 export const json = (value: unknown): string => JSON.stringify(value, null, 2);
 
