@@ -1,5 +1,5 @@
 /** Display helpers; durations, money and `model · effort` are the CLI's own, so both read the same. */
-export { duration, usd } from '../../src/cli/format.ts';
+export { duration, usd } from '../../src/core/format.ts';
 export { modelEffortLabel } from '../../src/core/model.ts';
 
 export const tokens = (n: number | null | undefined): string => {
