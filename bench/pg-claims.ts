@@ -23,7 +23,8 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { Logger, run as runGraphile, type Runner } from 'graphile-worker';
 import { openContext, type OrchContext } from '../src/runtime/context.ts';
-import { Scheduler } from '../src/runtime/scheduler.ts';
+import { Orchestrator } from '../src/orchestrator.ts';
+import type { Stage } from '../src/core/stages.ts';
 import { createLogger } from '../src/runtime/logger.ts';
 import type { Job } from '../src/store/schema.ts';
 
@@ -78,21 +79,24 @@ async function freshDatabase(prefix: string): Promise<{ url: string; drop: () =>
 function orchContender(url: string): Contender {
   const home = mkdtempSync(join(tmpdir(), 'orch-bench-'));
   let ctx: OrchContext;
-  let scheduler: Scheduler;
+  let scheduler: Orchestrator;
+  // A task has one live job: every benchmark job stands for a task of its own.
+  let nextTask = 1_000_000;
   let running: Promise<void>;
   return {
     name: 'orch',
     async start(onRun) {
       ctx = await openContext(home, { ORCH_DATABASE_URL: url, ORCH_HOME: home });
       const store = ctx.store;
-      scheduler = new Scheduler({
+      scheduler = new Orchestrator({
         ctx,
         log: createLogger({ level: 'warn' }),
         concurrency: CONCURRENCY,
         untilIdle: false,
         // Claims only: no notification outbox polling the database beside them (and none left
-        // querying a database this benchmark drops at the end of a round).
+        // querying a database this benchmark drops at the end of a round), no tracker poller.
         outbox: false,
+        trackers: false,
         // The no-op job: its handler runs where the agent would be spawned, then completes it.
         processJob: async (job: Job) => {
           onRun(job.stage);
@@ -105,18 +109,16 @@ function orchContender(url: string): Contender {
     },
     async enqueue(tag) {
       await ctx.store.enqueueJob(ctx.store.db, {
-        task: { id: 0, project_id: 0 },
-        stage: tag,
-        agent: 'orch',
+        task: { id: (nextTask += 1), project_id: 0 },
+        spec: { stage: tag as Stage, step: 'work', agent: 'orch', adapter: null },
         repo: 'bench',
-        adapter: null,
       });
     },
     async enqueueMany(n) {
       const now = new Date().toISOString();
       await sql`
         INSERT INTO jobs (task_id, project_id, agent, repo, stage, status, attempts, run_after, created_at)
-        SELECT 0, 0, 'orch', 'bench', 'bulk-' || g, 'queued', 0, ${now}, ${now}
+        SELECT g, 0, 'orch', 'bench', 'bulk-' || g, 'queued', 0, ${now}, ${now}
         FROM generate_series(1, ${n}) g`.execute(ctx.store.db);
     },
     async pending() {

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { makeProject, processesIn, type TempProject } from '../test/helpers/kit.ts';
-import { Scheduler } from '../src/runtime/scheduler.ts';
+import { Orchestrator } from '../src/orchestrator.ts';
 import { createLogger } from '../src/runtime/logger.ts';
 import { addTask } from '../src/runtime/tasks.ts';
 import { createStreamJsonParser } from '../src/agents/stream-json.ts';
@@ -66,9 +66,9 @@ function spawnAndWait(argv: string[], onSpawn?: (ms: number) => void): Promise<v
 async function withScheduler<T>(
   ctx: OrchContext,
   concurrency: number,
-  body: (scheduler: Scheduler) => Promise<T>,
+  body: (scheduler: Orchestrator) => Promise<T>,
 ): Promise<T> {
-  const scheduler = new Scheduler({
+  const scheduler = new Orchestrator({
     ctx,
     log: createLogger({ level: 'warn' }),
     concurrency,
@@ -114,7 +114,7 @@ async function dispatch(): Promise<Figure[]> {
     const enqueue = store.enqueueJob.bind(store);
     store.enqueueJob = async (ex, job) => {
       const r = await enqueue(ex, job);
-      if (job.stage === 'development') enqueuedAt.set(job.task.id, performance.now());
+      if (job.spec.stage === 'development') enqueuedAt.set(job.task.id, performance.now());
       return r;
     };
     const createRun = store.createRun.bind(store);
@@ -506,8 +506,8 @@ async function api(): Promise<Figure[]> {
             description: 'generated',
             priority: 0,
             labels: '[]',
-            stage: 'done',
-            status: 'done',
+            stage: 'done' as const,
+            status: 'done' as const,
             terminal_reason: null,
             status_detail: null,
             version: 1,
@@ -533,8 +533,8 @@ async function api(): Promise<Figure[]> {
             stage: 'development',
             attempt: 1,
             adapter: 'command',
-            status: 'finished',
-            outcome: 'ok',
+            status: 'finished' as const,
+            outcome: 'ok' as const,
             started_at: now,
             finished_at: now,
             exit_code: 0,

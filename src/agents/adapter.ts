@@ -48,6 +48,8 @@ export interface LaunchVars {
   binary: string;
   /** A CLI session to continue instead of starting a new one; null starts afresh. */
   resumeSessionId: string | null;
+  /** What the task may still spend in USD, for CLIs that can stop themselves at a budget; null for no limit. */
+  maxBudgetUsd?: number | null;
   /** orch's own environment, read-only: adapters pass through CLI config locations (never secrets). */
   parentEnv: Readonly<Record<string, string | undefined>>;
 }

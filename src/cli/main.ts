@@ -198,7 +198,7 @@ task
   .option('--json', 'print JSON')
   .action((key: string, o: { json?: boolean }) =>
     withContext(async (ctx) => {
-      const { approveTask } = await import('../runtime/approval.ts');
+      const { approveTask } = await tasks();
       const t = await approveTask(ctx, key, process.env.USER ?? 'cli');
       out(o.json ? json((await summary())(t)) : `${t.key} approved at ${t.stage}`);
     }),

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { ROLES, STAGE_ROLE, WORK_STAGES, type Role, type WorkStage } from '../core/stages.ts';
 import { QG_CHECKS } from '../core/gates.ts';
+import type { StageRoute } from '../core/pipeline.ts';
 
 const argv = z.array(z.string().min(1)).min(1);
 const positiveInt = z.number().int().positive();
@@ -83,14 +84,9 @@ export const WorktreesSchema = z
   .strict()
   .default({ remove: 'on_done' });
 
-/** A stage as the engine works it, defaults applied. */
-export interface StagePlan {
-  name: WorkStage;
-  kind: 'agent' | 'command' | 'human';
-  role: (typeof ROLES)[number] | null;
+/** A stage as the engine works it, defaults applied: its route (core/pipeline.ts) and its work. */
+export interface StagePlan extends StageRoute {
   gates: GateRef[];
-  onFail: 'escalate' | WorkStage;
-  approval: boolean;
   command: string[] | null;
   env: Record<string, string>;
   timeoutS: number | null;
@@ -130,20 +126,27 @@ const DEFAULT_GATES: Record<WorkStage, { gates: GateRef[]; onFail: 'escalate' | 
   deploy: { gates: [], onFail: 'escalate' },
 };
 
+/**
+ * The enabled stages with defaults applied. `adapterOf` gives the adapter of a role's agent
+ * (`agents.<role>.adapter`): an agent stage's jobs carry it, so workers claim by it.
+ */
 export function resolvePipeline(
   pipeline: z.infer<typeof PipelineSchema>,
   merge: z.infer<typeof MergeSchema>,
   worktrees: z.infer<typeof WorktreesSchema>,
+  adapterOf: (role: Role) => string | null = () => null,
 ): PipelinePlan {
   const stages: StagePlan[] = [];
   for (const name of WORK_STAGES) {
     const c = pipeline[name] ?? {};
     if (c.enabled === false) continue;
     const kind = c.kind ?? (c.command ? 'command' : 'agent');
+    const role = kind === 'agent' ? (c.role ?? DEFAULT_ROLE[name]) : (c.role ?? null);
     stages.push({
       name,
       kind,
-      role: kind === 'agent' ? (c.role ?? DEFAULT_ROLE[name]) : (c.role ?? null),
+      role,
+      adapter: kind === 'agent' && role ? adapterOf(role) : null,
       gates: c.gates ?? DEFAULT_GATES[name].gates,
       onFail: c.on_fail ?? DEFAULT_GATES[name].onFail,
       approval: c.approval ?? false,
@@ -165,7 +168,12 @@ export function pipelineProblems(plan: PipelinePlan): { key: string; message: st
     if (s.kind === 'command' && !s.command)
       problems.push({ key: `pipeline.${s.name}.command`, message: 'a command stage needs a command' });
     if (s.onFail !== 'escalate') {
-      if (!order.includes(s.onFail))
+      if (s.onFail === s.name && s.name !== 'development')
+        problems.push({
+          key: `pipeline.${s.name}.on_fail`,
+          message: `a failing gate would send the task back to ${s.name} itself, with nothing in between to change the outcome: route it to an earlier stage (development gets the gate's output as feedback) or escalate`,
+        });
+      else if (!order.includes(s.onFail))
         problems.push({ key: `pipeline.${s.name}.on_fail`, message: `stage ${s.onFail} is not enabled` });
       else if (order.indexOf(s.onFail) > order.indexOf(s.name))
         problems.push({

@@ -19,8 +19,14 @@ import {
 import { checkPromptTemplate } from '../runtime/prompts.ts';
 import { ForgeSchema, NotifySchema, TrackerSchema, trackerProblems } from './integrations-config.ts';
 
+/** A problem the schema cannot see, at a key of the file. */
+export interface Problem {
+  key: string;
+  message: string;
+}
+
 /** What the schema cannot see: pipeline routes, and prompt templates that would fail to render. */
-function semanticProblems(cfg: ProjectConfig): { key: string; message: string }[] {
+function semanticProblems(cfg: ProjectConfig): Problem[] {
   const problems = pipelineProblems(resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees));
   problems.push(...trackerProblems(cfg.tracker));
   for (const [stage, c] of Object.entries(cfg.pipeline)) {
@@ -184,12 +190,16 @@ export const ProjectConfigSchema = z
         max_usd: z.number().positive().nullable().optional(),
         max_wall_s: positiveInt.nullable().optional(),
         project_usd_per_day: z.number().positive().nullable().optional(),
+        /** Times a task may take one failure route to a stage other than development. Default 3. */
+        max_loops: positiveInt.optional(),
       })
       .strict()
       .default({}),
     retry: z
       .object({
         max_retries: z.number().int().min(0).optional(),
+        /** Tries of one job cut off without a result (reaped, crashed, lease lost) before the task escalates. Default 3. */
+        max_interruptions: z.number().int().min(0).optional(),
         base_ms: positiveInt.optional(),
         max_ms: positiveInt.optional(),
       })
@@ -312,8 +322,15 @@ function duplicateKeys(root: unknown): { offset: number | undefined; message: st
   return found;
 }
 
-/** Parses and validates config text. Throws {@link ConfigError} listing every problem. */
-export function parseProjectConfig(text: string, file: string): ProjectConfig {
+/**
+ * Parses and validates config text. Throws {@link ConfigError} listing every problem; `more`
+ * finds problems that need more than the file (the environment, say), located the same way.
+ */
+export function parseProjectConfig(
+  text: string,
+  file: string,
+  more: (cfg: ProjectConfig) => Problem[] = () => [],
+): ProjectConfig {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_CONFIG_BYTES)
     throw fileProblem(file, `${bytes} bytes, over the limit of ${MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)`);
@@ -352,6 +369,7 @@ export function parseProjectConfig(text: string, file: string): ProjectConfig {
   const result = ProjectConfigSchema.safeParse(data);
   if (result.success) {
     const problems = semanticProblems(result.data);
+    if (!problems.length) problems.push(...more(result.data));
     if (!problems.length) return result.data;
     const located = problems.slice(0, MAX_CONFIG_ISSUES).map((p) => {
       const path = p.key.split('.');
@@ -395,7 +413,10 @@ function keyOffset(root: YamlNode | null, path: readonly PropertyKey[]): number 
 }
 
 /** Loads `orch.yaml` from a path; a missing file is the default config. */
-export function loadProjectConfig(path: string): ProjectConfig {
+export function loadProjectConfig(
+  path: string,
+  more: (cfg: ProjectConfig) => Problem[] = () => [],
+): ProjectConfig {
   let text: string;
   try {
     // Checked before reading: a FIFO or a device would block the read or never end it.
@@ -406,8 +427,8 @@ export function loadProjectConfig(path: string): ProjectConfig {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ProjectConfigSchema.parse({});
-    throw fileProblem(path, `cannot read: ${(error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') text = '{}';
+    else throw fileProblem(path, `cannot read: ${(error as Error).message}`);
   }
-  return parseProjectConfig(text, path);
+  return parseProjectConfig(text, path, more);
 }

@@ -4,11 +4,19 @@
  */
 import { join, resolve } from 'node:path';
 import { ROLES, type Role } from '../core/stages.ts';
-import { DEFAULT_TIMEOUTS, type TimeoutSettings } from '../core/timeouts.ts';
+import {
+  DEFAULT_TIMEOUTS,
+  reaperProblems,
+  resolveTimeoutS,
+  type TimeoutSettings,
+  type TimeoutSource,
+} from '../core/timeouts.ts';
 import { DEFAULT_MODEL, type ModelSettings } from '../core/model.ts';
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
+import { DEFAULT_MAX_INTERRUPTIONS, DEFAULT_MAX_LOOPS } from '../core/pipeline.ts';
 import { AgentConfigSchema, type AgentConfig, type ProjectConfig } from './project-config.ts';
+import { resolvePipeline, type StagePlan } from './pipeline-config.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -60,6 +68,10 @@ export interface EffectiveConfig {
   budget: TaskBudget;
   projectUsdPerDay: number | null;
   retry: RetryPolicy;
+  /** `retry.max_interruptions`: tries of one job cut off without a result before the task escalates. Default 3. */
+  maxInterruptions: number;
+  /** `budget.max_loops`: times a task may take one failure route to a stage other than development. Default 3. */
+  maxLoops: number;
   testCommand: string[] | null;
   locale: 'en' | 'ru';
   /** Settings that were set but unusable, and what was used instead. */
@@ -187,8 +199,67 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
       baseMs: int(env.ORCH_RETRY_BASE_MS, cfg.retry.base_ms ?? DEFAULT_RETRY.baseMs),
       maxMs: int(env.ORCH_RETRY_MAX_MS, cfg.retry.max_ms ?? DEFAULT_RETRY.maxMs),
     },
+    maxInterruptions: Math.max(
+      0,
+      int(env.ORCH_RETRY_MAX_INTERRUPTIONS, cfg.retry.max_interruptions ?? DEFAULT_MAX_INTERRUPTIONS),
+    ),
+    maxLoops: Math.max(1, int(env.ORCH_BUDGET_MAX_LOOPS, cfg.budget.max_loops ?? DEFAULT_MAX_LOOPS)),
     testCommand: cfg.project.test_command ?? null,
     locale: cfg.locale,
     warnings,
   };
+}
+
+/**
+ * The timeout of a run: the stage's own `timeout_s`, else the role's `agents.<role>.timeout_s`
+ * (command stages: none), else the role's ladder (`ORCH_AGENT_TIMEOUT_*`).
+ */
+export function runTimeoutS(
+  config: Pick<EffectiveConfig, 'timeouts' | 'agents'>,
+  stage: Pick<StagePlan, 'kind' | 'role' | 'timeoutS'> | null,
+  role: Role,
+  warn?: (message: string) => void,
+): number {
+  if (stage?.timeoutS) return stage.timeoutS;
+  if (stage?.kind !== 'command' && config.agents[role].timeout_s) return config.agents[role].timeout_s;
+  return resolveTimeoutS(config.timeouts, role, warn);
+}
+
+/** Every timeout a run of this project can get, with the key or variable that sets it. */
+export function timeoutSources(cfg: ProjectConfig, config: EffectiveConfig): TimeoutSource[] {
+  const ladder = (role: Role): string => {
+    if (role === 'developer') return 'ORCH_AGENT_TIMEOUT_DEVELOPER_S';
+    if (role === 'reviewer') return 'ORCH_AGENT_TIMEOUT_REVIEWER_S';
+    return 'ORCH_AGENT_TIMEOUT_SECONDS';
+  };
+  const roleKey = (role: Role): string =>
+    cfg.agents[role]?.timeout_s !== undefined
+      ? `agents.${role}.timeout_s`
+      : cfg.agents.default?.timeout_s !== undefined
+        ? 'agents.default.timeout_s'
+        : ladder(role);
+  const sources: TimeoutSource[] = ROLES.map((role) => ({
+    key: roleKey(role),
+    seconds: runTimeoutS(config, null, role),
+  }));
+  for (const stage of resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees).stages) {
+    const role = stage.role ?? 'deployer';
+    sources.push({
+      key: stage.timeoutS
+        ? `pipeline.${stage.name}.timeout_s`
+        : stage.kind === 'command'
+          ? ladder(role)
+          : roleKey(role),
+      seconds: runTimeoutS(config, stage, role),
+    });
+  }
+  return sources.sort((a, b) => b.seconds - a.seconds);
+}
+
+/** The reaper invariant over every timeout source of the project, with `env` applied. */
+export function reaperInvariantProblems(cfg: ProjectConfig, env: Env): { key: string; message: string }[] {
+  const config = effectiveConfig(cfg, env);
+  const fromFile =
+    rawInt(env.ORCH_REAPER_MAX_RUNNING_S) === undefined && cfg.timeouts.reaper_max_running_s !== undefined;
+  return reaperProblems(config.timeouts, timeoutSources(cfg, config), fromFile);
 }

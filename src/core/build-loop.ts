@@ -13,6 +13,7 @@ export const TERMINAL_REASONS = [
   'agent_failure',
   'gate_failure',
   'internal_error',
+  'runs_interrupted',
   'cancelled',
 ] as const;
 export type TerminalReason = (typeof TERMINAL_REASONS)[number];

@@ -27,7 +27,9 @@ export type RunOutcome =
   | 'cancelled'
   | 'spawn_error'
   | 'interrupted'
-  | 'reaped';
+  | 'reaped'
+  /** Stopped by orch when its cost crossed the task's remaining budget. */
+  | 'over_budget';
 
 export function classifyRun(f: ProcessFacts): RunOutcome {
   if (f.spawnError) return 'spawn_error';

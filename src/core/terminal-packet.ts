@@ -16,7 +16,31 @@ export interface TerminalPacketInput {
   ledgerPath: string;
   /** The budget the task ran with, so the retry command raises the one that ran out. */
   budget?: TaskBudget;
+  /** The task's runs, oldest first: the packet names the ones that failed or were cut off. */
+  runs?: readonly PacketRun[];
+  /** Gates that failed, oldest first: late failures after an approval are only here. */
+  failedGates?: readonly PacketGate[];
 }
+
+export interface PacketRun {
+  id: number;
+  role: string;
+  stage: string | null;
+  outcome: string | null;
+  tokens: number;
+  costUsd: number | null;
+  durationMs: number | null;
+  error: string | null;
+}
+
+export interface PacketGate {
+  stage: string;
+  name: string;
+  output: string;
+}
+
+/** Rows shown at most in the packet's runs and gates tables (the newest). */
+const MAX_PACKET_ROWS = 20;
 
 const DECISIONS: Record<TerminalReason, string> = {
   oscillation_detected:
@@ -31,6 +55,8 @@ const DECISIONS: Record<TerminalReason, string> = {
   gate_failure: 'A quality gate kept failing. Read its output below, fix the cause, then retry.',
   internal_error:
     "orch itself failed on this task again and again (an error of its own, not the agent's). Read orch's log for the error, fix its cause, then retry.",
+  runs_interrupted:
+    "The stage's runs were cut off again and again without a result (reaped for running too long, their orchestrator died, or their lease was lost): an agent that crashes orch, hangs past the reaper, or a worker that keeps dying. Read the runs' logs below, fix the cause, then retry.",
   cancelled: 'The task was cancelled. Nothing to decide unless it should be resumed.',
 };
 
@@ -60,6 +86,8 @@ export function renderTerminalPacket(p: TerminalPacketInput): string {
     '|---|---|---|---|---|---|---|',
     ...(rows.length ? rows : ['| – | – | – | – | – | – | no attempt recorded |']),
     '',
+    ...runsSection(p.runs ?? []),
+    ...gatesSection(p.failedGates ?? []),
     '## Last feedback',
     '',
     p.lastFeedback?.trim() ? p.lastFeedback.trim() : '_none_',
@@ -97,4 +125,35 @@ function retryOptions(p: TerminalPacketInput): string {
   if (p.reason === 'agent_failure' || p.reason === 'gate_failure' || p.reason === 'design_rejected')
     return '';
   return ` --max-attempts ${p.attempts.length + 3}`;
+}
+
+function runsSection(runs: readonly PacketRun[]): string[] {
+  if (!runs.length) return [];
+  const shown = runs.slice(-MAX_PACKET_ROWS);
+  return [
+    '## Runs',
+    '',
+    ...(shown.length < runs.length ? [`The last ${shown.length} of ${runs.length} runs.`, ''] : []),
+    '| run | role | stage | outcome | tokens | cost | duration | error |',
+    '|---|---|---|---|---|---|---|---|',
+    ...shown.map(
+      (r) =>
+        `| ${r.id} | ${r.role} | ${r.stage ?? '–'} | ${r.outcome ?? 'running'} | ${r.tokens} | ${usd(r.costUsd)} | ${
+          r.durationMs === null ? '–' : `${(r.durationMs / 1000).toFixed(1)}s`
+        } | ${cell((r.error ?? '').slice(0, 200))} |`,
+    ),
+    '',
+  ];
+}
+
+function gatesSection(gates: readonly PacketGate[]): string[] {
+  if (!gates.length) return [];
+  return [
+    '## Failed gates',
+    '',
+    '| stage | gate | output (end) |',
+    '|---|---|---|',
+    ...gates.slice(-MAX_PACKET_ROWS).map((g) => `| ${g.stage} | ${g.name} | ${cell(g.output.slice(-300))} |`),
+    '',
+  ];
 }

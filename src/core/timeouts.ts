@@ -102,3 +102,38 @@ export function reaperInvariantViolation(
     `(${maxTimeout}) + ORCH_AGENT_KILL_GRACE_SECONDS (${s.agentKillGraceSeconds}) = ${limit}`
   );
 }
+
+/** One timeout a run can be given, and the config key that sets it. */
+export interface TimeoutSource {
+  /** Where it is set: an orch.yaml key (`agents.developer.timeout_s`) or an `ORCH_*` variable. */
+  key: string;
+  seconds: number;
+}
+
+/**
+ * The reaper invariant over every timeout a run can get (the ladder of each role, a role's
+ * `timeout_s`, a stage's `timeout_s`, command stages): one problem per source the reaper would
+ * cut short, naming the numbers. `reaperFromFile`: the reaper's limit was set in orch.yaml.
+ */
+export function reaperProblems(
+  s: TimeoutSettings,
+  sources: readonly TimeoutSource[],
+  reaperFromFile = false,
+): { key: string; message: string }[] {
+  const problems: { key: string; message: string }[] = [];
+  const seen = new Set<string>();
+  for (const source of sources) {
+    const limit = source.seconds + s.agentKillGraceSeconds;
+    if (s.reaperMaxRunningS > limit || seen.has(source.key)) continue;
+    seen.add(source.key);
+    problems.push({
+      key: source.key.startsWith('ORCH_') ? 'timeouts.reaper_max_running_s' : source.key,
+      message:
+        `ORCH_REAPER_MAX_RUNNING_S (${s.reaperMaxRunningS})${reaperFromFile ? ' (timeouts.reaper_max_running_s in orch.yaml)' : ''} ` +
+        `must be greater than the run timeout ${source.key} ` +
+        `(${source.seconds}) + ORCH_AGENT_KILL_GRACE_SECONDS (${s.agentKillGraceSeconds}) = ${limit}: ` +
+        `the reaper would kill runs their own timeout still allows`,
+    });
+  }
+  return problems;
+}

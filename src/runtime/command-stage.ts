@@ -9,7 +9,7 @@ import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Job, Task } from '../store/schema.ts';
 import type { StagePlan } from '../config/pipeline-config.ts';
-import { resolveTimeoutS } from '../core/timeouts.ts';
+import { runTimeoutS } from '../config/settings.ts';
 import { tail } from '../core/gates.ts';
 import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
@@ -26,7 +26,7 @@ export async function runCommandStage(
   signal: AbortSignal,
 ): Promise<LaunchResult> {
   const role = plan.role ?? 'deployer';
-  const timeoutS = plan.timeoutS ?? resolveTimeoutS(rt.config.timeouts, role);
+  const timeoutS = runTimeoutS(rt.config, plan, role);
   const logsDir = paths.logsDir(ctx, task);
   mkdirSync(logsDir, { recursive: true });
   const runId = await ctx.store.createRun({
@@ -41,7 +41,7 @@ export async function runCommandStage(
     workerId,
   });
   const logPath = join(logsDir, `${runId}-${job.stage}.log`);
-  await ctx.store.db.updateTable('agent_runs').set({ log_path: logPath }).where('id', '=', runId).execute();
+  await ctx.store.setRunLogPath(runId, logPath);
   const env = agentEnv(
     ctx.env,
     contractEnv(task, job.stage, role, worktree, { ORCH_RUN_ID: String(runId) }),

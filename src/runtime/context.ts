@@ -14,23 +14,26 @@ import type { Project, Task } from '../store/schema.ts';
 import {
   globalSettings,
   effectiveConfig,
+  reaperInvariantProblems,
   type Env,
   type EffectiveConfig,
   type GlobalSettings,
 } from '../config/settings.ts';
 import { loadProjectConfig, type ProjectConfig } from '../config/project-config.ts';
 import { OrchError } from '../errors.ts';
-import { isRole } from '../core/stages.ts';
 import { localProjectRoot } from './project-clone.ts';
 import { configureOrigin } from './git.ts';
 import { safeName } from './safe-names.ts';
 import { resolvePipeline, type PipelinePlan } from '../config/pipeline-config.ts';
+import type { Plan } from '../core/pipeline.ts';
 
 export interface ProjectRuntime {
   project: Project;
   raw: ProjectConfig;
   config: EffectiveConfig;
   pipeline: PipelinePlan;
+  /** The pipeline as the state machine sees it (core/pipeline.ts): stages, routes, caps. */
+  plan: Plan;
   configPath: string;
   /** The config file's modification time when it was loaded (ms). */
   loadedMtimeMs: number;
@@ -89,12 +92,7 @@ export async function openContext(
       settings.gitHandoff === 'on' || (settings.gitHandoff === 'auto' && settings.databaseUrl !== null),
   });
   const { db, dialect, location } = await openDatabase(settings.databaseUrl ?? settings.dbPath);
-  // Jobs carry the adapter their role needs, so workers claim only what they can run.
-  // It runs inside enqueue transactions, so it reads the loaded config only: a reload there would
-  // query the store through the connection the transaction holds, and wait on itself forever.
-  const adapterFor = async (projectId: number, agent: string): Promise<string | null> =>
-    isRole(agent) ? (cache.get(projectId)?.config.agents[agent].adapter ?? null) : null;
-  const store = new Store(db, dialect, { adapterFor });
+  const store = new Store(db, dialect);
   const cache = new Map<number, ProjectRuntime>();
   const errors = new Map<number, string>();
   const mtimeOf = (path: string): number => {
@@ -113,9 +111,25 @@ export async function openContext(
     const project = { ...row, root_path: rootPath };
     const configPath = join(project.root_path, 'orch.yaml');
     const loadedMtimeMs = mtimeOf(configPath);
-    const raw = loadProjectConfig(configPath);
-    const pipeline = resolvePipeline(raw.pipeline, raw.merge, raw.worktrees);
-    return { project, raw, config: effectiveConfig(raw, env), pipeline, configPath, loadedMtimeMs };
+    // The reaper must outlast every timeout a run can get: a file (or environment) that breaks
+    // that is refused here, at start and at every reload alike.
+    const raw = loadProjectConfig(configPath, (cfg) => reaperInvariantProblems(cfg, env));
+    const config = effectiveConfig(raw, env);
+    // Jobs carry the adapter their role needs, so workers claim only what they can run.
+    const pipeline = resolvePipeline(
+      raw.pipeline,
+      raw.merge,
+      raw.worktrees,
+      (role) => config.agents[role].adapter,
+    );
+    const plan: Plan = {
+      stages: pipeline.stages,
+      retry: config.retry,
+      maxInterruptions: config.maxInterruptions,
+      maxLoops: config.maxLoops,
+      projectUsdPerDay: config.projectUsdPerDay,
+    };
+    return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs };
   };
   const ctx: OrchContext = {
     home,

@@ -1,9 +1,11 @@
 /**
  * Landing through a forge: instead of merging into the base locally, the
  * task branch (with origin's base merged in) is pushed to origin, a pull
- * request is opened (or the open one reused), its CI is awaited, and the
+ * request is opened (or the open one reused), its CI is looked at, and the
  * forge merges it. The local base then follows origin's. Every step is safe
- * to repeat: a landing cut off by a crash is simply taken again.
+ * to repeat: a landing cut off by a crash is simply taken again, and so is a
+ * landing whose CI was still running (`pending`: the caller polls later,
+ * without holding a worker meanwhile).
  */
 import type { ForgeConfig } from '../config/integrations-config.ts';
 import type { Forge, PullRequest } from '../trackers/types.ts';
@@ -11,8 +13,14 @@ import { FETCH, git, gitRaw, refreshBaseFromOrigin, trackingSpec, withRepoLock }
 
 export type ForgeLandOutcome =
   | { ok: true; commit: string; pr: PullRequest; detail: string }
+  /** CI is still running: look again later. */
+  | { ok: false; pending: true; cancelled?: undefined; message: string; pr: PullRequest }
+  /** `stillWanted` said no before the merge. */
+  | { ok: false; pending?: undefined; cancelled: true; message: string }
   | {
       ok: false;
+      pending?: undefined;
+      cancelled?: undefined;
       /** The gate the failure counts against: CI red, or a merge the forge (or git) refused. */
       gate: 'check_ci_green' | 'check_merge_clean';
       message: string;
@@ -30,26 +38,15 @@ export interface ForgeLandInput {
   title: string;
   body: string;
   signal?: AbortSignal;
-  /** Between CI polls; the config's `ci_poll_s` unless told. */
-  ciPollMs?: number;
+  /** When the landing began (ms since the epoch): the CI wait counts from there, across polls. Default now. */
+  since?: number;
   /** Longest CI wait before the gate fails; default 30 min. */
   ciTimeoutMs?: number;
+  /** Asked right before the forge is told to merge: false calls the landing off. */
+  stillWanted?: () => Promise<boolean>;
   /** Called once the pull request exists (to record it). */
   onPullRequest?: (pr: PullRequest) => Promise<void>;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 
 export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutcome> {
   const { repo, worktree, branch, base, forge, config } = input;
@@ -85,19 +82,17 @@ export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutc
   await input.onPullRequest?.(pr);
 
   if (config.require_ci) {
-    const deadline = Date.now() + (input.ciTimeoutMs ?? 30 * 60_000);
-    for (;;) {
-      const ci = await forge.ciStatus(head);
-      if (ci.state === 'failure')
-        return {
-          ok: false,
-          gate: 'check_ci_green',
-          message: `CI failed on ${pr.url}: ${ci.summary}`,
-          conflicts: [],
-          pr,
-        };
-      if (ci.state === 'success' || ci.state === 'none') break;
-      if (Date.now() >= deadline || input.signal?.aborted)
+    const ci = await forge.ciStatus(head);
+    if (ci.state === 'failure')
+      return {
+        ok: false,
+        gate: 'check_ci_green',
+        message: `CI failed on ${pr.url}: ${ci.summary}`,
+        conflicts: [],
+        pr,
+      };
+    if (ci.state !== 'success' && ci.state !== 'none') {
+      if (Date.now() - (input.since ?? Date.now()) >= (input.ciTimeoutMs ?? 30 * 60_000))
         return {
           ok: false,
           gate: 'check_ci_green',
@@ -105,9 +100,11 @@ export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutc
           conflicts: [],
           pr,
         };
-      await sleep(input.ciPollMs ?? config.ci_poll_s * 1000, input.signal);
+      return { ok: false, pending: true, message: `waiting for CI on ${pr.url}: ${ci.summary}`, pr };
     }
   }
+  if (input.stillWanted && !(await input.stillWanted()))
+    return { ok: false, cancelled: true, message: 'the landing was called off' };
 
   const merged = await forge.mergePullRequest(pr.number, config.merge_method);
   if (!merged.merged)

@@ -290,7 +290,16 @@ export async function diffStat(worktree: string, base: string): Promise<string> 
   return r.code === 0 ? r.stdout : '';
 }
 
-export type MergeOutcome = { ok: true; commit: string } | { ok: false; conflicts: string[]; message: string };
+export type MergeOutcome =
+  { ok: true; commit: string } | { ok: false; conflicts: string[]; message: string; cancelled?: boolean };
+
+/** The landing was called off before the base moved: the task was cancelled meanwhile. */
+const CALLED_OFF: MergeOutcome = {
+  ok: false,
+  conflicts: [],
+  message: 'the landing was called off',
+  cancelled: true,
+};
 
 /**
  * Lands the task branch on the base branch (a conflict is left in the
@@ -317,17 +326,23 @@ function serialized<T>(repo: string, fn: () => Promise<T>): Promise<T> {
  */
 export type MergeStrategy = 'merge' | 'rebase' | 'merge-commit';
 
+/**
+ * Lands `branch` on `base`. `stillWanted` is asked under the repository's lock right before the
+ * base moves (each round): a landing whose task was cancelled meanwhile changes nothing.
+ */
 export function landBranch(
   repo: string,
   worktree: string,
   branch: string,
   base: string,
   strategy: MergeStrategy = 'merge',
+  stillWanted: () => Promise<boolean> = async () => true,
 ): Promise<MergeOutcome> {
   return serialized(repo, async () => {
-    if (await hasOrigin(repo)) return landThroughOrigin(repo, worktree, branch, base, strategy);
+    if (await hasOrigin(repo)) return landThroughOrigin(repo, worktree, branch, base, strategy, stillWanted);
     // Another process may move the base between our merge and our fast-forward: merge again.
     for (let round = 0; ; round += 1) {
+      if (!(await stillWanted())) return CALLED_OFF;
       const outcome = await landOnce(repo, worktree, branch, base, strategy);
       if (outcome.ok || outcome.conflicts.length || round >= 4) return outcome;
       if (!(await baseMovedSince(repo, worktree, base))) return outcome;
@@ -552,8 +567,10 @@ async function landThroughOrigin(
   branch: string,
   base: string,
   strategy: MergeStrategy,
+  stillWanted: () => Promise<boolean>,
 ): Promise<MergeOutcome> {
   for (let round = 1; ; round += 1) {
+    if (!(await stillWanted())) return CALLED_OFF;
     await refreshBaseFromOrigin(repo, base);
     const before = await revParse(repo, `refs/heads/${base}`);
     const outcome = await landOnce(repo, worktree, branch, base, strategy);

@@ -11,7 +11,8 @@ import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Job, Task } from '../store/schema.ts';
 import type { Role } from '../core/stages.ts';
-import { resolveTimeoutS } from '../core/timeouts.ts';
+import { runTimeoutS } from '../config/settings.ts';
+import type { StagePlan } from '../config/pipeline-config.ts';
 import { resolveEffort, resolveModel } from '../core/model.ts';
 import { classifyRun, type RunOutcome } from '../core/run-outcome.ts';
 import { emptyUsage, type AgentEvent, type Usage } from '../agents/events.ts';
@@ -62,6 +63,10 @@ export interface LaunchRequest {
   task: Task;
   job: Job;
   role: Role;
+  /** The stage the run works (its own `timeout_s` comes first). */
+  stage?: Pick<StagePlan, 'kind' | 'role' | 'timeoutS'>;
+  /** What the task may still spend in USD; null for no limit. The run is stopped when its cost crosses it. */
+  remainingUsd?: number | null;
   /** Build-loop attempt of a development or review run; null for other stages. */
   attempt: number | null;
   /** The `ORCH_ATTEMPT` the agent sees (from 1). */
@@ -128,7 +133,8 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const cfg = rt.config.agents[role];
   const limits = req.limits ?? { ...DEFAULT_LIMITS, resultGraceMs: ctx.settings.resultGraceMs };
   const warn = (message: string) => log.warn(message, { task: task.key, role });
-  const timeoutS = cfg.timeout_s ?? resolveTimeoutS(rt.config.timeouts, role, warn);
+  const timeoutS = runTimeoutS(rt.config, req.stage ?? null, role, warn);
+  const remainingUsd = req.remainingUsd ?? null;
   const model = resolveModel(rt.config.models, role);
   const effort = resolveEffort(rt.config.models, role);
 
@@ -155,7 +161,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   }
   const logPath = join(logsDir, `${runId}-${role}.log`);
   const promptFile = join(logsDir, `${runId}-${role}.prompt.md`);
-  await store.db.updateTable('agent_runs').set({ log_path: logPath }).where('id', '=', runId).execute();
+  await store.setRunLogPath(runId, logPath);
 
   const prompt = renderPrompt(
     role,
@@ -198,6 +204,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     worktree: req.worktree,
     key: task.key,
     resumeSessionId: req.resumeSessionId ?? null,
+    maxBudgetUsd: remainingUsd,
   });
   const env = agentEnv(
     ctx.env,
@@ -222,9 +229,23 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const pendingRetries: Promise<void>[] = [];
   // One stateful parser per run: it totals usage as the agent goes, so a killed run still reports its tokens.
   const parse = adapter.createParser();
+  const prices = priceTable(rt.raw.prices);
+  // Spend is bounded within a run too: crossing what the task may still spend stops the agent.
+  const overBudget = new AbortController();
+  const costSoFar = (usage: Usage): number | null => usage.costUsd ?? costFromTable(usage, prices, model);
   const handle = (event: AgentEvent): void => {
     if (event.type === 'result') result = event;
-    if (event.type === 'usage') lastUsage = event.usage;
+    if (event.type === 'usage') {
+      lastUsage = event.usage;
+      const cost = costSoFar(event.usage);
+      if (remainingUsd !== null && cost !== null && cost >= remainingUsd && !overBudget.signal.aborted) {
+        log.warn(
+          `run ${runId} stopped: its cost $${cost.toFixed(4)} crossed the task's remaining $${remainingUsd.toFixed(4)}`,
+          { task: task.key },
+        );
+        overBudget.abort('over_budget');
+      }
+    }
     if (event.type === 'error')
       log.debug(`agent output not understood: ${event.message}`, { task: task.key, run: runId });
     if (event.type === 'retry') {
@@ -254,7 +275,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     resultGraceMs: limits.resultGraceMs,
     drainMs: limits.drainMs,
     maxLineBytes: limits.maxLineBytes,
-    signal: req.signal,
+    signal: AbortSignal.any([req.signal, overBudget.signal]),
     pidNamespace: cfg.pid_namespace,
     ...(sandbox ? { sandbox } : {}),
     isResultLine: (line) => adapter.isResultLine(line),
@@ -276,14 +297,20 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   // Where the CLI reports no USD, the price table prices its tokens; with no price the cost stays unknown.
   const usage =
     reported && reported.costUsd === null
-      ? { ...reported, costUsd: costFromTable(reported, priceTable(rt.raw.prices), model) }
+      ? { ...reported, costUsd: costFromTable(reported, prices, model) }
       : reported;
   try {
     await store.recordUsage(runId, usage);
   } catch (error) {
     log.warn(`could not record usage of run ${runId}: ${(error as Error).message}`, { task: task.key });
   }
-  const kind = classifyRun({
+  // A run past the task's remaining budget (stopped by orch, or by a CLI that enforces it) is one.
+  const crossed =
+    remainingUsd !== null &&
+    usage?.costUsd !== null &&
+    usage?.costUsd !== undefined &&
+    usage.costUsd >= remainingUsd;
+  const classified = classifyRun({
     exitCode: outcome.exitCode,
     timedOut: outcome.timedOut,
     stalled: outcome.stalled,
@@ -293,13 +320,21 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     hasResult: finalResult !== null,
     resultOk: finalResult?.ok ?? false,
   });
+  const kind =
+    classified !== 'ok' && !req.signal.aborted && (overBudget.signal.aborted || crossed)
+      ? 'over_budget'
+      : classified;
   const error =
     kind === 'ok'
       ? null
-      : (outcome.spawnError ??
-        `${kind}: exit ${outcome.exitCode ?? 'none'}${outcome.signal ? ` (${outcome.signal})` : ''}${
-          outcome.stderrTail.trim() ? ` — ${outcome.stderrTail.trim().split('\n').slice(-3).join(' | ')}` : ''
-        }`);
+      : kind === 'over_budget'
+        ? `cost $${(usage?.costUsd ?? 0).toFixed(4)} crossed the $${(remainingUsd ?? 0).toFixed(4)} the task had left of budget.max_usd`
+        : (outcome.spawnError ??
+          `${kind}: exit ${outcome.exitCode ?? 'none'}${outcome.signal ? ` (${outcome.signal})` : ''}${
+            outcome.stderrTail.trim()
+              ? ` — ${outcome.stderrTail.trim().split('\n').slice(-3).join(' | ')}`
+              : ''
+          }`);
   return {
     runId,
     outcome: kind,

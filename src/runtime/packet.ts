@@ -1,15 +1,17 @@
 /**
- * A task's budget and its terminal packet as the store holds them: used by the
- * engine when it writes the packet next to the ledger, and by the tracker
- * channel when it posts the packet as the escalation comment.
+ * A task's budget, its attempt ledger file and its terminal packet as the
+ * store holds them: written by the state machine's writer after every
+ * attempt and every escalation, and read by the tracker channel when it
+ * posts the packet as the escalation comment.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paths, type OrchContext, type ProjectRuntime } from './context.ts';
 import { diffStat } from './git.ts';
-import { LEDGER_FILE } from './ledger.ts';
+import { LEDGER_FILE, ledgerHeader, syncLedger } from './ledger.ts';
 import type { Attempt, Task } from '../store/schema.ts';
 import type { AttemptRecord, TaskBudget, TerminalReason } from '../core/build-loop.ts';
+import { elapsedMs } from '../core/stages.ts';
 import { renderTerminalPacket } from '../core/terminal-packet.ts';
 
 /** The budget of a task: the project's, raised by `orch task retry` overrides. */
@@ -48,5 +50,40 @@ export async function terminalPacketText(ctx: OrchContext, task: Task, rt: Proje
     diffStat: existsSync(worktree) ? await diffStat(worktree, rt.project.base_branch) : '',
     ledgerPath: join(paths.artifacts(rt.project, task), LEDGER_FILE),
     budget: taskBudget(rt, task),
+    runs: (await ctx.store.runsOfTask(task.id)).map((r) => ({
+      id: r.id,
+      role: r.agent,
+      stage: r.stage,
+      outcome: r.outcome,
+      tokens: (r.input_tokens ?? 0) + (r.output_tokens ?? 0),
+      costUsd: r.cost_usd,
+      durationMs: elapsedMs(r),
+      error: r.error,
+    })),
+    failedGates: (await ctx.store.gatesOfTask(task.id))
+      .filter((g) => !g.passed)
+      .map((g) => ({ stage: g.stage, name: g.name, output: g.output_tail })),
   });
+}
+
+/** Brings the task's ledger file in line with the database. Returns its path. */
+export async function writeLedger(ctx: OrchContext, task: Task, rt: ProjectRuntime): Promise<string> {
+  const fresh = await ctx.store.getTask(task.id);
+  const dir = paths.artifacts(rt.project, fresh);
+  const handoffFile = join(paths.worktree(ctx, rt.project, fresh), 'docs', 'tasks', fresh.key, 'adr.md');
+  const handoff = existsSync(handoffFile)
+    ? readFileSync(handoffFile, 'utf8')
+    : `${fresh.title}\n${fresh.description}`;
+  const header = ledgerHeader(fresh, { budget: rt.config.budget, retry: rt.config.retry }, handoff);
+  return syncLedger(dir, header, await ctx.store.attemptsOfTask(fresh.id));
+}
+
+/** Writes the ledger and the terminal packet of an escalated task. Returns the packet's path. */
+export async function writeTerminalPacket(ctx: OrchContext, task: Task, rt: ProjectRuntime): Promise<string> {
+  const dir = paths.artifacts(rt.project, task);
+  mkdirSync(dir, { recursive: true });
+  await writeLedger(ctx, task, rt);
+  const path = join(dir, 'terminal-packet.md');
+  writeFileSync(path, await terminalPacketText(ctx, task, rt));
+  return path;
 }

@@ -1,35 +1,33 @@
 /**
  * The scheduler: a pool of workers in one process. It claims runnable jobs
  * under a lease, works each with the engine, keeps leases alive with
- * heartbeats, reaps what dead processes left behind, and shuts down cleanly.
+ * heartbeats, and on a shutdown stops its jobs and gives their tries back.
  * Dispatch is event-driven: an enqueue in this process, a {@link Waker}
  * (PostgreSQL LISTEN/NOTIFY, or the SQLite file's directory watched), or the
  * next retry's due time wakes it; a slow poll is only the safety net.
  *
  * Many schedulers (`orch run`, `orch worker` on other machines) may share one
  * database: claims are atomic, leases say who holds a job, and whatever a dead
- * scheduler held is reclaimed by any other when its lease expires.
+ * scheduler held is reclaimed by any reaper (reaper.ts) when its lease expires.
  */
 import type { OrchContext } from './context.ts';
-import { Engine, type AbortReason, type EngineDeps, type ProgressEvent } from './engine.ts';
-import type { AgentRun, Job } from '../store/schema.ts';
+import { Engine, type EngineDeps } from './engine.ts';
+import type { AbortReason, ProgressEvent } from './progress.ts';
+import type { Job } from '../store/schema.ts';
 import type { ClaimFilter } from '../store/store.ts';
 import { createWaker, type Waker } from './waker.ts';
 import type { Logger } from './logger.ts';
-import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
 import type { LaunchLimits } from './launcher.ts';
-import { reaperInvariantViolation } from '../core/timeouts.ts';
 import type { AgentEvent } from '../agents/events.ts';
-import { OrchError } from '../errors.ts';
-import { Outbox } from '../notify/outbox.ts';
-import { newWorkerId, onThisHost, ownerDead } from './worker-id.ts';
-export { newWorkerId } from './worker-id.ts';
-import { TrackerPoller } from '../trackers/sync.ts';
+import type { Transitions } from './transitions.ts';
 
 export interface SchedulerOptions {
   ctx: OrchContext;
   log: Logger;
-  /** Jobs worked at once; 0 claims nothing (the reaper still runs). */
+  /** This process's worker id: the lease owner of every job it claims. */
+  workerId: string;
+  transitions: Transitions;
+  /** Jobs worked at once; 0 claims nothing. */
   concurrency: number;
   /** Exit once no task can progress: no job is queued (now or later) or running, anywhere. */
   untilIdle: boolean;
@@ -39,16 +37,14 @@ export interface SchedulerOptions {
   waker?: Waker;
   /** Works one claimed job. Default: the engine. */
   processJob?: (job: Job, signal: AbortSignal) => Promise<void>;
+  /** Other work that keeps `untilIdle` from exiting (deliveries due soon). */
+  busy?: () => Promise<boolean>;
   emit?: (event: ProgressEvent) => void;
   onAgentEvent?: (runId: number, event: AgentEvent) => void;
   onAgentLine?: (runId: number, line: string) => void;
   limits?: LaunchLimits;
   /** Safety-net poll in ms. Default `ORCH_POLL_MS` (1 000). */
   pollMs?: number;
-  /** Deliver notifications and tracker writes from the outbox beside the jobs. Default true. */
-  outbox?: boolean;
-  /** Import tasks by polling the projects' trackers. Default true (`orch worker` leaves it to `orch run`/`orch serve`). */
-  trackers?: boolean;
 }
 
 interface Active {
@@ -57,54 +53,34 @@ interface Active {
   done: Promise<void>;
 }
 
-/** Claims of one job that ended in an error of orch's own before its task escalates. */
-const MAX_INTERNAL_FAILURES = 5;
-
-/**
- * Why a run still marked running has nobody working it, or null when someone
- * may be: its job is finished, queued again or held by another worker (the
- * run's worker lost it), or the run's worker is known dead (on this host).
- */
-function orphaned(run: AgentRun, job: Job | undefined): string | null {
-  if (job && !(job.status === 'running' && job.lease_owner === run.worker_id)) return 'its job was reclaimed';
-  return ownerDead(run.worker_id) ? 'the orchestrator that ran it died' : null;
-}
-
 export class Scheduler {
-  readonly workerId = newWorkerId();
+  readonly workerId: string;
   private readonly opts: SchedulerOptions;
-  private readonly engine: Engine;
   private readonly active = new Map<number, Active>();
   private stopping = false;
   private wakeUp: (() => void) | null = null;
   /** A wake-up that came while the loop was busy: the next sleep returns at once. */
   private wokenMeanwhile = false;
-  private timers: NodeJS.Timeout[] = [];
+  private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly waker: Waker;
   private readonly filter: ClaimFilter;
   private readonly processJob: (job: Job, signal: AbortSignal) => Promise<void>;
-  private readonly outbox: Outbox | null;
-  private readonly poller: TrackerPoller | null;
 
   constructor(opts: SchedulerOptions) {
     this.opts = opts;
-    this.poller =
-      opts.trackers === false
-        ? null
-        : new TrackerPoller({ ctx: opts.ctx, log: opts.log, onImported: () => this.wake() });
-    this.outbox =
-      opts.outbox === false ? null : new Outbox({ ctx: opts.ctx, log: opts.log, owner: this.workerId });
+    this.workerId = opts.workerId;
     const deps: EngineDeps = {
       ctx: opts.ctx,
       log: opts.log,
       workerId: this.workerId,
+      transitions: opts.transitions,
       emit: (e) => opts.emit?.(e),
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.onAgentEvent ? { onAgentEvent: opts.onAgentEvent } : {}),
       ...(opts.onAgentLine ? { onAgentLine: opts.onAgentLine } : {}),
     };
-    this.engine = new Engine(deps);
-    this.processJob = opts.processJob ?? ((job, signal) => this.engine.process(job, signal));
+    const engine = new Engine(deps);
+    this.processJob = opts.processJob ?? ((job, signal) => engine.process(job, signal));
     this.filter = { adapters: opts.labels?.length ? [...opts.labels] : null };
     this.waker =
       opts.waker ??
@@ -115,6 +91,17 @@ export class Scheduler {
     return this.active.size;
   }
 
+  /** Whether this scheduler is working the job now. */
+  holds(jobId: number): boolean {
+    return this.active.has(jobId);
+  }
+
+  /** Stops one job this scheduler works (the reaper's call for a run over its limit). */
+  abort(jobId: number, reason: AbortReason): void {
+    const a = this.active.get(jobId);
+    if (a && !a.controller.signal.aborted) a.controller.abort(reason);
+  }
+
   /** Wakes the dispatch loop now. */
   wake(): void {
     const w = this.wakeUp;
@@ -123,14 +110,14 @@ export class Scheduler {
     else this.wokenMeanwhile = true;
   }
 
-  /** Runs until stopped, or until idle with `untilIdle`. */
+  /** Claims and works jobs until stopped, or until idle with `untilIdle`. */
   async run(): Promise<void> {
     const { ctx, log } = this.opts;
-    await this.checkInvariants();
-    await this.recover();
     const leaseMs = ctx.settings.leaseTtlMs;
-    this.timers.push(setInterval(() => void this.heartbeat(leaseMs), Math.max(200, Math.floor(leaseMs / 3))));
-    this.timers.push(setInterval(() => void this.reap(), ctx.settings.reaperIntervalMs));
+    this.heartbeatTimer = setInterval(
+      () => void this.heartbeat(leaseMs),
+      Math.max(200, Math.floor(leaseMs / 3)),
+    );
     const labels = this.filter.adapters;
     try {
       await this.waker.start((adapter) => {
@@ -139,9 +126,6 @@ export class Scheduler {
         this.wake();
       });
       log.debug(`worker ${this.workerId} listening for jobs`);
-      this.outbox?.start();
-      // The first poll is awaited, so `--until-idle` sees what the trackers hold.
-      await this.poller?.start();
       while (!this.stopping) {
         while (this.active.size < this.opts.concurrency && !this.stopping) {
           const free = this.opts.concurrency - this.active.size;
@@ -153,7 +137,10 @@ export class Scheduler {
         await this.sleep();
       }
     } finally {
-      await this.shutdown();
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = null;
+      await this.waker.close().catch(() => {});
+      await Promise.allSettled([...this.active.values()].map((a) => a.done));
     }
   }
 
@@ -166,11 +153,10 @@ export class Scheduler {
   private async idle(): Promise<boolean> {
     const { store } = this.opts.ctx;
     if ((await store.countJobs('queued')) > 0 || (await store.countJobs('running')) > 0) return false;
-    // Notifications and tracker writes due soon are part of the work; ones backing off for long are left for the next run.
-    return !(await this.outbox?.busy());
+    return !(await this.opts.busy?.());
   }
 
-  /** Stops claiming, ends running agents (TERM, then KILL after the grace) and requeues their jobs. */
+  /** Stops claiming, and stops the running jobs: their runs are ended and their tries given back. */
   stop(): void {
     this.stopping = true;
     for (const a of this.active.values()) a.controller.abort('shutdown' satisfies AbortReason);
@@ -184,36 +170,18 @@ export class Scheduler {
         this.opts.log.error(
           `job ${job.id} (${job.stage}) failed: ${(error as Error).stack ?? String(error)}`,
         );
-        await this.internalFailure(job, error as Error).catch(() => {});
+        // orch's own error, not the agent's: tried again in a while, and escalated past the cap.
+        await this.opts.transitions
+          .onJob(job, { kind: 'internal_error', message: (error as Error).message }, { owner: this.workerId })
+          .catch((e: unknown) =>
+            this.opts.log.error(`job ${job.id}: could not record its failure: ${String(e)}`),
+          );
       })
       .finally(() => {
         this.active.delete(job.id);
         this.wake();
       });
     this.active.set(job.id, { job, controller, done });
-  }
-
-  /**
-   * A job whose processing threw (orch's own error, not an agent's outcome) is tried again in
-   * 5 s; after {@link MAX_INTERNAL_FAILURES} tries the task escalates with `internal_error`
-   * instead of looping forever (a worktree path refused, a repository gone).
-   */
-  private async internalFailure(job: Job, error: Error): Promise<void> {
-    const { store } = this.opts.ctx;
-    const detail = `internal error: ${error.message}`;
-    if (job.attempts < MAX_INTERNAL_FAILURES) return store.requeueJob(store.db, job.id, 5_000, detail);
-    await store.tx(async (tx) => {
-      const task = await store.getTask(job.task_id, tx);
-      if (task.stage !== job.stage || ['done', 'cancelled', 'escalated'].includes(task.status)) return;
-      await store.finishJob(tx, job.id, 'failed', detail);
-      await store.updateTask(tx, task.id, {
-        status: 'escalated',
-        terminal_reason: 'internal_error',
-        status_detail: `${detail} (failed ${job.attempts} times)`,
-        finished_at: new Date().toISOString(),
-      });
-      await store.appendEvent(tx, task.id, 'escalated', { reason: 'internal_error', detail });
-    });
   }
 
   private async sleep(): Promise<void> {
@@ -247,113 +215,5 @@ export class Scheduler {
       const job = await this.opts.ctx.store.getJob(a.job.id);
       a.controller.abort((job?.status === 'cancelled' ? 'cancel' : 'lease_lost') satisfies AbortReason);
     }
-  }
-
-  private async checkInvariants(): Promise<void> {
-    for (const project of await this.opts.ctx.store.listProjects()) {
-      const rt = await this.opts.ctx.projectRuntime(project.id);
-      for (const warning of rt.config.warnings) this.opts.log.warn(`project ${project.name}: ${warning}`);
-      const problem = reaperInvariantViolation(rt.config.timeouts);
-      if (problem) throw new OrchError('config_invalid', `project ${project.name}: ${problem}`);
-    }
-  }
-
-  /**
-   * At start: runs left `running` by a process that died are killed (their
-   * process group) and finalized as interrupted, and their jobs requeued.
-   * Only owners on this host can be known dead now; the jobs of a worker on
-   * another host come back when their lease expires (see {@link reap}).
-   */
-  private async recover(): Promise<void> {
-    const { store } = this.opts.ctx;
-    for (const run of await store.runningRuns()) {
-      const job = run.job_id !== null ? await store.getJob(run.job_id) : undefined;
-      const why = orphaned(run, job);
-      if (why) await this.finalizeOrphan(run, 'interrupted', why);
-    }
-    const stale = await store.db.selectFrom('jobs').selectAll().where('status', '=', 'running').execute();
-    for (const job of stale) {
-      if (!ownerDead(job.lease_owner)) continue;
-      await store.tx(async (tx) => {
-        await store.requeueJob(tx, job.id, 0, 'worker died');
-        await store.updateTask(tx, job.task_id, { status: 'queued' });
-      });
-    }
-  }
-
-  /**
-   * Finalizes a run nobody works any more. Its process group is killed only
-   * when the run was started on this host: a pgid from another machine means
-   * nothing here.
-   */
-  private async finalizeOrphan(run: AgentRun, outcome: string, why: string): Promise<void> {
-    const { store } = this.opts.ctx;
-    const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
-    let killed = false;
-    if (run.pgid && onThisHost(run.worker_id) && processGroupAlive(run.pgid)) {
-      await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
-      killed = true;
-    }
-    const finalized = await store.tx(async (tx) => {
-      const ok = await store.finishRun(tx, run.id, {
-        exitCode: killed ? -9 : null,
-        outcome,
-        resultText: null,
-        error: why,
-      });
-      if (ok) await store.appendEvent(tx, run.task_id, 'run_reaped', { run_id: run.id, outcome, killed });
-      return ok;
-    });
-    if (finalized)
-      this.opts.log.warn(
-        `run ${run.id} finalized as ${outcome}: ${why}${killed ? ' (process group killed)' : ''}`,
-      );
-  }
-
-  /**
-   * Periodic reaper, run by every scheduler sharing the database: expired
-   * leases back to the queue, runs older than the reaper limit, and runs
-   * nobody works any more (their job moved on, or their worker died here).
-   */
-  private async reap(): Promise<void> {
-    const { store } = this.opts.ctx;
-    try {
-      const reclaimed = await store.reclaimExpiredJobs();
-      for (const job of reclaimed)
-        this.opts.log.warn(`job ${job.id} reclaimed: its worker stopped heartbeating`);
-      if (reclaimed.length) this.wake();
-      for (const run of await store.runningRuns()) {
-        const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
-        const ageS = run.started_at ? (Date.now() - Date.parse(run.started_at)) / 1000 : 0;
-        const mine =
-          run.worker_id === this.workerId
-            ? [...this.active.values()].find((a) => a.job.id === run.job_id)
-            : undefined;
-        if (ageS > rt.config.timeouts.reaperMaxRunningS) {
-          if (mine) mine.controller.abort('lease_lost' satisfies AbortReason);
-          await this.finalizeOrphan(
-            run,
-            'reaped',
-            `running for ${Math.round(ageS)}s, over ORCH_REAPER_MAX_RUNNING_S`,
-          );
-          continue;
-        }
-        if (mine) continue;
-        const job = run.job_id !== null ? await store.getJob(run.job_id) : undefined;
-        const why = orphaned(run, job);
-        if (why) await this.finalizeOrphan(run, 'interrupted', why);
-      }
-    } catch (error) {
-      this.opts.log.warn(`reaper pass failed: ${(error as Error).message}`);
-    }
-  }
-
-  private async shutdown(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
-    await this.poller?.stop();
-    await this.outbox?.stop();
-    await this.waker.close().catch(() => {});
-    await Promise.allSettled([...this.active.values()].map((a) => a.done));
   }
 }

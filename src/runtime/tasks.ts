@@ -1,6 +1,7 @@
 /**
- * Task services shared by the CLI and the HTTP API: pick a project, add,
- * cancel and retry a task. Each state change is one store transaction.
+ * Task services shared by the CLI and the HTTP API: pick a project, add a
+ * task, and a person's commands on one (cancel, retry, approve), which the
+ * state machine's writer decides and applies.
  */
 import { paths, type OrchContext } from './context.ts';
 import { removeCleanWorktree } from './git.ts';
@@ -8,7 +9,10 @@ import { hasControlCharacters, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '..
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
-import { STAGE_ROLE, type Stage } from '../core/stages.ts';
+import { Transitions, type BudgetRaise } from './transitions.ts';
+
+const quiet = { info: () => {}, warn: () => {} };
+const writer = (ctx: OrchContext) => new Transitions({ ctx, log: quiet });
 
 export async function pickProject(ctx: OrchContext, name?: string): Promise<Project> {
   const projects = await ctx.store.listProjects();
@@ -66,20 +70,13 @@ export async function addTask(
   });
 }
 
-/** Cancels a task: its stage becomes `cancelled`, its jobs end, and its running agent is stopped. */
+/**
+ * Cancels a task: final. Its stage becomes `cancelled` and its jobs end; a run or gate in flight
+ * is stopped (here when it runs on this host, else by its worker's heartbeat), and whatever it
+ * finishes later is recorded and ignored.
+ */
 export async function cancelTask(ctx: OrchContext, key: string): Promise<Task> {
-  const task = await ctx.store.getTaskByKey(key);
-  if (task.stage === 'done' || task.stage === 'cancelled')
-    throw new OrchError('invalid_state', `${key} is already ${task.stage}`);
-  await ctx.store.tx(async (tx) => {
-    const current = await ctx.store.getTask(task.id, tx);
-    await ctx.store.advanceStage(tx, current, 'cancelled', {
-      status: 'cancelled',
-      terminal_reason: 'cancelled',
-      finished_at: new Date().toISOString(),
-    });
-    await ctx.store.cancelJobsOfTask(tx, task.id);
-  });
+  const task = await writer(ctx).cancel(key);
   const rt = await ctx.projectRuntime(task.project_id);
   for (const run of await ctx.store.runsOfTask(task.id)) {
     if (run.status === 'running' && run.pgid && processGroupAlive(run.pgid)) {
@@ -95,36 +92,14 @@ export async function cancelTask(ctx: OrchContext, key: string): Promise<Task> {
 
 /**
  * Retries an escalated task with an optionally raised budget. A task stopped
- * in the build loop resumes at the next attempt (the ledger is kept); one
- * stopped elsewhere reruns its stage.
+ * by the build loop resumes at the next attempt (the ledger is kept); one
+ * stopped elsewhere works its stage again.
  */
-export async function retryTask(
-  ctx: OrchContext,
-  key: string,
-  raise: { maxAttempts?: number; maxUsd?: number; maxTokens?: number; maxWallS?: number },
-): Promise<Task> {
-  const task = await ctx.store.getTaskByKey(key);
-  if (task.status !== 'escalated')
-    throw new OrchError('invalid_state', `${key} is ${task.status}; only an escalated task can be retried`);
-  const project = await ctx.store.getProject(task.project_id);
-  const budget = { ...(task.budget_json ? (JSON.parse(task.budget_json) as Record<string, number>) : {}) };
-  if (raise.maxAttempts !== undefined) budget.maxAttempts = raise.maxAttempts;
-  if (raise.maxUsd !== undefined) budget.maxUsd = raise.maxUsd;
-  if (raise.maxTokens !== undefined) budget.maxTokens = raise.maxTokens;
-  if (raise.maxWallS !== undefined) budget.maxWallS = raise.maxWallS;
-  const stage: Stage = task.stage === 'review' ? 'development' : (task.stage as Stage);
-  await ctx.store.tx(async (tx) => {
-    const current = await ctx.store.getTask(task.id, tx);
-    const changes = {
-      status: 'queued',
-      terminal_reason: null,
-      status_detail: null,
-      finished_at: null,
-    } as const;
-    if (stage !== current.stage) await ctx.store.advanceStage(tx, current, stage, changes);
-    await ctx.store.updateTask(tx, task.id, { ...changes, budget_json: JSON.stringify(budget) });
-    await ctx.store.enqueueJob(tx, { task, stage, agent: STAGE_ROLE[stage] ?? 'orch', repo: project.name });
-    await ctx.store.appendEvent(tx, task.id, 'task_retried', { stage, budget });
-  });
-  return ctx.store.getTask(task.id);
+export function retryTask(ctx: OrchContext, key: string, raise: BudgetRaise): Promise<Task> {
+  return writer(ctx).retry(key, raise);
+}
+
+/** Approves a task waiting for a person: the stage is queued again. */
+export function approveTask(ctx: OrchContext, key: string, by = 'cli'): Promise<Task> {
+  return writer(ctx).approve(key, by);
 }

@@ -260,12 +260,51 @@ function m0003(dialect: Dialect): Migration {
   };
 }
 
+/** The statuses of a job that is still live: waiting to be claimed, or held by a worker. */
+export const LIVE_JOB_STATUSES = ['queued', 'running'] as const;
+
+/**
+ * The pipeline state machine: a job counts its failed tries apart from its claims (the rest of
+ * its tries were cut off), says whether it works a stage or lands the task, and a task counts
+ * the failure routes it took. One live job per task becomes a rule of the store: older duplicates
+ * (a chain that forked) are closed, then a unique partial index keeps it so.
+ */
+function m0004(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('failures', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('step', 'text', (c) => c.notNull().defaultTo('work'))
+        .execute();
+      await db.schema
+        .alterTable('tasks')
+        .addColumn('loops', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+      await sql`
+        UPDATE jobs SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+          last_error = 'superseded: a task has one live job'
+        WHERE status IN ('queued', 'running')
+          AND id NOT IN (SELECT max(id) FROM jobs WHERE status IN ('queued', 'running') GROUP BY task_id)`.execute(
+        db,
+      );
+      await sql`CREATE UNIQUE INDEX jobs_one_live_per_task ON jobs (task_id) WHERE status IN ('queued', 'running')`.execute(
+        db,
+      );
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': m0001(dialect),
       '0002_scale_out': m0002(dialect),
       '0003_outbox_trackers': m0003(dialect),
+      '0004_state_machine': m0004(),
     }),
   };
 }

@@ -3,6 +3,13 @@
  * and compares correctly as text on SQLite and PostgreSQL alike.
  */
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Stage, TaskStatus } from '../core/stages.ts';
+import type { TerminalReason } from '../core/build-loop.ts';
+import type { JobStep } from '../core/pipeline.ts';
+import type { RunOutcome } from '../core/run-outcome.ts';
+
+/** queued (waiting to be claimed), running (held under a lease), done, failed, cancelled. */
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface ProjectsTable {
   id: Generated<number>;
@@ -24,10 +31,10 @@ export interface TasksTable {
   description: string;
   priority: number;
   labels: string;
-  stage: string;
-  status: string;
+  stage: Stage;
+  status: TaskStatus;
   /** Why the task stopped (escalated or cancelled), one of the terminal reasons. */
-  terminal_reason: string | null;
+  terminal_reason: TerminalReason | null;
   status_detail: string | null;
   /** Bumped on every stage change: the compare-and-set token. */
   version: number;
@@ -38,6 +45,8 @@ export interface TasksTable {
   /** Budget overrides as JSON (raised by `orch task retry`). */
   budget_json: string | null;
   loop_run_id: string | null;
+  /** Failure routes taken to stages other than development, as JSON `{"from>to": times}`. */
+  loops: Generated<string>;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -69,9 +78,9 @@ export interface AgentRunsTable {
   pid: number | null;
   pgid: number | null;
   worker_id: string | null;
-  status: string;
-  /** ok, failed, timeout, stalled, killed, no_result, spawn_error, interrupted, reaped, error_result */
-  outcome: string | null;
+  status: 'running' | 'finished';
+  /** How the run ended; null while it runs. */
+  outcome: RunOutcome | null;
   started_at: string | null;
   finished_at: string | null;
   exit_code: number | null;
@@ -99,12 +108,15 @@ export interface JobsTable {
   repo: string;
   /** The adapter the role's agent needs (`agents.<role>.adapter`); null for stages without an agent. */
   adapter: string | null;
-  stage: string;
-  /** queued, running, done, failed, cancelled */
-  status: string;
+  stage: Stage;
+  /** `work` works the stage; `land` lands the task after its last stage. */
+  step: Generated<JobStep>;
+  status: JobStatus;
   run_id: number | null;
-  /** How many times this job has been tried. */
+  /** Tries of this job: counted at each claim (so a try whose worker died counts), given back by a graceful shutdown. */
   attempts: number;
+  /** Tries that ended with a recorded failure; the other tries before the current one were cut off. */
+  failures: Generated<number>;
   run_after: string;
   lease_owner: string | null;
   lease_expires_at: string | null;
@@ -119,7 +131,7 @@ export interface AttemptsTable {
   task_id: number;
   n: number;
   diff_hash: string;
-  verdict: string;
+  verdict: 'approved' | 'rejected';
   feedback: string;
   input_tokens: number;
   output_tokens: number;

@@ -2,19 +2,30 @@
  * Every read and write of orch's state. Each state change is one transaction;
  * a stage advance is a compare-and-set on the task's version.
  */
-import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Dialect } from './migrations.ts';
-import type { AgentRun, Attempt, Database, GateResult, Job, OrchEvent, Project, Task } from './schema.ts';
+import type {
+  AgentRun,
+  Attempt,
+  Database,
+  GateResult,
+  Job,
+  JobStatus,
+  OrchEvent,
+  Project,
+  Task,
+} from './schema.ts';
 import type { Usage } from '../agents/events.ts';
 import { mergeReportedModel } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
 import { OutboxStore } from './outbox-store.ts';
-import { elapsedMs } from '../core/stages.ts';
+import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
+import type { JobSpec } from '../core/pipeline.ts';
+import type { RunOutcome } from '../core/run-outcome.ts';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
 const nowIso = (): string => new Date().toISOString();
-const isoIn = (ms: number): string => new Date(Date.now() + ms).toISOString();
 
 export interface NewTaskInput {
   projectId: number;
@@ -36,7 +47,7 @@ export interface ExternalRef {
 
 export interface RunFinish {
   exitCode: number | null;
-  outcome: string;
+  outcome: RunOutcome;
   resultText: string | null;
   error: string | null;
 }
@@ -62,12 +73,10 @@ export interface ClaimFilter {
   adapters?: readonly string[] | null;
 }
 
-export interface StoreOptions {
-  /**
-   * The adapter a job for `agent` (a role, or `orch` for stages without an
-   * agent) needs in a project, stamped on the job at enqueue. Default: none.
-   */
-  adapterFor?: (projectId: number, agent: string) => Promise<string | null>;
+/** What a task has spent on runs so far. */
+export interface TaskSpendRow {
+  tokens: number;
+  usd: number;
 }
 
 /** The condition "a worker with these adapters may claim the job", or null for any job. */
@@ -85,14 +94,29 @@ const TX_RETRIES = 3;
 export class Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
-  private readonly adapterFor: StoreOptions['adapterFor'];
   /** Deliveries of events to chats, webhooks and trackers. */
   readonly outbox: OutboxStore;
-  constructor(db: Kysely<Database>, dialect: Dialect, opts: StoreOptions = {}) {
+  constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
     this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
-    this.adapterFor = opts.adapterFor;
+  }
+
+  /**
+   * The database's clock, `ms` from now, as ISO-8601 UTC text (what `toISOString()` writes).
+   * Claims, leases and due times are all taken from it, so on PostgreSQL a worker whose own
+   * clock is off can neither take a live job nor keep a dead one.
+   */
+  private clock(ms = 0): RawBuilder<string> {
+    if (this.dialect === 'postgres')
+      return sql<string>`to_char((clock_timestamp() + ${ms}::float8 * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+    return sql<string>`strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ${`${ms >= 0 ? '+' : ''}${ms / 1000} seconds`})`;
+  }
+
+  /** The database's time now (ISO-8601 UTC). */
+  async now(): Promise<string> {
+    const row = await sql<{ now: string }>`SELECT ${this.clock()} AS now`.execute(this.db);
+    return row.rows[0]!.now;
   }
 
   /**
@@ -221,7 +245,11 @@ export class Store {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await this.enqueueJob(tx, { task, stage: 'created', agent: 'orch', repo: project.name });
+      await this.enqueueJob(tx, {
+        task,
+        spec: { stage: 'created', step: 'work', agent: 'orch', adapter: null },
+        repo: project.name,
+      });
       await this.appendEvent(tx, task.id, 'task_created', { key: task.key, title: task.title });
       return task;
     });
@@ -257,12 +285,25 @@ export class Store {
   }
 
   /**
+   * The task, read inside a transaction that is about to change it: on PostgreSQL its row is
+   * locked (`FOR UPDATE`), so two writers of one task take turns; SQLite's write lock is held
+   * from the transaction's start already.
+   */
+  async lockTask(tx: Executor, id: number): Promise<Task> {
+    let q = tx.selectFrom('tasks').selectAll().where('id', '=', id);
+    if (this.dialect === 'postgres') q = q.forUpdate();
+    const t = await q.executeTakeFirst();
+    if (!t) throw new OrchError('unknown_task', `no task with id ${id}`);
+    return t;
+  }
+
+  /**
    * Tasks in id order (oldest first), filtered. A page: the `limit` tasks
    * after the task with id `after` (a cursor that stays valid while tasks
    * are added); no limit returns them all.
    */
   listTasks(
-    filter: { projectId?: number; status?: string; stage?: string; after?: number; limit?: number } = {},
+    filter: { projectId?: number; status?: TaskStatus; stage?: Stage; after?: number; limit?: number } = {},
   ): Promise<Task[]> {
     let q = this.db.selectFrom('tasks').selectAll();
     if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
@@ -280,9 +321,12 @@ export class Store {
   async advanceStage(
     tx: Executor,
     task: Pick<Task, 'id' | 'stage' | 'version'>,
-    to: string,
+    to: Stage,
     changes: Partial<
-      Pick<Task, 'status' | 'attempt' | 'feedback' | 'terminal_reason' | 'status_detail' | 'finished_at'>
+      Pick<
+        Task,
+        'status' | 'attempt' | 'feedback' | 'terminal_reason' | 'status_detail' | 'finished_at' | 'loops'
+      >
     > = {},
   ): Promise<boolean> {
     const res = await tx
@@ -317,6 +361,7 @@ export class Store {
         | 'description'
         | 'external_url'
         | 'external_updated_at'
+        | 'loops'
       >
     >,
   ): Promise<void> {
@@ -329,34 +374,28 @@ export class Store {
 
   // -------------------------------------------------------------------- jobs
 
+  /**
+   * Queues a job. Its role and adapter come from the pipeline plan (`jobFor` in core/pipeline.ts);
+   * a task has at most one live job, which the store enforces (a unique partial index).
+   */
   async enqueueJob(
     tx: Executor,
-    j: {
-      task: Pick<Task, 'id' | 'project_id'>;
-      stage: string;
-      agent: string;
-      repo: string;
-      runAfterMs?: number;
-      /** The adapter the job needs; default: from the store's `adapterFor`. */
-      adapter?: string | null;
-    },
+    j: { task: Pick<Task, 'id' | 'project_id'>; spec: JobSpec; repo: string; runAfterMs?: number },
   ): Promise<Job> {
-    const now = nowIso();
-    const adapter =
-      j.adapter !== undefined ? j.adapter : ((await this.adapterFor?.(j.task.project_id, j.agent)) ?? null);
     return tx
       .insertInto('jobs')
       .values({
         task_id: j.task.id,
         project_id: j.task.project_id,
-        agent: j.agent,
+        agent: j.spec.agent,
         repo: j.repo,
-        adapter,
-        stage: j.stage,
+        adapter: j.spec.adapter,
+        stage: j.spec.stage,
+        step: j.spec.step,
         status: 'queued',
         attempts: 0,
-        run_after: j.runAfterMs ? isoIn(j.runAfterMs) : now,
-        created_at: now,
+        run_after: this.clock(j.runAfterMs ?? 0),
+        created_at: nowIso(),
       })
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -373,16 +412,16 @@ export class Store {
    * SKIP LOCKED)) RETURNING *` on PostgreSQL, so concurrent claimers pass over
    * each other's rows instead of waiting for them, and a row is locked (and
    * re-checked as queued) before it is taken. SQLite serializes writers, so
-   * `id IN (SELECT … LIMIT n)` gives the same guarantee there.
+   * `id IN (SELECT … LIMIT n)` gives the same guarantee there. Each claim
+   * counts a try. Due times and leases are the database's clock.
    */
   async claimJobs(owner: string, leaseMs: number, limit: number, filter: ClaimFilter = {}): Promise<Job[]> {
     if (limit < 1) return [];
-    const now = nowIso();
     let pick = this.db
       .selectFrom('jobs')
       .select('id')
       .where('status', '=', 'queued')
-      .where('run_after', '<=', now)
+      .where('run_after', '<=', this.clock())
       .orderBy('run_after')
       .orderBy('id')
       .limit(limit);
@@ -393,8 +432,8 @@ export class Store {
       .set((eb) => ({
         status: 'running',
         lease_owner: owner,
-        lease_expires_at: isoIn(leaseMs),
-        started_at: now,
+        lease_expires_at: this.clock(leaseMs),
+        started_at: this.clock(),
         attempts: eb('attempts', '+', 1),
       }))
       .where(
@@ -414,7 +453,7 @@ export class Store {
   async heartbeat(jobId: number, owner: string, leaseMs: number): Promise<boolean> {
     const res = await this.db
       .updateTable('jobs')
-      .set({ lease_expires_at: isoIn(leaseMs) })
+      .set({ lease_expires_at: this.clock(leaseMs) })
       .where('id', '=', jobId)
       .where('lease_owner', '=', owner)
       .where('status', '=', 'running')
@@ -441,54 +480,73 @@ export class Store {
       .execute();
   }
 
-  /** Puts a job back in the queue to run after `delayMs`. */
-  async requeueJob(tx: Executor, jobId: number, delayMs: number, lastError: string | null): Promise<void> {
+  /**
+   * Puts a job back in the queue to run after `delayMs`. `count` says what the ended try was:
+   * a `failure` (counted apart from interruptions), an `interruption` (its claim counted it
+   * already), or `none` (a graceful shutdown or a poll: its claim is given back).
+   */
+  async requeueJob(
+    tx: Executor,
+    jobId: number,
+    delayMs: number,
+    lastError: string | null,
+    count: 'failure' | 'interruption' | 'none' = 'interruption',
+  ): Promise<void> {
     await tx
       .updateTable('jobs')
-      .set({
+      .set((eb) => ({
         status: 'queued',
-        run_after: isoIn(delayMs),
+        run_after: this.clock(delayMs),
         lease_owner: null,
         lease_expires_at: null,
         last_error: lastError,
-      })
+        ...(count === 'failure' ? { failures: eb('failures', '+', 1) } : {}),
+        ...(count === 'none' ? { attempts: eb('attempts', '-', 1) } : {}),
+      }))
       .where('id', '=', jobId)
       .execute();
   }
 
-  /** Jobs whose lease expired (their worker died): back to the queue. Returns them. */
-  async reclaimExpiredJobs(): Promise<Job[]> {
+  /** Running jobs whose lease ran out (their worker stopped heartbeating), by the database's clock. */
+  expiredJobs(): Promise<Job[]> {
     return this.db
-      .updateTable('jobs')
-      .set({
-        status: 'queued',
-        lease_owner: null,
-        lease_expires_at: null,
-        last_error: 'lease expired: worker lost',
-      })
+      .selectFrom('jobs')
+      .selectAll()
       .where('status', '=', 'running')
-      .where('lease_expires_at', '<', nowIso())
-      .returningAll()
+      .where('lease_expires_at', '<', this.clock())
+      .orderBy('id')
       .execute();
   }
 
-  /** Requeues every running job of a worker (used at start and shutdown by the same owner). */
-  async releaseJobsOf(owner: string, reason: string): Promise<number> {
-    const res = await this.db
-      .updateTable('jobs')
-      .set({ status: 'queued', lease_owner: null, lease_expires_at: null, last_error: reason })
-      .where('status', '=', 'running')
-      .where('lease_owner', '=', owner)
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows);
+  /** Jobs held under a lease, optionally only those of one worker. */
+  runningJobs(owner?: string): Promise<Job[]> {
+    let q = this.db.selectFrom('jobs').selectAll().where('status', '=', 'running');
+    if (owner !== undefined) q = q.where('lease_owner', '=', owner);
+    return q.orderBy('id').execute();
   }
 
-  async cancelJobsOfTask(tx: Executor, taskId: number): Promise<void> {
+  /** The task's queued or running job, if it has one (it has at most one). */
+  liveJobOf(taskId: number, ex: Executor = this.db): Promise<Job | undefined> {
+    return ex
+      .selectFrom('jobs')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .where('status', 'in', ['queued', 'running'] satisfies JobStatus[])
+      .executeTakeFirst();
+  }
+
+  async cancelJobsOfTask(tx: Executor, taskId: number, lastError: string | null = null): Promise<void> {
     await tx
       .updateTable('jobs')
-      .set({ status: 'cancelled', finished_at: nowIso(), lease_owner: null, lease_expires_at: null })
+      .set({
+        status: 'cancelled',
+        finished_at: nowIso(),
+        lease_owner: null,
+        lease_expires_at: null,
+        last_error: lastError,
+      })
       .where('task_id', '=', taskId)
-      .where('status', 'in', ['queued', 'running'])
+      .where('status', 'in', ['queued', 'running'] satisfies JobStatus[])
       .execute();
   }
 
@@ -562,6 +620,28 @@ export class Store {
       });
       return row.id;
     });
+  }
+
+  async setRunLogPath(runId: number, logPath: string): Promise<void> {
+    await this.db.updateTable('agent_runs').set({ log_path: logPath }).where('id', '=', runId).execute();
+  }
+
+  /** A development run's diff hash against the base, taken after its commit. */
+  async setRunDiffHash(runId: number, diffHash: string): Promise<void> {
+    await this.db.updateTable('agent_runs').set({ diff_hash: diffHash }).where('id', '=', runId).execute();
+  }
+
+  /** Tokens and USD of all the task's runs, summed in the database. */
+  async taskSpend(taskId: number, ex: Executor = this.db): Promise<TaskSpendRow> {
+    const row = await ex
+      .selectFrom('agent_runs')
+      .select((eb) => [
+        eb.fn.sum<number>(sql`coalesce(input_tokens, 0) + coalesce(output_tokens, 0)`).as('tokens'),
+        eb.fn.sum<number>(sql`coalesce(cost_usd, 0)`).as('usd'),
+      ])
+      .where('task_id', '=', taskId)
+      .executeTakeFirst();
+    return { tokens: Number(row?.tokens ?? 0), usd: Number(row?.usd ?? 0) };
   }
 
   /** The launch stamp: model and effort in one update, so both are visible while the run lives. */
@@ -694,6 +774,51 @@ export class Store {
     await tx.insertInto('gate_results').values(g).execute();
   }
 
+  /** When the task last entered `stage` (its latest `stage_changed` event to it), or '' if never. */
+  async enteredStageAt(ex: Executor, taskId: number, stage: string): Promise<string> {
+    const events = await ex
+      .selectFrom('events')
+      .select(['payload', 'created_at'])
+      .where('task_id', '=', taskId)
+      .where('kind', '=', 'stage_changed')
+      .orderBy('id', 'desc')
+      .execute();
+    const entry = events.find((e) => (JSON.parse(e.payload) as { to?: string }).to === stage);
+    return entry?.created_at ?? '';
+  }
+
+  /** A person approved `stage` since the task last entered it (older approvals were for an earlier pass). */
+  async isApproved(ex: Executor, taskId: number, stage: string): Promise<boolean> {
+    const since = await this.enteredStageAt(ex, taskId, stage);
+    const row = await ex
+      .selectFrom('gate_results')
+      .select('id')
+      .where('task_id', '=', taskId)
+      .where('stage', '=', stage)
+      .where('name', '=', 'check_human_approval')
+      .where('passed', '=', 1)
+      .where('finished_at', '>=', since)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Whether the task has an event of `kind` with exactly this payload (a pull request seen in a state before). */
+  async hasEvent(
+    ex: Executor,
+    taskId: number,
+    kind: string,
+    payload: Record<string, unknown>,
+  ): Promise<boolean> {
+    const text = JSON.stringify(payload);
+    const rows = await ex
+      .selectFrom('events')
+      .select('payload')
+      .where('task_id', '=', taskId)
+      .where('kind', '=', kind)
+      .execute();
+    return rows.some((r) => r.payload === text);
+  }
+
   gatesOfTask(taskId: number): Promise<GateResult[]> {
     return this.db
       .selectFrom('gate_results')
@@ -728,8 +853,8 @@ export class Store {
   }
 
   /** Sum of run cost for a project since `sinceIso` (daily budget). */
-  async projectSpendSince(projectId: number, sinceIso: string): Promise<number> {
-    const row = await this.db
+  async projectSpendSince(projectId: number, sinceIso: string, ex: Executor = this.db): Promise<number> {
+    const row = await ex
       .selectFrom('agent_runs')
       .innerJoin('tasks', 'tasks.id', 'agent_runs.task_id')
       .select((eb) => eb.fn.sum<number>('agent_runs.cost_usd').as('usd'))

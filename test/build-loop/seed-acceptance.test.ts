@@ -167,8 +167,9 @@ describe('seed: autonomous build cycle acceptance', () => {
     expect(detail.status).toBe('escalated');
     expect(detail.terminal_reason).toBe('budget_exhausted');
     expect(detail.status_detail).toMatch(/reached the task budget of \$0\.0001/);
-    // The analysis and design already spent the budget: no developer was started to spend more.
-    expect(detail.runs.map((r) => r.role)).toEqual(['analyst', 'architect']);
+    // The analysis already spent the budget: the budget is checked before every agent run, so
+    // neither the architect nor a developer was started to spend more.
+    expect(detail.runs.map((r) => r.role)).toEqual(['analyst']);
     expect(detail.artifacts.terminal_packet).toBe(packetPath(project, key));
 
     const path = packetPath(project, key);

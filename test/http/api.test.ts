@@ -4,6 +4,7 @@
  * log range reads, the queue and agents, the OpenAPI document, the dashboard's
  * static files.
  */
+import type { TaskStatus } from '../../src/core/stages.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ const create = async (title: string, extra: Record<string, unknown> = {}): Promi
   expect(res.status, await res.clone().text()).toBe(201);
   return json<TaskSummaryJson>(res);
 };
-const setStatus = async (key: string, status: string) => {
+const setStatus = async (key: string, status: TaskStatus) => {
   const t = await f.ctx.store.getTaskByKey(key);
   await f.ctx.store.updateTask(f.ctx.store.db, t.id, { status });
 };

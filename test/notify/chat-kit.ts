@@ -31,6 +31,7 @@ export function taskRow(t: Partial<Task> = {}): Task {
     feedback: null,
     budget_json: null,
     loop_run_id: null,
+    loops: '{}',
     created_at: '2026-06-14T09:00:00.000Z',
     updated_at: '2026-06-14T09:00:00.000Z',
     started_at: '2026-06-14T09:00:00.000Z',

@@ -33,8 +33,8 @@ describe('slackText', () => {
 
 describe('escalationToAnnounce', () => {
   const escalated = {
-    status: 'escalated',
-    terminal_reason: 'max_attempts',
+    status: 'escalated' as const,
+    terminal_reason: 'max_attempts' as const,
     finished_at: '2026-06-14T10:00:00Z',
   };
 

@@ -5,6 +5,7 @@
  * contracts. TC-01 … TC-12 keep the seed's ids and meaning; where the seed
  * faked processes, these run the real CLI, real agents and a real database.
  */
+import type { JobStatus } from '../../src/store/schema.ts';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -625,7 +626,9 @@ it('TC-10 getRunningAgents lists a running job with its launch-stamped model and
     keyPrefix: 'ORCH',
   });
   const task = await store.createTask({ projectId: proj.id, title: 't' });
-  const addRunAndJob = async (status: string, model: string) => {
+  // A task has one live job: its first one makes way for the running one below.
+  await store.tx((tx) => store.cancelJobsOfTask(tx, task.id));
+  const addRunAndJob = async (status: JobStatus, model: string) => {
     const run = await store.db
       .insertInto('agent_runs')
       .values({

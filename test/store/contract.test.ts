@@ -13,6 +13,8 @@ import { openDatabase } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';
 import type { Dialect } from '../../src/store/migrations.ts';
 import type { Task } from '../../src/store/schema.ts';
+import type { Stage } from '../../src/core/stages.ts';
+import type { JobSpec } from '../../src/core/pipeline.ts';
 import { PgWaker } from '../../src/runtime/waker.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.ts';
 
@@ -26,9 +28,20 @@ const GAPS: Record<string, Partial<Record<Dialect, string>>> = {
   },
 };
 
-/** Jobs carry the adapter of their role: developers run a command agent in these tests. */
-const adapterFor = async (_projectId: number, agent: string): Promise<string | null> =>
-  agent === 'orch' ? null : agent === 'developer' ? 'command' : 'scripted';
+/** The job of a role, with the adapter the plan would give it: developers run a command agent in these tests. */
+const spec = (stage: Stage, agent: string, adapter?: string | null): JobSpec => ({
+  stage,
+  step: 'work',
+  agent,
+  adapter:
+    adapter !== undefined
+      ? adapter
+      : agent === 'orch'
+        ? null
+        : agent === 'developer'
+          ? 'command'
+          : 'scripted',
+});
 
 interface Backend {
   dialect: Dialect;
@@ -53,7 +66,7 @@ function sqliteBackend(): Backend {
     },
     async open() {
       const { db, dialect } = await openDatabase(file);
-      return new Store(db, dialect, { adapterFor });
+      return new Store(db, dialect);
     },
     async reset() {
       n += 1;
@@ -74,7 +87,7 @@ function postgresBackend(): Backend {
     },
     async open() {
       const { db, dialect } = await openDatabase(database!.url, { poolMax: 12 });
-      return new Store(db, dialect, { adapterFor });
+      return new Store(db, dialect);
     },
     async reset() {
       const store = await backend.open();
@@ -127,13 +140,13 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     });
 
   /** A task moved to `stage` with a queued job there (as the engine leaves it). */
-  async function taskAt(stage: string, role: string): Promise<Task> {
+  async function taskAt(stage: Stage, role: string): Promise<Task> {
     const p = await project();
     const t = await store.createTask({ projectId: p.id, title: `work at ${stage}` });
     await store.tx(async (tx) => {
       await store.cancelJobsOfTask(tx, t.id);
       await store.advanceStage(tx, t, stage, { status: 'queued' });
-      await store.enqueueJob(tx, { task: t, stage, agent: role, repo: p.name });
+      await store.enqueueJob(tx, { task: t, spec: spec(stage, role), repo: p.name });
     });
     return store.getTask(t.id);
   }
@@ -145,9 +158,10 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
         (r) => r.name,
       );
-    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    const all = ['0001_initial', '0002_scale_out', '0003_outbox_trackers', '0004_state_machine'];
+    expect(await names(store)).toEqual(all);
     const again = await another();
-    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    expect(await names(again)).toEqual(all);
   });
 
   // -------------------------------------------------------------- projects
@@ -287,7 +301,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
 
   // ------------------------------------------------------------------ jobs
 
-  contract('stamps each job with the adapter its role needs', async () => {
+  contract('queues a job with the role, step and adapter it is given', async () => {
     const dev = await taskAt('development', 'developer');
     const jobs = await store.db
       .selectFrom('jobs')
@@ -295,14 +309,39 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       .where('task_id', '=', dev.id)
       .orderBy('id')
       .execute();
-    expect(jobs.map((j) => [j.stage, j.status, j.adapter])).toEqual([
-      ['created', 'cancelled', null],
-      ['development', 'queued', 'command'],
+    expect(jobs.map((j) => [j.stage, j.step, j.status, j.adapter, j.failures])).toEqual([
+      ['created', 'work', 'cancelled', null, 0],
+      ['development', 'work', 'queued', 'command', 0],
     ]);
-    const explicit = await store.tx((tx) =>
-      store.enqueueJob(tx, { task: dev, stage: 'review', agent: 'reviewer', repo: 'app', adapter: 'codex' }),
+    await store.tx((tx) => store.cancelJobsOfTask(tx, dev.id));
+    const landing = await store.tx((tx) =>
+      store.enqueueJob(tx, {
+        task: dev,
+        spec: { stage: 'deploy', step: 'land', agent: 'orch', adapter: null },
+        repo: 'app',
+      }),
     );
-    expect(explicit.adapter).toBe('codex');
+    expect(landing).toMatchObject({ stage: 'deploy', step: 'land', agent: 'orch', adapter: null });
+  });
+
+  contract('a task has at most one live job: a second is refused by the store', async () => {
+    const dev = await taskAt('development', 'developer');
+    await expect(
+      store.tx((tx) => store.enqueueJob(tx, { task: dev, spec: spec('review', 'reviewer'), repo: 'app' })),
+    ).rejects.toThrow();
+    // Claimed (running) counts as live too.
+    await store.claimJob('w', 60_000);
+    await expect(
+      store.tx((tx) => store.enqueueJob(tx, { task: dev, spec: spec('review', 'reviewer'), repo: 'app' })),
+    ).rejects.toThrow();
+    expect(await store.liveJobOf(dev.id)).toMatchObject({ stage: 'development', status: 'running' });
+    // Once it is finished, the next one may come.
+    const live = (await store.liveJobOf(dev.id))!;
+    await store.tx((tx) => store.finishJob(tx, live.id, 'done'));
+    const next = await store.tx((tx) =>
+      store.enqueueJob(tx, { task: dev, spec: spec('review', 'reviewer'), repo: 'app' }),
+    );
+    expect(next).toMatchObject({ stage: 'review', adapter: 'scripted' });
   });
 
   contract('claims the oldest runnable job under a lease, and never a future one', async () => {
@@ -355,11 +394,8 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     async () => {
       const p = await project();
       const total = 150;
-      const t = await store.createTask({ projectId: p.id, title: 'seed' });
-      await store.tx(async (tx) => {
-        for (let i = 1; i < total; i += 1)
-          await store.enqueueJob(tx, { task: t, stage: 'created', agent: 'orch', repo: 'app' });
-      });
+      // One task per job: a task has one live job.
+      for (let i = 0; i < total; i += 1) await store.createTask({ projectId: p.id, title: `t${i}` });
       // Four "processes", three claim loops each, claiming one or two at a time until the queue is dry.
       const processes = [store, await another(), await another(), await another()];
       const claimed: number[][] = [];
@@ -403,29 +439,43 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     });
   });
 
-  contract('reclaims jobs whose lease expired, and releases a worker’s jobs', async () => {
-    const p = await project();
-    for (const title of ['a', 'b', 'c']) await store.createTask({ projectId: p.id, title });
-    const dead = (await store.claimJob('dead', 1))!;
-    const alive = (await store.claimJob('alive', 60_000))!;
-    const leaving = (await store.claimJob('leaving', 60_000))!;
-    await new Promise((r) => setTimeout(r, 20));
-    const reclaimed = await store.reclaimExpiredJobs();
-    expect(reclaimed.map((j) => j.id)).toEqual([dead.id]);
-    expect(await store.getJob(dead.id)).toMatchObject({
-      status: 'queued',
-      lease_owner: null,
-      last_error: 'lease expired: worker lost',
-    });
-    expect((await store.getJob(alive.id))?.status).toBe('running');
-    expect(await store.releaseJobsOf('leaving', 'shutdown')).toBe(1);
-    expect(await store.getJob(leaving.id)).toMatchObject({ status: 'queued', last_error: 'shutdown' });
-    // A reclaimed job is claimable again, and counts the new try.
-    const again = await store.claimJobs('next', 60_000, 5);
-    expect(again.map((j) => [j.id, j.attempts])).toEqual([
-      [dead.id, 2],
-      [leaving.id, 2],
-    ]);
+  contract(
+    'finds jobs whose lease expired by the database clock; a requeue counts the try as told',
+    async () => {
+      const p = await project();
+      for (const title of ['a', 'b', 'c']) await store.createTask({ projectId: p.id, title });
+      const dead = (await store.claimJob('dead', 1))!;
+      const alive = (await store.claimJob('alive', 60_000))!;
+      const leaving = (await store.claimJob('leaving', 60_000))!;
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await store.expiredJobs()).map((j) => j.id)).toEqual([dead.id]);
+      expect((await store.runningJobs('leaving')).map((j) => j.id)).toEqual([leaving.id]);
+      expect((await store.runningJobs()).map((j) => j.id)).toEqual([dead.id, alive.id, leaving.id]);
+      await store.tx(async (tx) => {
+        // Cut off: its claim counted it. Given back (a shutdown): the claim is undone. Failed: counted apart.
+        await store.requeueJob(tx, dead.id, 0, 'lease expired', 'interruption');
+        await store.requeueJob(tx, leaving.id, 0, 'shutdown', 'none');
+        await store.requeueJob(tx, alive.id, 0, 'exit 1', 'failure');
+      });
+      expect(await store.getJob(dead.id)).toMatchObject({
+        status: 'queued',
+        lease_owner: null,
+        last_error: 'lease expired',
+      });
+      const again = (await store.claimJobs('next', 60_000, 5)).sort((a, b) => a.id - b.id);
+      expect(again.map((j) => [j.id, j.attempts, j.failures])).toEqual([
+        [dead.id, 2, 0],
+        [alive.id, 2, 1],
+        [leaving.id, 1, 0],
+      ]);
+    },
+  );
+
+  contract('the database clock is ISO-8601 UTC, like the timestamps written from JavaScript', async () => {
+    const before = Date.now();
+    const now = await store.now();
+    expect(now).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Math.abs(Date.parse(now) - before)).toBeLessThan(60_000);
   });
 
   contract('requeues with a delay, cancels a task’s open jobs', async () => {
@@ -439,12 +489,13 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       lease_owner: null,
     });
     expect(await store.claimJob('w', 60_000)).toBeNull();
-    await store.tx((tx) =>
-      store.enqueueJob(tx, { task: t, stage: 'analysis', agent: 'analyst', repo: 'app' }),
-    );
+    const other = await store.createTask({ projectId: p.id, title: 'other' });
     await store.tx((tx) => store.cancelJobsOfTask(tx, t.id));
+    await store.tx((tx) => store.enqueueJob(tx, { task: t, spec: spec('analysis', 'analyst'), repo: 'app' }));
+    await store.tx((tx) => store.cancelJobsOfTask(tx, t.id));
+    await store.tx((tx) => store.cancelJobsOfTask(tx, other.id));
     const rows = await store.db.selectFrom('jobs').select(['status', 'finished_at']).execute();
-    expect(rows.map((r) => r.status)).toEqual(['cancelled', 'cancelled']);
+    expect(rows.map((r) => r.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
     expect(rows.every((r) => r.finished_at)).toBe(true);
     expect(await store.nextRunAfter()).toBeNull();
   });
@@ -464,7 +515,8 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         const p = await project();
         const t = await store.createTask({ projectId: p.id, title: 't' });
         await store.tx(async (tx) => {
-          await store.enqueueJob(tx, { task: t, stage: 'development', agent: 'developer', repo: 'app' });
+          await store.cancelJobsOfTask(tx, t.id);
+          await store.enqueueJob(tx, { task: t, spec: spec('development', 'developer'), repo: 'app' });
           // Nothing is delivered before the commit: a woken worker must find the job.
           await new Promise((r) => setTimeout(r, 100));
           expect(heard).toEqual([null]);
@@ -569,7 +621,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       status: 'running',
     });
     expect((await store.runningRuns()).map((r) => r.id)).toEqual([runId]);
-    const finish = { exitCode: 0, outcome: 'ok', resultText: 'done', error: null };
+    const finish = { exitCode: 0, outcome: 'ok' as const, resultText: 'done', error: null };
     expect(await store.tx((tx) => store.finishRun(tx, runId, finish))).toBe(true);
     expect(await store.tx((tx) => store.finishRun(tx, runId, { ...finish, outcome: 'reaped' }))).toBe(false);
     expect(await store.getRun(runId)).toMatchObject({ status: 'finished', outcome: 'ok', exit_code: 0 });
@@ -608,7 +660,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       task_id: t.id,
       n,
       diff_hash: `h${n}`,
-      verdict: n === 1 ? 'rejected' : 'approved',
+      verdict: n === 1 ? ('rejected' as const) : ('approved' as const),
       feedback: n === 1 ? 'fix it' : '',
       input_tokens: 100 * n,
       output_tokens: 10,

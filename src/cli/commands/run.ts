@@ -1,7 +1,7 @@
 /** `orch run`: works tasks until stopped (or until idle), printing live progress. */
 import type { OrchContext } from '../../runtime/context.ts';
-import { Scheduler } from '../../runtime/scheduler.ts';
-import type { ProgressEvent } from '../../runtime/engine.ts';
+import { Orchestrator } from '../../orchestrator.ts';
+import type { ProgressEvent } from '../../runtime/progress.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import { duration, usd } from '../../core/format.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
@@ -36,7 +36,7 @@ export async function runCommand(
 ): Promise<void> {
   await resolveAgentBinaries(ctx);
   const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
-  const scheduler = new Scheduler({
+  const orchestrator = new Orchestrator({
     ctx,
     log,
     concurrency: opts.concurrency ?? ctx.settings.concurrency,
@@ -44,15 +44,15 @@ export async function runCommand(
     emit: (e) =>
       print(opts.json ? JSON.stringify({ time: new Date().toISOString(), ...e }) : formatProgress(e)),
   });
-  await runUntilSignalled(scheduler, log);
+  await runUntilSignalled(orchestrator, log);
 }
 
 /**
- * Runs a scheduler until it stops by itself or the process gets SIGINT or SIGTERM: the first
+ * Runs orch until it stops by itself or the process gets SIGINT or SIGTERM: the first
  * signal stops it cleanly (agents ended, jobs requeued), a second one exits at once.
  */
 export async function runUntilSignalled(
-  scheduler: Pick<Scheduler, 'run' | 'stop'>,
+  orchestrator: Pick<Orchestrator, 'run' | 'stop'>,
   log: Logger,
 ): Promise<void> {
   let signals = 0;
@@ -60,12 +60,12 @@ export async function runUntilSignalled(
     signals += 1;
     if (signals > 1) process.exit(130);
     log.info(`${signal}: stopping — ending running agents and requeueing their jobs`);
-    scheduler.stop();
+    orchestrator.stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await scheduler.run();
+    await orchestrator.run();
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

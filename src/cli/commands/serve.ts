@@ -6,7 +6,7 @@
  */
 import type { OrchContext } from '../../runtime/context.ts';
 import type { Logger } from '../../runtime/logger.ts';
-import { Scheduler } from '../../runtime/scheduler.ts';
+import { Orchestrator } from '../../orchestrator.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
 import { startServer } from '../../http/server.ts';
 import { ensureDashboard } from '../../http/dashboard.ts';
@@ -31,7 +31,7 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
   if (dashboard.kind === 'built') log.info(`dashboard built in ${dashboard.ms} ms`);
   if (dashboard.kind === 'unavailable') log.warn(`dashboard unavailable: ${dashboard.message}`);
 
-  let scheduler: Scheduler | null = null;
+  let scheduler: Orchestrator | null = null;
   const server = await startServer(ctx, {
     host: opts.host,
     port: opts.port,
@@ -43,7 +43,7 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
   // Without workers the scheduler claims nothing, but still polls the trackers, delivers
   // notifications and reaps what dead processes left.
   {
-    scheduler = new Scheduler({
+    scheduler = new Orchestrator({
       ctx,
       log,
       concurrency: opts.workers ? concurrency : 0,

@@ -2,7 +2,8 @@
 import type { OrchContext } from '../../runtime/context.ts';
 import { taskDetail, taskSummary } from '../../runtime/views.ts';
 import { json, table, duration, usd, label } from '../../core/format.ts';
-import { elapsedMs } from '../../core/stages.ts';
+import { elapsedMs, TASK_STATUSES, type TaskStatus } from '../../core/stages.ts';
+import { OrchError } from '../../errors.ts';
 import { pickProject } from '../../runtime/tasks.ts';
 import { trackerMessage } from '../../notify/outbox.ts';
 import type { Locale } from '../../notify/tracker.ts';
@@ -15,9 +16,15 @@ export async function listTasksText(
   const projects = await ctx.store.listProjects();
   const byId = new Map(projects.map((p) => [p.id, p]));
   const project = filter.project ? await pickProject(ctx, filter.project) : undefined;
+  const status = filter.status;
+  if (status !== undefined && !(TASK_STATUSES as readonly string[]).includes(status))
+    throw new OrchError(
+      'invalid_argument',
+      `--status must be one of ${TASK_STATUSES.join(', ')} (got ${JSON.stringify(status)})`,
+    );
   const tasks = await ctx.store.listTasks({
     ...(project ? { projectId: project.id } : {}),
-    ...(filter.status ? { status: filter.status } : {}),
+    ...(status ? { status: status as TaskStatus } : {}),
   });
   if (asJson) return json(tasks.map((t) => taskSummary(t, byId.get(t.project_id))));
   if (!tasks.length) return 'no tasks';

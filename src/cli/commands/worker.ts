@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { findHome, openContext, type OrchContext } from '../../runtime/context.ts';
-import { Scheduler } from '../../runtime/scheduler.ts';
+import { Orchestrator } from '../../orchestrator.ts';
 import type { Logger } from '../../runtime/logger.ts';
 import type { Env } from '../../config/settings.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
@@ -68,7 +68,7 @@ export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerO
   if (!opts.labels.length || opts.labels.includes('command')) await resolveAgentBinaries(ctx);
   const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
   const concurrency = opts.concurrency ?? ctx.settings.concurrency;
-  const scheduler = new Scheduler({
+  const orchestrator = new Orchestrator({
     ctx,
     log,
     concurrency,
@@ -78,12 +78,12 @@ export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerO
     emit: (e) =>
       print(
         opts.json
-          ? JSON.stringify({ time: new Date().toISOString(), worker: scheduler.workerId, ...e })
+          ? JSON.stringify({ time: new Date().toISOString(), worker: orchestrator.workerId, ...e })
           : formatProgress(e),
       ),
   });
   log.info(
-    `worker ${scheduler.workerId}: ${ctx.database}, ${concurrency} at once, labels ${opts.labels.join(',') || 'any'}${opts.untilIdle ? ', until idle' : ''}`,
+    `worker ${orchestrator.workerId}: ${ctx.database}, ${concurrency} at once, labels ${opts.labels.join(',') || 'any'}${opts.untilIdle ? ', until idle' : ''}`,
   );
-  await runUntilSignalled(scheduler, log);
+  await runUntilSignalled(orchestrator, log);
 }

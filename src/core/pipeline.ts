@@ -1,0 +1,562 @@
+/**
+ * The pipeline as a state machine. Every decision about where a task goes
+ * next is made here, by one pure function: {@link decide} takes the project's
+ * plan, the task's state and one event, and returns a
+ * {@link Decision}. The runtime does the work (runs agents, gates, landings),
+ * turns what happened into an event, and hands the decision to its one
+ * writer, which applies it in one transaction. No I/O, no clock, no database.
+ *
+ * Words:
+ * - **plan**: the enabled stages in order, each with its kind, role, adapter,
+ *   failure route and approval, plus the caps that bound every loop.
+ * - **job**: "work stage S of task T" (step `work`), or "land task T" (step
+ *   `land`, after the last stage). A task has at most one live job.
+ * - **try**: one claim of a job. Tries are counted when claimed, so a try
+ *   whose worker died still counts; a graceful shutdown gives its try back.
+ * - **failure**: a try that ended with a recorded failure (the agent failed,
+ *   a command exited non-zero, git refused the commit).
+ * - **interruption**: a try that ended without one (reaped, its orchestrator
+ *   died, its lease was lost, orch itself threw): tries − failures − 1 at a
+ *   claim.
+ * - **attempt**: one development run and its judgment (the review's verdict,
+ *   or the development stage's gates), recorded once.
+ * - **late failure**: a gate, CI or landing failure after the attempt was
+ *   judged: it sends the task back to development with feedback and is paid
+ *   for by the next attempt, not recorded as one.
+ * - **loop**: a failure route to a stage other than development; each route
+ *   is capped by {@link Plan.maxLoops}.
+ */
+import { WORK_STAGES, type Role, type Stage, type TaskStatus, type WorkStage } from './stages.ts';
+import { backoffMs, type RetryPolicy } from './backoff.ts';
+import {
+  budgetExhausted,
+  judgeAttempt,
+  type AttemptRecord,
+  type Spend,
+  type TaskBudget,
+  type TerminalReason,
+} from './build-loop.ts';
+import type { RunOutcome } from './run-outcome.ts';
+
+export type StageKind = 'agent' | 'command' | 'human';
+
+/** What the decisions need to know of a stage. */
+export interface StageRoute {
+  name: WorkStage;
+  kind: StageKind;
+  /** The role whose agent works an agent stage (a command stage may name one for its environment). */
+  role: Role | null;
+  /** The adapter an agent stage's jobs need (`agents.<role>.adapter`): workers claim by it. */
+  adapter: string | null;
+  /** Where a failing gate sends the task. */
+  onFail: 'escalate' | WorkStage;
+  /** Wait for `orch task approve` before working the stage. */
+  approval: boolean;
+}
+
+export interface Plan {
+  /** The enabled stages, in pipeline order. */
+  stages: readonly StageRoute[];
+  /** Backoff and the cap on failed tries of one job (`retry.*`). */
+  retry: RetryPolicy;
+  /** Interrupted tries of one job (reaped, crashed, lease lost, orch's own error) before the task escalates. */
+  maxInterruptions: number;
+  /** Times a task may take one failure route to a stage other than development. */
+  maxLoops: number;
+  /** Daily USD limit of the project, or null. */
+  projectUsdPerDay: number | null;
+}
+
+/** Defaults of the caps that are not part of the retry policy. */
+export const DEFAULT_MAX_INTERRUPTIONS = 3;
+export const DEFAULT_MAX_LOOPS = 3;
+
+export type JobStep = 'work' | 'land';
+
+/** A job to queue: what the writer inserts. Role and adapter come from the plan, here, and nowhere else. */
+export interface JobSpec {
+  stage: Stage;
+  step: JobStep;
+  /** The role to run, `command` for a command stage, `orch` for work without an agent. */
+  agent: string;
+  /** The adapter the job needs (workers with labels claim only theirs); null when any worker may. */
+  adapter: string | null;
+}
+
+/** The job a decision is about, as claimed. */
+export interface JobState {
+  stage: Stage;
+  step: JobStep;
+  /** Claims of this job so far, this one included (a graceful shutdown gives one back). */
+  tries: number;
+  /** Tries that ended with a recorded failure. */
+  failures: number;
+}
+
+/** The task as the decisions see it. */
+export interface TaskState {
+  key: string;
+  stage: Stage;
+  status: TaskStatus;
+  /** Recorded attempts, oldest first. */
+  attempts: readonly AttemptRecord[];
+  /** The budget the task runs with (the project's, raised by `orch task retry`). */
+  budget: TaskBudget;
+  spend: Spend;
+  /** Failure routes taken so far, by `from>to`. */
+  loops: Readonly<Record<string, number>>;
+  /** An approval of the current stage is recorded (since the task last entered it). */
+  approved: boolean;
+  /** Why an escalated task stopped. */
+  terminalReason: TerminalReason | null;
+  /** The task has a queued or running job. */
+  hasLiveJob: boolean;
+}
+
+/** What the last run of a claimed job left: a job whose run ended ok but was never decided resumes at its gates. */
+export type LastRun = { outcome: RunOutcome | null } | null;
+
+/** Why a try stopped without a result of its own. */
+export type InterruptCause =
+  /** orch is stopping (SIGTERM, SIGINT): the try is given back. */
+  | 'shutdown'
+  /** This worker lost the job's lease: another holds it now. */
+  | 'lease_lost'
+  /** The reaper ended a run older than `ORCH_REAPER_MAX_RUNNING_S`. */
+  | 'reaped'
+  /** The worker holding the job died (found at start, or by its lease running out). */
+  | 'worker_lost';
+
+export type PipelineEvent =
+  /** A worker claimed the job. */
+  | { kind: 'claimed'; job: JobState; lastRun: LastRun; reviewDone?: boolean }
+  /** The stage's run (an agent or a command) ended without success, or the work failed with feedback (git refused the commit). */
+  | {
+      kind: 'run_failed';
+      job: JobState;
+      outcome: RunOutcome;
+      runId: number | null;
+      error: string;
+      /** Shown to the next run of the stage (git's refusal, say). */
+      feedback?: string;
+    }
+  /** The try was cut off: the run (if any) is already recorded with its outcome. */
+  | { kind: 'interrupted'; job: JobState; cause: InterruptCause; runId: number | null }
+  /** orch itself threw while working the job. */
+  | { kind: 'internal_error'; job: JobState; message: string }
+  /** The reviewer's verdict on the current development run, as an attempt. */
+  | { kind: 'reviewed'; job: JobState; attempt: AttemptRecord }
+  /** A gate of the stage failed. `diffHash` is the task's diff when the stage is development. */
+  | {
+      kind: 'gate_failed';
+      job: JobState;
+      gate: string;
+      output: string;
+      diffHash: string | null;
+      totals?: AttemptTotals;
+    }
+  /** Every gate of the stage passed. `totals` are the development run's figures when the stage is development. */
+  | { kind: 'stage_passed'; job: JobState; diffHash?: string | null; totals?: AttemptTotals }
+  /** The branch landed (the merge, or the pull request's). */
+  | { kind: 'landed'; job: JobState }
+  /** The landing cannot finish yet (CI pending, a review awaited): poll again later. */
+  | { kind: 'land_pending'; job: JobState; detail: string; pollMs: number }
+  /** The landing failed: a conflict, red CI, a refused merge. */
+  | { kind: 'land_failed'; job: JobState; gate: string; output: string; feedback: string }
+  /** A person approved the task's waiting stage. */
+  | { kind: 'approve'; by: string }
+  /** A person retried an escalated task, maybe with a raised budget. */
+  | { kind: 'retry' }
+  /** A person cancelled the task. */
+  | { kind: 'cancel' };
+
+/** Tokens, cost and time of a development run, for an attempt judged by the development stage's gates. */
+export interface AttemptTotals {
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number | null;
+  durationMs: number;
+}
+
+export type RetryCount =
+  /** A failed try: counts against `retry.max_retries`. */
+  | 'failure'
+  /** A cut-off try: already counted by its claim, against the interruption cap. */
+  | 'interruption'
+  /** Not a try at all (a graceful shutdown, a poll): its claim is given back. */
+  | 'none';
+
+export type Decision =
+  /** The job is stale (the task moved on, or ended): close it, change nothing else. */
+  | { kind: 'drop'; detail: string }
+  /** Do the job's work; `from: 'gates'` when its run already ended ok (a crash came before the decision). */
+  | { kind: 'work'; from: 'run' | 'gates' }
+  /** Record the attempt, then go on with the same job (the review's other gates). */
+  | { kind: 'continue'; attempt: AttemptRecord }
+  /** Wait: for a person (`requeueInMs` null: no job until they act) or for the outside world (the job polls again). */
+  | { kind: 'wait'; status: 'waiting' | 'blocked'; detail: string; requeueInMs: number | null }
+  /** The same job again after a delay. */
+  | { kind: 'retry'; delayMs: number; count: RetryCount; detail: string; feedback?: string }
+  /** To another stage, with a job for it. */
+  | {
+      kind: 'advance';
+      to: WorkStage;
+      job: JobSpec;
+      feedback: string | null;
+      attempt?: AttemptRecord;
+      /** The failure route taken (`from>to`), counted against {@link Plan.maxLoops}. */
+      loop?: string;
+    }
+  /** The last stage passed: queue the landing. */
+  | { kind: 'land'; job: JobSpec; attempt?: AttemptRecord }
+  | { kind: 'done' }
+  | { kind: 'escalate'; reason: TerminalReason; detail: string; feedback?: string; attempt?: AttemptRecord }
+  /** The job is no longer ours (another worker holds it now): write nothing. */
+  | { kind: 'release' }
+  /** A person's command: the task resumes at `stage` with a new job. */
+  | { kind: 'resume'; job: JobSpec }
+  | { kind: 'cancel' }
+  /** A person's command that does not apply to the task as it is. */
+  | { kind: 'refuse'; message: string };
+
+const TERMINAL: readonly TaskStatus[] = ['done', 'cancelled', 'escalated'];
+
+export const stageOf = (plan: Plan, stage: Stage): StageRoute | undefined =>
+  plan.stages.find((s) => s.name === stage);
+
+/** The enabled stage after `stage` (`created` comes before all), or `done`. */
+export function nextStage(plan: Plan, stage: Stage): WorkStage | 'done' {
+  const from = stage === 'created' ? -1 : WORK_STAGES.indexOf(stage as WorkStage);
+  const enabled = new Set(plan.stages.map((s) => s.name));
+  return WORK_STAGES.slice(from + 1).find((s) => enabled.has(s)) ?? 'done';
+}
+
+/** The job that works `stage` (or lands the task): its role and adapter, from the plan. */
+export function jobFor(plan: Plan, stage: Stage, step: JobStep = 'work'): JobSpec {
+  const s = stageOf(plan, stage);
+  if (step === 'land' || !s || s.kind === 'human') return { stage, step, agent: 'orch', adapter: null };
+  if (s.kind === 'command') return { stage, step, agent: 'command', adapter: null };
+  return { stage, step, agent: s.role ?? 'orch', adapter: s.adapter };
+}
+
+/** Which stage judges an attempt: review when it is enabled, else development's own gates. */
+const judge = (plan: Plan): 'review' | 'development' => (stageOf(plan, 'review') ? 'review' : 'development');
+
+const loopKey = (from: Stage, to: Stage): string => `${from}>${to}`;
+
+/** The budget that ran out, or null. */
+const exhausted = (plan: Plan, task: TaskState): string | null =>
+  budgetExhausted(task.budget, task.spend, plan.projectUsdPerDay);
+
+/** The only decision function. Pure: the same inputs give the same decision. */
+export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decision {
+  switch (event.kind) {
+    case 'approve':
+      return onApprove(plan, task);
+    case 'retry':
+      return onRetry(plan, task);
+    case 'cancel':
+      return task.stage === 'done' || task.stage === 'cancelled'
+        ? { kind: 'refuse', message: `${task.key} is already ${task.stage}` }
+        : { kind: 'cancel' };
+    default:
+      break;
+  }
+  const job = event.job;
+  if (event.kind === 'interrupted' && event.cause === 'lease_lost') return { kind: 'release' };
+  if (TERMINAL.includes(task.status)) return { kind: 'drop', detail: `task is ${task.stage}/${task.status}` };
+  if (task.stage !== job.stage) return { kind: 'drop', detail: `stage already advanced to ${task.stage}` };
+  switch (event.kind) {
+    case 'claimed':
+      return onClaimed(plan, task, event);
+    case 'run_failed':
+      return onRunFailed(plan, task, event);
+    case 'interrupted':
+      return onInterrupted(plan, event);
+    case 'internal_error': {
+      // Its claim counted the try; it ends now without a result of its own.
+      const over = interruptionsOver(plan, job, 1);
+      if (over) return { kind: 'escalate', reason: 'internal_error', detail: `${event.message} (${over})` };
+      return {
+        kind: 'retry',
+        delayMs: 5_000,
+        count: 'interruption',
+        detail: `internal error: ${event.message}`,
+      };
+    }
+    case 'reviewed':
+      return onReviewed(plan, task, event.attempt);
+    case 'gate_failed':
+      return onGateFailed(plan, task, event);
+    case 'stage_passed':
+      return onStagePassed(plan, task, event);
+    case 'landed':
+      return { kind: 'done' };
+    case 'land_pending':
+      return { kind: 'wait', status: 'waiting', detail: event.detail, requeueInMs: event.pollMs };
+    case 'land_failed':
+      return backToDevelopment(plan, task, job.stage, event.gate, event.feedback);
+  }
+}
+
+/**
+ * How many interruptions this job has had past the cap, as a sentence, or null within it.
+ * `pending` counts a try that is ending now without being recorded as a failure.
+ */
+function interruptionsOver(plan: Plan, job: JobState, pending: number): string | null {
+  const interrupted = job.tries - job.failures - 1 + pending;
+  if (interrupted <= plan.maxInterruptions) return null;
+  return `${interrupted} tries of ${job.stage} were cut off without a result, over retry.max_interruptions (${plan.maxInterruptions})`;
+}
+
+function onClaimed(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'claimed' }>,
+): Decision {
+  const { job } = event;
+  const over = interruptionsOver(plan, job, 0);
+  if (over) return { kind: 'escalate', reason: 'runs_interrupted', detail: over };
+  if (job.stage === 'created') return { kind: 'work', from: 'run' };
+  const stage = stageOf(plan, job.stage);
+  // A stage disabled by a config edit since its job was queued is passed over.
+  if (!stage) return forward(plan, job.stage);
+  if (job.step === 'land') return { kind: 'work', from: 'run' };
+  if ((stage.approval || stage.kind === 'human') && !task.approved)
+    return {
+      kind: 'wait',
+      status: 'waiting',
+      detail: `waiting for approval of ${stage.name}: orch task approve ${task.key}`,
+      requeueInMs: null,
+    };
+  if (stage.kind === 'human') return { kind: 'work', from: 'run' };
+  // A run that ended ok but was never decided (orch died in between) is not run again.
+  const resumeAtGates =
+    event.lastRun?.outcome === 'ok' || (job.stage === 'review' && event.reviewDone === true);
+  if (resumeAtGates) return { kind: 'work', from: 'gates' };
+  if (job.stage === 'development' && task.attempts.length >= task.budget.maxAttempts)
+    return {
+      kind: 'escalate',
+      reason: 'max_attempts',
+      detail: attemptsUsed(task),
+    };
+  const spent = exhausted(plan, task);
+  if (spent) return { kind: 'escalate', reason: 'budget_exhausted', detail: spent };
+  return { kind: 'work', from: 'run' };
+}
+
+/** "5 of 5 attempts used" and how the last one ended. */
+function attemptsUsed(task: TaskState): string {
+  const last = task.attempts.at(-1);
+  const used = `${task.attempts.length} of ${task.budget.maxAttempts} attempts used`;
+  if (!last) return used;
+  if (last.verdict === 'approved') return `${used}; the last was approved, then failed later in the pipeline`;
+  return `${used}, all rejected`;
+}
+
+function onRunFailed(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'run_failed' }>,
+): Decision {
+  const { job } = event;
+  if (event.outcome === 'over_budget')
+    return {
+      kind: 'escalate',
+      reason: 'budget_exhausted',
+      detail: `run ${event.runId ?? '?'} was stopped when its cost crossed the task's remaining budget: ${event.error}`,
+    };
+  const failures = job.failures + 1;
+  if (failures > plan.retry.maxRetries)
+    return {
+      kind: 'escalate',
+      reason: 'agent_failure',
+      detail: `${job.stage} failed ${failures} times; last: ${event.error}`,
+      ...(event.feedback ? { feedback: event.feedback } : {}),
+    };
+  const delayMs = backoffMs(plan.retry, failures);
+  return {
+    kind: 'retry',
+    delayMs,
+    count: 'failure',
+    detail: `retrying ${job.stage} in ${delayMs} ms: ${event.error}`,
+    ...(event.feedback ? { feedback: event.feedback } : {}),
+  };
+}
+
+function onInterrupted(plan: Plan, event: Extract<PipelineEvent, { kind: 'interrupted' }>): Decision {
+  if (event.cause === 'shutdown')
+    return { kind: 'retry', delayMs: 0, count: 'none', detail: 'interrupted by shutdown' };
+  const over = interruptionsOver(plan, event.job, 1);
+  if (over) return { kind: 'escalate', reason: 'runs_interrupted', detail: over };
+  return {
+    kind: 'retry',
+    delayMs: 0,
+    count: 'interruption',
+    detail: `run ${event.runId ?? '?'} was ${event.cause === 'reaped' ? 'reaped' : 'interrupted'}: trying again`,
+  };
+}
+
+function onReviewed(plan: Plan, task: TaskState, attempt: AttemptRecord): Decision {
+  const verdict = judgeAttempt(task.attempts, attempt, task.budget, task.spend, plan.projectUsdPerDay);
+  if (verdict.kind === 'approved') return { kind: 'continue', attempt };
+  if (verdict.kind === 'rework')
+    return {
+      kind: 'advance',
+      to: 'development',
+      job: jobFor(plan, 'development'),
+      feedback: verdict.feedback,
+      attempt: { ...attempt },
+    };
+  return {
+    kind: 'escalate',
+    reason: verdict.reason,
+    detail: verdict.detail,
+    feedback: attempt.feedback,
+    attempt: { ...attempt, reason: verdict.reason },
+  };
+}
+
+function onStagePassed(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'stage_passed' }>,
+): Decision {
+  const from = event.job.stage;
+  let attempt: AttemptRecord | undefined;
+  if (from === 'development' && judge(plan) === 'development') {
+    // Without a review stage, the development stage's gates judge the attempt.
+    attempt = {
+      n: task.attempts.length + 1,
+      diffHash: event.diffHash ?? '',
+      verdict: 'approved',
+      feedback: '',
+      ...(event.totals ?? { inputTokens: 0, outputTokens: 0, costUsd: null, durationMs: 0 }),
+      reason: null,
+    };
+  }
+  if (from === 'development') {
+    const spent = exhausted(plan, task);
+    if (spent)
+      return { kind: 'escalate', reason: 'budget_exhausted', detail: spent, ...(attempt ? { attempt } : {}) };
+  }
+  const fwd = forward(plan, from);
+  return attempt && (fwd.kind === 'advance' || fwd.kind === 'land') ? { ...fwd, attempt } : fwd;
+}
+
+/** To the stage after `from`, or to the landing after the last one. */
+function forward(plan: Plan, from: Stage): Decision {
+  const to = nextStage(plan, from);
+  const last = plan.stages.at(-1)?.name ?? 'development';
+  if (to === 'done') return { kind: 'land', job: jobFor(plan, from === 'created' ? last : from, 'land') };
+  return { kind: 'advance', to, job: jobFor(plan, to), feedback: null };
+}
+
+function onGateFailed(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'gate_failed' }>,
+): Decision {
+  const from = event.job.stage as WorkStage;
+  const stage = stageOf(plan, from);
+  const feedback = `The gate ${event.gate} failed at ${from}. Its output:\n\n${event.output}`;
+  const route = stage?.onFail ?? 'escalate';
+  if (route === 'escalate')
+    return {
+      kind: 'escalate',
+      reason: from === 'architecture' ? 'design_rejected' : 'gate_failure',
+      detail: `${event.gate} failed at ${from}: ${event.output}`,
+      feedback,
+    };
+  if (route === 'development' && from === 'development') {
+    // The development stage's own gate judges the attempt.
+    const attempt: AttemptRecord = {
+      n: task.attempts.length + 1,
+      diffHash: event.diffHash ?? '',
+      verdict: 'rejected',
+      feedback,
+      ...(event.totals ?? { inputTokens: 0, outputTokens: 0, costUsd: null, durationMs: 0 }),
+      reason: event.gate,
+    };
+    const verdict = judgeAttempt(task.attempts, attempt, task.budget, task.spend, plan.projectUsdPerDay);
+    if (verdict.kind === 'stop')
+      return {
+        kind: 'escalate',
+        reason: verdict.reason,
+        detail: verdict.detail,
+        feedback,
+        attempt: { ...attempt, reason: verdict.reason },
+      };
+    return { kind: 'advance', to: 'development', job: jobFor(plan, 'development'), feedback, attempt };
+  }
+  if (route === 'development') return backToDevelopment(plan, task, from, event.gate, feedback);
+  // A route to another stage is a loop of its own, capped, and paid for from the task's budget.
+  const key = loopKey(from, route);
+  const taken = (task.loops[key] ?? 0) + 1;
+  if (taken > plan.maxLoops)
+    return {
+      kind: 'escalate',
+      reason: 'gate_failure',
+      detail: `${event.gate} failed at ${from}; the route back to ${route} was taken ${taken - 1} times, the most budget.max_loops (${plan.maxLoops}) allows`,
+      feedback,
+    };
+  const spent = exhausted(plan, task);
+  if (spent) return { kind: 'escalate', reason: 'budget_exhausted', detail: spent, feedback };
+  return { kind: 'advance', to: route, job: jobFor(plan, route), feedback, loop: key };
+}
+
+/**
+ * A late failure (after the attempt was judged: a later gate, the landing, CI): back to
+ * development with the feedback, paid for by the next attempt.
+ */
+function backToDevelopment(
+  plan: Plan,
+  task: TaskState,
+  from: Stage,
+  gate: string,
+  feedback: string,
+): Decision {
+  if (task.attempts.length >= task.budget.maxAttempts)
+    return {
+      kind: 'escalate',
+      reason: 'max_attempts',
+      detail: `${gate} failed at ${from} and ${attemptsUsed(task)}`,
+      feedback,
+    };
+  const spent = exhausted(plan, task);
+  if (spent) return { kind: 'escalate', reason: 'budget_exhausted', detail: spent, feedback };
+  return { kind: 'advance', to: 'development', job: jobFor(plan, 'development'), feedback };
+}
+
+function onApprove(plan: Plan, task: TaskState): Decision {
+  if (task.status !== 'waiting' || task.hasLiveJob)
+    return {
+      kind: 'refuse',
+      message: `${task.key} is not waiting for an approval (it is ${task.status} at ${task.stage})`,
+    };
+  const stage = stageOf(plan, task.stage);
+  if (!stage || !(stage.approval || stage.kind === 'human'))
+    return { kind: 'refuse', message: `${task.key} is waiting, but ${task.stage} needs no approval` };
+  return { kind: 'resume', job: jobFor(plan, task.stage) };
+}
+
+function onRetry(plan: Plan, task: TaskState): Decision {
+  if (task.status !== 'escalated')
+    return {
+      kind: 'refuse',
+      message: `${task.key} is ${task.status}; only an escalated task can be retried`,
+    };
+  // A task stopped by the build loop's judgment (a review, or a late failure after one) resumes
+  // at the next attempt's development; one stopped elsewhere works its stage again.
+  const loopStop = ['max_attempts', 'no_progress', 'oscillation_detected'].includes(
+    task.terminalReason ?? '',
+  );
+  const stage: Stage = task.stage === 'review' || loopStop ? 'development' : task.stage;
+  if (stage === 'created' || stage === 'done' || stage === 'cancelled' || stageOf(plan, stage))
+    return { kind: 'resume', job: jobFor(plan, stage) };
+  // The stage was disabled since: resume at the next one that is enabled.
+  const next = nextStage(plan, stage);
+  return next === 'done'
+    ? { kind: 'resume', job: jobFor(plan, plan.stages.at(-1)?.name ?? 'development', 'land') }
+    : { kind: 'resume', job: jobFor(plan, next) };
+}

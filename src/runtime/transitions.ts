@@ -1,0 +1,401 @@
+/**
+ * The one writer of task state. Every change of a task's stage or status and
+ * every job queued goes through here: the engine's events (a run ended, a
+ * gate failed, the landing went through), the scheduler's and the reaper's
+ * (a shutdown, a dead worker, an expired lease, orch's own error) and a
+ * person's commands (approve, retry, cancel, from the CLI or the API).
+ *
+ * Each call is one transaction: the task's row is locked, its state is read,
+ * the pure `decide` (core/pipeline.ts) says what happens, and the decision is
+ * applied: the task's stage and status, the job closed or put back, the next
+ * job (its role and adapter from the plan), the attempt, the events the
+ * outbox sends on. The audit files follow the commit: the ledger after every
+ * attempt, the terminal packet after every escalation.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OrchContext, ProjectRuntime } from './context.ts';
+import type { Executor } from '../store/store.ts';
+import type { Job, Task } from '../store/schema.ts';
+import {
+  decide,
+  type Decision,
+  type JobState,
+  type PipelineEvent,
+  type TaskState,
+} from '../core/pipeline.ts';
+import type { AttemptRecord, TaskBudget } from '../core/build-loop.ts';
+import { OrchError } from '../errors.ts';
+import { attemptRecord, taskBudget, writeLedger, writeTerminalPacket } from './packet.ts';
+import type { ProgressEvent } from './progress.ts';
+import type { Logger } from './logger.ts';
+
+/** An event about a job, without the job's counts (the writer reads them in its transaction). */
+export type JobEvent = PipelineEvent extends infer E
+  ? E extends { job: JobState }
+    ? Omit<E, 'job'>
+    : never
+  : never;
+
+/** Who must still hold the job for its event to apply: this worker, or (recovery) a dead one's exact lease. */
+export interface Holder {
+  owner: string | null;
+  /** For a lease found expired: it must not have been renewed since. */
+  leaseExpiresAt?: string | null;
+}
+
+export interface TransitionOptions {
+  /** The runs an attempt in the decision belongs to. */
+  runs?: { dev: number | null; review: number | null };
+}
+
+export interface Outcome {
+  decision: Decision;
+  /** False when nothing was written: the job was no longer held, or the task had moved on. */
+  applied: boolean;
+  task: Task;
+  /** The job queued by the decision, if any. */
+  next: Job | null;
+}
+
+/** A person's budget raise with `orch task retry`. */
+export type BudgetRaise = Partial<Pick<TaskBudget, 'maxAttempts' | 'maxUsd' | 'maxTokens' | 'maxWallS'>>;
+
+export interface TransitionDeps {
+  ctx: OrchContext;
+  log: Pick<Logger, 'info' | 'warn'>;
+  emit?: (event: ProgressEvent) => void;
+}
+
+const startOfUtcDay = (now: Date): string => {
+  const d = new Date(now);
+  d.setUTCHours(0, 0, 0, 0);
+  return d.toISOString();
+};
+
+export class Transitions {
+  private readonly deps: TransitionDeps;
+  constructor(deps: TransitionDeps) {
+    this.deps = deps;
+  }
+
+  private get store() {
+    return this.deps.ctx.store;
+  }
+
+  /**
+   * An event about a job `holder` holds. Nothing is written when the job is no longer held as
+   * expected (cancelled, reclaimed by another worker): the decision is then `release`.
+   */
+  async onJob(job: Job, event: JobEvent, holder: Holder, opts: TransitionOptions = {}): Promise<Outcome> {
+    const rt = await this.deps.ctx.projectRuntime(job.project_id);
+    const outcome = await this.store.tx(async (tx) => {
+      const task = await this.store.lockTask(tx, job.task_id);
+      const current = await this.store.getJob(job.id, tx);
+      const held =
+        current !== undefined &&
+        current.status === 'running' &&
+        current.lease_owner === holder.owner &&
+        (holder.leaseExpiresAt === undefined || current.lease_expires_at === holder.leaseExpiresAt);
+      if (!held) return { decision: { kind: 'release' } as Decision, applied: false, task, next: null };
+      const jobState: JobState = {
+        stage: current.stage,
+        step: current.step,
+        tries: current.attempts,
+        failures: current.failures,
+      };
+      const state = await this.state(tx, task, rt);
+      const decision = decide(rt.plan, state, { ...event, job: jobState } as PipelineEvent);
+      const next = await this.apply(tx, task, current, decision, rt, opts);
+      return { decision, applied: decision.kind !== 'release', task, next };
+    });
+    await this.after(outcome, rt, job.stage, job.agent);
+    return outcome;
+  }
+
+  /** `orch task approve`: the waiting stage is approved and queued again. */
+  async approve(key: string, by: string): Promise<Task> {
+    return this.command(key, { kind: 'approve', by }, async (tx, task, decision) => {
+      if (decision.kind !== 'resume') return;
+      const now = new Date().toISOString();
+      await this.store.recordGate(tx, {
+        task_id: task.id,
+        stage: task.stage,
+        name: 'check_human_approval',
+        passed: 1,
+        output_tail: `approved by ${by}`,
+        started_at: now,
+        finished_at: now,
+      });
+      await this.store.appendEvent(tx, task.id, 'approved', { stage: task.stage, by });
+    });
+  }
+
+  /** `orch task retry`: an escalated task resumes, maybe with a raised budget. */
+  async retry(key: string, raise: BudgetRaise): Promise<Task> {
+    return this.command(key, { kind: 'retry' }, async (tx, task, decision) => {
+      if (decision.kind !== 'resume') return;
+      const budget = {
+        ...(task.budget_json ? (JSON.parse(task.budget_json) as Record<string, number>) : {}),
+        ...Object.fromEntries(Object.entries(raise).filter(([, v]) => v !== undefined)),
+      };
+      await this.store.updateTask(tx, task.id, {
+        terminal_reason: null,
+        finished_at: null,
+        budget_json: JSON.stringify(budget),
+      });
+      await this.store.appendEvent(tx, task.id, 'task_retried', { stage: decision.job.stage, budget });
+    });
+  }
+
+  /** `orch task cancel`: final. Whatever is in flight finishes later and is ignored. */
+  async cancel(key: string): Promise<Task> {
+    return this.command(key, { kind: 'cancel' }, async () => {});
+  }
+
+  /** A person's command: decided and applied in one transaction, refused with the reason. */
+  private async command(
+    key: string,
+    event: Extract<PipelineEvent, { kind: 'approve' | 'retry' | 'cancel' }>,
+    also: (tx: Executor, task: Task, decision: Decision) => Promise<void>,
+  ): Promise<Task> {
+    const found = await this.store.getTaskByKey(key);
+    const rt = await this.deps.ctx.projectRuntime(found.project_id);
+    const outcome = await this.store.tx(async (tx) => {
+      const task = await this.store.lockTask(tx, found.id);
+      const decision = decide(rt.plan, await this.state(tx, task, rt), event);
+      if (decision.kind === 'refuse') throw new OrchError('invalid_state', decision.message);
+      await also(tx, task, decision);
+      const next = await this.apply(tx, task, null, decision, rt, {});
+      return { decision, applied: true, task, next };
+    });
+    await this.after(outcome, rt, outcome.task.stage, 'orch');
+    return this.store.getTask(found.id);
+  }
+
+  /** What the decisions see of a task, read in the transaction that will change it. */
+  private async state(tx: Executor, task: Task, rt: ProjectRuntime): Promise<TaskState> {
+    const budget = taskBudget(rt, task);
+    const spent = await this.store.taskSpend(task.id, tx);
+    const now = new Date();
+    return {
+      key: task.key,
+      stage: task.stage,
+      status: task.status,
+      attempts: (await this.store.attemptsOfTask(task.id, tx)).map(attemptRecord),
+      budget,
+      spend: {
+        tokens: spent.tokens,
+        usd: spent.usd,
+        wallS: task.started_at ? (now.getTime() - Date.parse(task.started_at)) / 1000 : 0,
+        projectUsdToday:
+          rt.config.projectUsdPerDay === null
+            ? 0
+            : await this.store.projectSpendSince(rt.project.id, startOfUtcDay(now), tx),
+      },
+      loops: JSON.parse(task.loops || '{}') as Record<string, number>,
+      approved: await this.store.isApproved(tx, task.id, task.stage),
+      terminalReason: task.terminal_reason,
+      hasLiveJob: (await this.store.liveJobOf(task.id, tx)) !== undefined,
+    };
+  }
+
+  /** Applies a decision inside the transaction. Returns the job it queued, if any. */
+  private async apply(
+    tx: Executor,
+    task: Task,
+    job: Job | null,
+    d: Decision,
+    rt: ProjectRuntime,
+    opts: TransitionOptions,
+  ): Promise<Job | null> {
+    const { store } = this;
+    const now = new Date().toISOString();
+    const record = (attempt: AttemptRecord | undefined) =>
+      attempt ? this.recordAttempt(tx, task, attempt, opts) : Promise.resolve();
+    const enqueue = (spec: Extract<Decision, { job: unknown }>['job']) =>
+      store.enqueueJob(tx, { task, spec, repo: rt.project.name });
+    switch (d.kind) {
+      case 'release':
+        return null;
+      case 'drop':
+        if (job) await store.finishJob(tx, job.id, 'cancelled', `stale: ${d.detail}`);
+        return null;
+      case 'work': {
+        const inLoop = task.stage === 'development' || task.stage === 'review';
+        const attempts = inLoop ? (await store.attemptsOfTask(task.id, tx)).length : 0;
+        await store.updateTask(tx, task.id, {
+          status: 'running',
+          status_detail: job?.step === 'land' ? 'landing' : null,
+          ...(inLoop ? { attempt: attempts + 1 } : {}),
+          ...(task.started_at ? {} : { started_at: now }),
+          ...(task.stage === 'development' && !task.loop_run_id ? { loop_run_id: randomUUID() } : {}),
+        });
+        return null;
+      }
+      case 'continue':
+        await record(d.attempt);
+        return null;
+      case 'wait': {
+        if (job) {
+          if (d.requeueInMs === null) await store.finishJob(tx, job.id, 'done', d.detail);
+          else await store.requeueJob(tx, job.id, d.requeueInMs, d.detail, 'none');
+        }
+        await store.updateTask(tx, task.id, { status: d.status, status_detail: d.detail });
+        const asks = d.requeueInMs === null && d.status === 'waiting';
+        await store.appendEvent(tx, task.id, asks ? 'approval_requested' : d.status, {
+          stage: task.stage,
+          detail: d.detail,
+        });
+        return null;
+      }
+      case 'retry':
+        if (job) await store.requeueJob(tx, job.id, d.delayMs, d.detail, d.count);
+        await store.updateTask(tx, task.id, {
+          status: 'queued',
+          status_detail: d.count === 'none' ? null : d.detail,
+          ...(d.feedback !== undefined ? { feedback: d.feedback } : {}),
+        });
+        if (d.count !== 'none')
+          await store.appendEvent(tx, task.id, d.count === 'failure' ? 'run_failed' : 'job_requeued', {
+            run_id: job?.run_id ?? null,
+            stage: task.stage,
+            retry_in_ms: d.delayMs,
+            detail: d.detail,
+          });
+        return null;
+      case 'advance': {
+        await record(d.attempt);
+        const loops = d.loop
+          ? (() => {
+              const taken = JSON.parse(task.loops || '{}') as Record<string, number>;
+              taken[d.loop] = (taken[d.loop] ?? 0) + 1;
+              return JSON.stringify(taken);
+            })()
+          : undefined;
+        const moved = await store.advanceStage(tx, task, d.to, {
+          status: 'queued',
+          status_detail: null,
+          ...(d.feedback !== null ? { feedback: d.feedback } : {}),
+          ...(loops !== undefined ? { loops } : {}),
+        });
+        if (!moved) throw new Error(`${task.key} moved while locked: ${task.stage} → ${d.to} lost its race`);
+        if (job) await store.finishJob(tx, job.id, 'done');
+        return enqueue(d.job);
+      }
+      case 'land':
+        await record(d.attempt);
+        if (job) await store.finishJob(tx, job.id, 'done');
+        await store.updateTask(tx, task.id, { status: 'queued', status_detail: 'landing' });
+        return enqueue(d.job);
+      case 'done':
+        if (
+          !(await store.advanceStage(tx, task, 'done', {
+            status: 'done',
+            status_detail: null,
+            finished_at: now,
+          }))
+        )
+          throw new Error(`${task.key} moved while locked: it could not be marked done`);
+        if (job) await store.finishJob(tx, job.id, 'done');
+        return null;
+      case 'escalate':
+        await record(d.attempt);
+        if (job)
+          await store.finishJob(tx, job.id, d.reason === 'agent_failure' ? 'failed' : 'done', d.detail);
+        await store.updateTask(tx, task.id, {
+          status: 'escalated',
+          terminal_reason: d.reason,
+          status_detail: d.detail,
+          finished_at: now,
+          ...(d.feedback !== undefined ? { feedback: d.feedback } : {}),
+        });
+        await store.appendEvent(tx, task.id, 'escalated', { reason: d.reason, detail: d.detail });
+        return null;
+      case 'resume': {
+        const changes = {
+          status: 'queued',
+          status_detail: null,
+          terminal_reason: null,
+          finished_at: null,
+        } as const;
+        if (d.job.stage !== task.stage) {
+          if (!(await store.advanceStage(tx, task, d.job.stage, changes)))
+            throw new Error(`${task.key} moved while locked: it could not resume at ${d.job.stage}`);
+        } else await store.updateTask(tx, task.id, changes);
+        return enqueue(d.job);
+      }
+      case 'cancel':
+        await store.advanceStage(tx, task, 'cancelled', {
+          status: 'cancelled',
+          terminal_reason: 'cancelled',
+          status_detail: null,
+          finished_at: now,
+        });
+        await store.cancelJobsOfTask(tx, task.id, 'task cancelled');
+        return null;
+      case 'refuse':
+        return null;
+    }
+  }
+
+  private async recordAttempt(
+    tx: Executor,
+    task: Task,
+    a: AttemptRecord,
+    opts: TransitionOptions,
+  ): Promise<void> {
+    await this.store.recordAttempt(tx, {
+      task_id: task.id,
+      n: a.n,
+      diff_hash: a.diffHash,
+      verdict: a.verdict,
+      feedback: a.feedback,
+      input_tokens: a.inputTokens,
+      output_tokens: a.outputTokens,
+      cost_usd: a.costUsd,
+      duration_ms: a.durationMs,
+      reason: a.reason,
+      dev_run_id: opts.runs?.dev ?? null,
+      review_run_id: opts.runs?.review ?? null,
+    });
+  }
+
+  /** After the commit: the audit files and the progress lines. A failure here never undoes the decision. */
+  private async after(o: Outcome, rt: ProjectRuntime, from: string, role: string): Promise<void> {
+    if (!o.applied) return;
+    const { emit } = this.deps;
+    const d = o.decision;
+    const key = o.task.key;
+    // The ledger catches up with the database after every attempt, and on every move of a task in
+    // the loop: a crash between an attempt's commit and its append is mended by the next step.
+    const wroteAttempt = 'attempt' in d && d.attempt !== undefined;
+    const inLoop = o.task.attempt > 0 && ['continue', 'advance', 'land'].includes(d.kind);
+    try {
+      if (d.kind === 'escalate') {
+        const packetPath = await writeTerminalPacket(this.deps.ctx, await this.store.getTask(o.task.id), rt);
+        emit?.({ kind: 'escalated', key, reason: d.reason, detail: d.detail, packetPath });
+        return;
+      }
+      if (wroteAttempt || inLoop) await writeLedger(this.deps.ctx, o.task, rt);
+    } catch (error) {
+      this.deps.log.warn(`${key}: could not write its audit files: ${(error as Error).message}`);
+    }
+    switch (d.kind) {
+      case 'advance':
+        emit?.({ kind: 'stage', key, from, to: d.to });
+        break;
+      case 'done':
+        emit?.({ kind: 'stage', key, from, to: 'done' });
+        emit?.({ kind: 'done', key });
+        break;
+      case 'wait':
+        emit?.({ kind: 'waiting', key, stage: o.task.stage, detail: d.detail });
+        break;
+      case 'retry':
+        if (d.count === 'failure') emit?.({ kind: 'retry', key, role, delayMs: d.delayMs, error: d.detail });
+        break;
+      default:
+        break;
+    }
+  }
+}
