@@ -93,7 +93,9 @@ function runFinish(res: LaunchResult, signal: AbortSignal): RunFinish {
       ? 'interrupted'
       : reason === 'cancel'
         ? 'cancelled'
-        : res.outcome;
+        : reason === 'reaped'
+          ? 'reaped'
+          : res.outcome;
   return { exitCode: res.exitCode, outcome, resultText: res.resultText, error: res.error };
 }
 

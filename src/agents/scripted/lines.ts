@@ -51,7 +51,7 @@ export function sessionIdFor(key: string, role: string, attempt: number): string
 /** Builds the lines of one run; every line carries the run's session id. */
 export function lineWriter(sessionId: string, model: string) {
   let messageCount = 0;
-  const assistant = (content: unknown[]): string => {
+  const assistant = (content: unknown[], usage?: { input_tokens: number; output_tokens: number }): string => {
     messageCount += 1;
     return JSON.stringify({
       type: 'assistant',
@@ -62,6 +62,7 @@ export function lineWriter(sessionId: string, model: string) {
         model,
         content,
         stop_reason: null,
+        ...(usage ? { usage } : {}),
       },
       parent_tool_use_id: null,
       session_id: sessionId,
@@ -80,6 +81,12 @@ export function lineWriter(sessionId: string, model: string) {
         ...extra,
       }),
     text: (text: string): string => assistant([{ type: 'text', text }]),
+    /** A message that reports the tokens used so far, as a CLI streams them during a run. */
+    usage: (inputTokens: number, outputTokens: number): string =>
+      assistant([{ type: 'text', text: `(${inputTokens + outputTokens} tokens so far)` }], {
+        input_tokens: inputTokens,
+        output_tokens: outputTokens,
+      }),
     /** A tool_use line and the id its tool_result must carry. */
     toolUse: (name: string, input: unknown): { line: string; id: string } => {
       toolCount += 1;

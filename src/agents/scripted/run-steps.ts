@@ -165,6 +165,9 @@ export async function runSteps(
     } else {
       const { model, ...tokens } = step.usage;
       state.usageOverride = { ...state.usageOverride, ...tokens, ...(model ? { model: sub(model) } : {}) };
+      // Streamed at once, as a CLI reports usage while it works: orch can stop a run that spends too much.
+      if (tokens.input_tokens !== undefined || tokens.output_tokens !== undefined)
+        print(out.usage(tokens.input_tokens ?? 0, tokens.output_tokens ?? 0));
     }
     if (outcome) return outcome;
   }
