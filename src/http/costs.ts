@@ -1,5 +1,5 @@
 /** Spend per day, model and role: a pure summary of run figures for the costs page. */
-import type { RunFigures } from './queries.ts';
+import type { RunFigures } from '../store/report-store.ts';
 
 export interface SpendRow {
   runs: number;

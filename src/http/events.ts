@@ -8,14 +8,7 @@
 import { elapsedMs } from '../core/stages.ts';
 import type { OrchContext } from '../runtime/context.ts';
 import type { AgentRun } from '../store/schema.ts';
-import {
-  eventById,
-  eventsAfter,
-  lastEventId,
-  runningRunsWithTask,
-  runsTouchedSince,
-  type EventWithTask,
-} from './queries.ts';
+import type { EventWithTask } from '../store/report-store.ts';
 import { fileSize, readBytes, splitLines, type LogLine } from './log-lines.ts';
 
 /** One server-sent event; only rows of the `events` table carry an `id`. */
@@ -106,12 +99,12 @@ export class EventFeed {
   private async begin(): Promise<void> {
     const now = new Date().toISOString();
     if (this.opts.after === null) {
-      this.cursor = await lastEventId(this.ctx.store);
+      this.cursor = await this.ctx.store.reports.lastEventId();
       this.sinceIso = now;
     } else {
       this.cursor = this.opts.after;
       // Runs that started or finished after the resumed event are replayed too.
-      const at = this.opts.after > 0 ? await eventById(this.ctx.store, this.opts.after) : undefined;
+      const at = this.opts.after > 0 ? await this.ctx.store.reports.eventById(this.opts.after) : undefined;
       this.sinceIso = at?.created_at ?? (this.opts.after > 0 ? now : '');
     }
     this.started = true;
@@ -122,7 +115,7 @@ export class EventFeed {
     const first = !this.started;
     if (first) await this.begin();
     const out: FeedEvent[] = [];
-    const rows = await eventsAfter(this.ctx.store, this.cursor, EVENTS_PER_POLL, this.opts.taskId);
+    const rows = await this.ctx.store.reports.eventsAfter(this.cursor, EVENTS_PER_POLL, this.opts.taskId);
     for (const row of rows) {
       // Runs are announced from the runs table below, with their model, tokens and cost.
       if (row.kind === 'run_started' || row.kind === 'run_finished') continue;
@@ -131,7 +124,7 @@ export class EventFeed {
     if (rows.length) this.cursor = rows.at(-1)!.id;
     else if (this.opts.taskId !== undefined) {
       // Filtered feeds still move past other tasks' events, so a resume skips them.
-      this.cursor = Math.max(this.cursor, await lastEventId(this.ctx.store));
+      this.cursor = Math.max(this.cursor, await this.ctx.store.reports.lastEventId());
     }
     // A run's start comes before its lines, and its last lines before its finish.
     const runs = await this.runEvents();
@@ -144,7 +137,7 @@ export class EventFeed {
   private async runEvents(): Promise<{ started: FeedEvent[]; finished: FeedEvent[] }> {
     const pollIso = new Date(Date.now() - RUN_WINDOW_MS).toISOString();
     const since = this.sinceIso;
-    const runs = await runsTouchedSince(this.ctx.store, since, this.opts.taskId);
+    const runs = await this.ctx.store.reports.runsTouchedSince(since, this.opts.taskId);
     const started: FeedEvent[] = [];
     const finished: FeedEvent[] = [];
     const seen = new Set<number>();
@@ -167,7 +160,7 @@ export class EventFeed {
   }
 
   private async logEvents(first: boolean): Promise<FeedEvent[]> {
-    const running = await runningRunsWithTask(this.ctx.store, this.opts.taskId);
+    const running = await this.ctx.store.reports.runningRunsWithTask(this.opts.taskId);
     const runningIds = new Set(running.map((r) => r.id));
     for (const run of running) {
       if (this.tails.has(run.id) || !run.log_path) continue;

@@ -9,7 +9,7 @@
 import { elapsedMs } from '../core/stages.ts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { OrchContext } from '../runtime/context.ts';
-import { eventPayloads, gateCounts, runFigures, taskCounts, type RunFigures } from './queries.ts';
+import type { ReportStore, RunFigures } from '../store/report-store.ts';
 
 /** Terminal reasons that mean a budget stopped the build loop. */
 export const BUDGET_REASONS = ['budget_exhausted', 'max_attempts'] as const;
@@ -18,21 +18,21 @@ export const RUN_DURATION_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 18
 
 interface Snapshot {
   runs: RunFigures[];
-  gates: Awaited<ReturnType<typeof gateCounts>>;
+  gates: Awaited<ReturnType<ReportStore['gateCounts']>>;
   escalations: Record<string, unknown>[];
   reaped: Record<string, unknown>[];
-  tasks: Awaited<ReturnType<typeof taskCounts>>;
+  tasks: Awaited<ReturnType<ReportStore['taskCounts']>>;
   queued: number;
   runningAgents: number;
 }
 
 async function loadSnapshot(ctx: OrchContext): Promise<Snapshot> {
   const [runs, gates, escalations, reaped, tasks, queued, running] = await Promise.all([
-    runFigures(ctx.store),
-    gateCounts(ctx.store),
-    eventPayloads(ctx.store, 'escalated'),
-    eventPayloads(ctx.store, 'run_reaped'),
-    taskCounts(ctx.store),
+    ctx.store.reports.runFigures(),
+    ctx.store.reports.gateCounts(),
+    ctx.store.reports.eventPayloads('escalated'),
+    ctx.store.reports.eventPayloads('run_reaped'),
+    ctx.store.reports.taskCounts(),
     ctx.store.countJobs('queued'),
     ctx.store.getRunningAgents(),
   ]);

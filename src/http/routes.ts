@@ -27,7 +27,6 @@ import {
   RunListQuery,
   TaskListQuery,
 } from './schemas.ts';
-import { eventsAfter, listRuns, queuedJobs, runFigures, runWithTask } from './queries.ts';
 import { eventRowData, type Pulse } from './events.ts';
 import { eventStreamEndpoint } from './event-stream.ts';
 import { fileSize, readBytes, readLogRange } from './log-lines.ts';
@@ -61,7 +60,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
   const taskOf = (key: string): Promise<Task> => ctx.store.getTaskByKey(key);
   const summaryOf = async (t: Task) => taskSummary(t, await ctx.store.getProject(t.project_id));
   const runOf = async (id: string) => {
-    const run = /^\d+$/.test(id) ? await runWithTask(ctx.store, Number(id)) : undefined;
+    const run = /^\d+$/.test(id) ? await ctx.store.reports.runWithTask(Number(id)) : undefined;
     if (!run) throw new ApiError('not_found', `no run with id ${JSON.stringify(id)}`);
     return run;
   };
@@ -243,7 +242,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       responses: { 200: 'events', 404: ERR[404] },
       handle: async (c, { params }) => {
         const task = await taskOf(params.key!);
-        return send(c, (await eventsAfter(ctx.store, 0, 10_000, task.id)).map(eventRowData));
+        return send(c, (await ctx.store.reports.eventsAfter(0, 10_000, task.id)).map(eventRowData));
       },
     }),
     endpoint({
@@ -275,7 +274,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       responses: { 200: 'runs', ...ERR },
       handle: async (c, { query }) => {
         const taskId = query.task ? (await taskOf(query.task)).id : undefined;
-        const runs = await listRuns(ctx.store, {
+        const runs = await ctx.store.reports.listRuns({
           status: query.status,
           taskId,
           role: query.role,
@@ -343,7 +342,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       tag: 'agents',
       query: QueueQuery,
       handle: async (c, { query }) => {
-        const jobs = await queuedJobs(ctx.store, query.limit);
+        const jobs = await ctx.store.reports.queuedJobs(query.limit);
         const now = new Date().toISOString();
         const body: QueueJson = {
           depth: await ctx.store.countJobs('queued'),
@@ -387,7 +386,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       query: CostsQuery,
       handle: async (c, { query }) => {
         const now = new Date();
-        const runs = await runFigures(ctx.store, reportStart(now, query.days).toISOString());
+        const runs = await ctx.store.reports.runFigures(reportStart(now, query.days).toISOString());
         return send(c, costReport(runs, query.days, now));
       },
     }),

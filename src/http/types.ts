@@ -5,7 +5,7 @@
 import type { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
 import type { StatusData } from '../runtime/status.ts';
 import type { LogLine } from './log-lines.ts';
-import type { QueuedJob } from './queries.ts';
+import type { QueuedJob } from '../store/report-store.ts';
 
 export type TaskSummaryJson = ReturnType<typeof taskSummary>;
 export type TaskDetailJson = Awaited<ReturnType<typeof taskDetail>>;
@@ -17,7 +17,7 @@ export type StatusJson = StatusData & {
 };
 export type { CostReport, SpendRow } from './costs.ts';
 export type { LogLine, LogLineKind, LogRange } from './log-lines.ts';
-export type { QueuedJob } from './queries.ts';
+export type { QueuedJob } from '../store/report-store.ts';
 export type { ErrorBody } from './errors.ts';
 
 export interface ProjectJson {

@@ -204,7 +204,7 @@ export class Outbox {
     // Read before the task: a coalescing channel's send marks the deliveries up to this event sent, so
     // the task it shows must already reflect them (an escalation committed between the two reads would
     // otherwise be marked sent without the channel having seen it).
-    const latestEvent = await this.latestEventId(item.task_id);
+    const latestEvent = await this.opts.ctx.store.outbox.latestEventOfTask(item.task_id);
     const task = await store.getTask(item.task_id).catch(() => null);
     if (!task) return store.outbox.markFailed(item, 'the task no longer exists', null);
     const rt = await this.opts.ctx.projectRuntime(task.project_id);
@@ -236,15 +236,6 @@ export class Outbox {
       );
       await store.outbox.markFailed(item, f.message, new Date(Date.now() + delay));
     }
-  }
-
-  private async latestEventId(taskId: number): Promise<number> {
-    const row = await this.opts.ctx.store.db
-      .selectFrom('events')
-      .select((eb) => eb.fn.max('id').as('id'))
-      .where('task_id', '=', taskId)
-      .executeTakeFirst();
-    return Number(row?.id ?? 0);
   }
 
   private tools(channel: Channel, task: Task, rt: ProjectRuntime): DeliveryTools {

@@ -259,6 +259,16 @@ export class OutboxStore {
     return q.orderBy('id').execute();
   }
 
+  /** The id of the task's newest event, or 0. */
+  async latestEventOfTask(taskId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('events')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .where('task_id', '=', taskId)
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
+  }
+
   async getRef(channel: string, taskId: number): Promise<unknown> {
     const row = await this.db
       .selectFrom('channel_refs')

@@ -19,6 +19,7 @@ import type { Usage } from '../agents/events.ts';
 import { mergeReportedModel } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
 import { OutboxStore } from './outbox-store.ts';
+import { ReportStore } from './report-store.ts';
 import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
@@ -96,10 +97,13 @@ export class Store {
   readonly dialect: Dialect;
   /** Deliveries of events to chats, webhooks and trackers. */
   readonly outbox: OutboxStore;
+  /** Read-only queries for the API, the dashboard and `/metrics`. */
+  readonly reports: ReportStore;
   constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
     this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
+    this.reports = new ReportStore(db);
   }
 
   /**

@@ -4,7 +4,7 @@
  * log range reads, the queue and agents, the OpenAPI document, the dashboard's
  * static files.
  */
-import type { TaskStatus } from '../../src/core/stages.ts';
+import type { Stage, TaskStatus } from '../../src/core/stages.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,8 @@ import type { TaskDetailJson, TaskSummaryJson } from '../../src/http/types.ts';
 
 let f: ApiFixture;
 beforeAll(async () => {
-  f = await apiFixture();
+  // Analysis waits for a person's approval, so a task can be left waiting for one.
+  f = await apiFixture({ project: { config: { pipeline: { analysis: { approval: true } } } } });
 });
 afterAll(async () => {
   await f.close();
@@ -30,9 +31,14 @@ const create = async (title: string, extra: Record<string, unknown> = {}): Promi
   expect(res.status, await res.clone().text()).toBe(201);
   return json<TaskSummaryJson>(res);
 };
-const setStatus = async (key: string, status: TaskStatus) => {
+/** Leaves a task as the pipeline would: at `stage` with `status`, and no live job. */
+const stopAt = async (key: string, stage: Stage, status: TaskStatus) => {
   const t = await f.ctx.store.getTaskByKey(key);
-  await f.ctx.store.updateTask(f.ctx.store.db, t.id, { status });
+  await f.ctx.store.tx(async (tx) => {
+    await f.ctx.store.cancelJobsOfTask(tx, t.id);
+    if (stage !== t.stage) await f.ctx.store.advanceStage(tx, t, stage);
+    await f.ctx.store.updateTask(tx, t.id, { status });
+  });
 };
 
 describe('tasks', () => {
@@ -122,7 +128,7 @@ describe('tasks', () => {
     const refused = await f.post(`/api/tasks/${t.key}/retry`, { max_attempts: 8 });
     expect(refused.status).toBe(409);
 
-    await setStatus(t.key, 'escalated');
+    await stopAt(t.key, 'analysis', 'escalated');
     const res = await f.post(`/api/tasks/${t.key}/retry`, { max_attempts: 8, max_usd: 2.5 });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await json(res)).toMatchObject({ key: t.key, status: 'queued' });
@@ -134,7 +140,7 @@ describe('tasks', () => {
     const t = await create('Needs sign-off');
     const refused = await f.post(`/api/tasks/${t.key}/approve`);
     expect(refused.status).toBe(409);
-    await setStatus(t.key, 'waiting');
+    await stopAt(t.key, 'analysis', 'waiting');
     const res = await f.post(`/api/tasks/${t.key}/approve`, { by: 'alice' });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(await json(res)).toMatchObject({ status: 'queued' });

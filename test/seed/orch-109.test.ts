@@ -7,7 +7,7 @@
  */
 import type { JobStatus } from '../../src/store/schema.ts';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -505,8 +505,10 @@ it.each<[string, Env, string[]]>([
 });
 
 it('TC-08 orch run refuses to start with a config that breaks the invariant', async () => {
-  const p = project({ config: { timeouts: { reaper_max_running_s: 100 } } });
+  const p = project();
   const key = addTask(p, 'Never runs');
+  // Every command checks the configuration first, so the breaking one is written after the task.
+  appendFileSync(join(p.dir, 'orch.yaml'), 'timeouts:\n  reaper_max_running_s: 100\n');
   const r = runUntilIdle(p);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain('ORCH_REAPER_MAX_RUNNING_S (100)');

@@ -704,6 +704,121 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect(JSON.parse(all.at(-1)!.payload)).toEqual({ i: 4 });
   });
 
+  contract(
+    'what the state machine reads: spend, approvals since entering a stage, events by payload',
+    async () => {
+      const t = await taskAt('development', 'developer');
+      const run = (cost: number | null, tokens: number) =>
+        store
+          .createRun({
+            taskId: t.id,
+            jobId: null,
+            agent: 'developer',
+            stage: 'development',
+            attempt: 1,
+            adapter: 'scripted',
+            timeoutS: 60,
+            logPath: '',
+            workerId: 'w',
+          })
+          .then(async (id) => {
+            await store.recordUsage(id, {
+              inputTokens: tokens,
+              outputTokens: 1,
+              cacheReadTokens: 0,
+              cacheWriteTokens: 0,
+              costUsd: cost,
+              model: null,
+              sessionId: null,
+              numTurns: null,
+            });
+            return id;
+          });
+      expect(await store.taskSpend(t.id)).toEqual({ tokens: 0, usd: 0 });
+      const first = await run(0.25, 10);
+      await run(null, 20);
+      expect(await store.taskSpend(t.id)).toEqual({ tokens: 32, usd: 0.25 });
+      await store.setRunLogPath(first, '/logs/x.log');
+      await store.setRunDiffHash(first, 'abc');
+      expect(await store.getRun(first)).toMatchObject({ log_path: '/logs/x.log', diff_hash: 'abc' });
+
+      // An approval counts only for the pass through the stage it was given in.
+      const approve = (at: string) =>
+        store.tx((tx) =>
+          store.recordGate(tx, {
+            task_id: t.id,
+            stage: 'development',
+            name: 'check_human_approval',
+            passed: 1,
+            output_tail: 'ok',
+            started_at: at,
+            finished_at: at,
+          }),
+        );
+      expect(await store.isApproved(store.db, t.id, 'development')).toBe(false);
+      await approve(new Date().toISOString());
+      expect(await store.isApproved(store.db, t.id, 'development')).toBe(true);
+      await new Promise((r) => setTimeout(r, 5));
+      const now = await store.getTask(t.id);
+      await store.tx(async (tx) => {
+        await store.advanceStage(tx, now, 'review');
+        await store.advanceStage(tx, { ...now, stage: 'review', version: now.version + 1 }, 'development');
+      });
+      expect(await store.enteredStageAt(store.db, t.id, 'development')).not.toBe('');
+      expect(await store.isApproved(store.db, t.id, 'development')).toBe(false);
+
+      await store.tx((tx) => store.appendEvent(tx, t.id, 'pull_request', { number: 1, state: 'open' }));
+      expect(await store.hasEvent(store.db, t.id, 'pull_request', { number: 1, state: 'open' })).toBe(true);
+      expect(await store.hasEvent(store.db, t.id, 'pull_request', { number: 1, state: 'merged' })).toBe(
+        false,
+      );
+      // lockTask reads the row inside a write transaction (and locks it on PostgreSQL).
+      expect((await store.tx((tx) => store.lockTask(tx, t.id))).stage).toBe('development');
+      await expect(store.tx((tx) => store.lockTask(tx, 999))).rejects.toMatchObject({ code: 'unknown_task' });
+    },
+  );
+
+  contract('report queries: the queue, runs with their task, events with keys, figures', async () => {
+    const t = await taskAt('review', 'reviewer');
+    const runId = await store.createRun({
+      taskId: t.id,
+      jobId: null,
+      agent: 'reviewer',
+      stage: 'review',
+      attempt: 1,
+      adapter: 'scripted',
+      timeoutS: 60,
+      logPath: '',
+      workerId: 'w',
+    });
+    const r = store.reports;
+    expect((await r.queuedJobs()).map((j) => [j.task, j.stage, j.role, j.tries])).toEqual([
+      [t.key, 'review', 'reviewer', 0],
+    ]);
+    expect(await r.runWithTask(runId)).toMatchObject({ id: runId, task_key: t.key });
+    expect((await r.runningRunsWithTask()).map((x) => x.id)).toEqual([runId]);
+    expect(
+      (await r.listRuns({ status: 'running', role: 'reviewer', limit: 5 })).map((x) => x.task_key),
+    ).toEqual([t.key]);
+    expect((await r.runsTouchedSince('2000-01-01T00:00:00.000Z', t.id)).map((x) => x.id)).toEqual([runId]);
+    await store.tx((tx) =>
+      store.finishRun(tx, runId, { exitCode: 0, outcome: 'ok', resultText: '', error: null }),
+    );
+    expect(await r.runningRunsWithTask()).toEqual([]);
+    const figures = await r.runFigures();
+    expect(figures).toEqual([
+      expect.objectContaining({ agent: 'reviewer', status: 'finished', outcome: 'ok' }),
+    ]);
+    const events = await r.eventsAfter(0, 100, t.id);
+    expect(events.every((e) => e.task_key === t.key)).toBe(true);
+    expect(await r.lastEventId()).toBe(events.at(-1)!.id);
+    expect((await r.eventById(events[0]!.id))?.kind).toBe('task_created');
+    expect((await r.eventPayloads('run_finished')).map((p) => p.outcome)).toEqual(['ok']);
+    expect(await r.taskCounts()).toEqual([{ stage: 'review', status: 'queued', n: 1 }]);
+    expect(await r.gateCounts()).toEqual([]);
+    expect(await store.outbox.latestEventOfTask(t.id)).toBe(events.at(-1)!.id);
+  });
+
   // ------------------------------------------------------------------ outbox
 
   /** Fans every pending event out to the given channels (all kinds routed). */

@@ -1,0 +1,209 @@
+/**
+ * The state machine on PostgreSQL with several `orch worker` processes: an
+ * approved stage's job carries its role's adapter; a worker whose clock is off
+ * takes no live job (leases are the database's clock); and tasks that loop back
+ * from their landing never fork into two job chains.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { waitFor } from '../helpers/kit.ts';
+import { makeCluster, workersLeftRunning, type Cluster } from './cluster.ts';
+
+let cluster: Cluster | undefined;
+afterEach(async () => {
+  const left = cluster ? workersLeftRunning(cluster.workers) : [];
+  await cluster?.cleanup();
+  cluster = undefined;
+  expect(left, 'worker processes left running').toEqual([]);
+});
+
+/** A command agent: writes a file, prints a successful result. */
+const COMMAND_AGENT = `#!/bin/sh
+echo "deployed $ORCH_TASK_KEY" > "deployed-$ORCH_TASK_KEY.txt"
+echo '{"type":"result","subtype":"success","is_error":false,"result":"deployed"}'
+`;
+
+const FAKETIME = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/faketime/libfaketime.so.1',
+].find((p) => existsSync(p));
+
+it('an approved agent stage’s job carries its role’s adapter: only a worker with that label claims it', async () => {
+  cluster = await makeCluster({
+    config: {
+      agents: { default: { adapter: 'scripted' }, deployer: { adapter: 'command', command: ['./agent.sh'] } },
+      pipeline: {
+        analysis: { enabled: false },
+        architecture: { enabled: false },
+        'deploy-staging': { enabled: false },
+        deploy: { approval: true },
+      },
+    },
+    files: { 'agent.sh': COMMAND_AGENT },
+  });
+  const c = cluster;
+  expect(c.orch(['task', 'add', 'approve me']).code).toBe(0);
+  const scripted = c.startWorker('scripted', ['-c', '2', '--labels', 'scripted']);
+  const ctx = await c.context();
+  try {
+    await waitFor(
+      async () => (await ctx.store.getTaskByKey('T-1')).status === 'waiting',
+      60_000,
+      'the approval wait',
+    );
+    expect(c.orch(['task', 'approve', 'T-1']).code).toBe(0);
+    const job = await ctx.store.liveJobOf((await ctx.store.getTaskByKey('T-1')).id);
+    expect(job).toMatchObject({ stage: 'deploy', agent: 'deployer', adapter: 'command', status: 'queued' });
+    // The scripted worker leaves it alone.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect((await ctx.store.getJob(job!.id))?.status).toBe('queued');
+    const command = c.startWorker('command', ['-c', '1', '--labels', 'command', '--until-idle']);
+    expect((await command.exited).code, command.output()).toBe(0);
+    const task = await ctx.store.getTaskByKey('T-1');
+    expect(task.status).toBe('done');
+    const deployRun = (await ctx.store.runsOfTask(task.id)).find((r) => r.stage === 'deploy')!;
+    expect(Number(deployRun.worker_id?.split(':')[1])).toBe(command.child.pid);
+    scripted.child.kill('SIGTERM');
+    await scripted.exited;
+  } finally {
+    await ctx.close();
+  }
+});
+
+it.skipIf(!FAKETIME)(
+  'a worker whose clock is two hours ahead takes no live job: leases and due times are the database’s clock',
+  async () => {
+    // Two tasks: one whose developer works for a while, one whose developer fails and waits a minute to retry.
+    const script = {
+      tasks: [
+        {
+          match: { title: 'slow' },
+          roles: {
+            developer: { default: [{ sleep_ms: 8_000 }, { write: { path: 'a.txt', content: 'a\n' } }] },
+          },
+        },
+        { match: { title: 'flaky' }, roles: { developer: { default: [{ exit: 1 }] } } },
+      ],
+    };
+    cluster = await makeCluster({
+      config: {
+        agents: { default: { adapter: 'scripted', script: 'script.yaml' } },
+        pipeline: { analysis: { enabled: false }, architecture: { enabled: false } },
+        retry: { base_ms: 60_000, max_ms: 60_000 },
+      },
+      files: { 'script.yaml': stringify(script) },
+    });
+    const c = cluster;
+    expect(c.orch(['task', 'add', 'slow']).code).toBe(0);
+    expect(c.orch(['task', 'add', 'flaky']).code).toBe(0);
+    const env = { ORCH_LEASE_TTL_MS: '3000', ORCH_REAPER_INTERVAL_MS: '300' };
+    const honest = c.startWorker('honest', ['-c', '2'], env);
+    const ctx = await c.context();
+    try {
+      const slowRun = await waitFor(
+        async () =>
+          (await ctx.store.getRunningAgents()).find((a) => a.task_key === 'T-1' && a.agent === 'developer'),
+        60_000,
+        'the slow developer',
+      );
+      await waitFor(
+        async () => (await ctx.store.liveJobOf(2))?.last_error?.includes('retrying') === true,
+        60_000,
+        'the flaky developer to wait for its retry',
+      );
+      const skewed = c.startWorker('skewed', ['-c', '2'], {
+        ...env,
+        LD_PRELOAD: FAKETIME ?? '',
+        FAKETIME: '+2h',
+        FAKETIME_DONT_FAKE_MONOTONIC: '1',
+      });
+      await waitFor(() => skewed.output().includes('worker '), 30_000, 'the skewed worker to start');
+      expect(skewed.output()).toMatch(/20\d\d-/); // its log lines carry its own (skewed) clock
+      // Several of its reaper passes go by: the live job stays the honest worker's, and the job
+      // waiting a minute for its retry is not taken early.
+      await new Promise((r) => setTimeout(r, 4_000));
+      const slowJob = await ctx.store.getJob(slowRun.job_id!);
+      expect(slowJob?.status).toBe('running');
+      expect(Number(slowJob?.lease_owner?.split(':')[1])).toBe(honest.child.pid);
+      const flaky = await ctx.store.liveJobOf(2);
+      expect(flaky?.status).toBe('queued');
+      expect(flaky?.attempts).toBe(1);
+      await waitFor(
+        async () => (await ctx.store.getRun(slowRun.run_id))?.outcome === 'ok',
+        60_000,
+        'the slow developer to finish',
+      );
+      const runs = await ctx.store.runsOfTask(1);
+      expect(runs.filter((r) => r.outcome === 'interrupted' || r.outcome === 'reaped')).toEqual([]);
+      honest.child.kill('SIGTERM');
+      skewed.child.kill('SIGTERM');
+      await Promise.all([honest.exited, skewed.exited]);
+    } finally {
+      await ctx.close();
+    }
+  },
+  120_000,
+);
+
+const ROUNDS = Number(process.env.ORCH_SCALE_ROUNDS ?? (process.env.ORCH_CHAOS_FULL ? 10 : 1));
+const TASKS = 20;
+
+it(`${TASKS} tasks that conflict at their landing, on two workers, ${ROUNDS} round(s): all done, no task ever holds two live jobs`, async () => {
+  for (let round = 0; round < ROUNDS; round += 1) {
+    // Every task's developer rewrites the same file: landings conflict and loop back to development.
+    cluster = await makeCluster({
+      config: {
+        agents: { default: { adapter: 'scripted', script: 'script.yaml' } },
+        pipeline: {
+          analysis: { enabled: false },
+          architecture: { enabled: false },
+          'deploy-staging': { enabled: false },
+        },
+        budget: { max_attempts: 12 },
+      },
+      files: {
+        'script.yaml': stringify({
+          defaults: { developer: [{ write: { path: 'shared.txt', content: 'line by {{key}}\n' } }] },
+        }),
+      },
+    });
+    const c = cluster;
+    for (let i = 0; i < TASKS; i += 1) expect(c.orch(['task', 'add', `task ${i}`]).code).toBe(0);
+    const a = c.startWorker('a', ['-c', '4', '--until-idle']);
+    const b = c.startWorker('b', ['-c', '4', '--until-idle']);
+    const ctx = await c.context();
+    try {
+      // Sample the live jobs while they work: never two of one task.
+      let sampled = 0;
+      let done = false;
+      const both = Promise.all([a.exited, b.exited]).then((r) => ((done = true), r));
+      while (!done) {
+        const rows = await ctx.store.db
+          .selectFrom('jobs')
+          .select(['task_id'])
+          .where('status', 'in', ['queued', 'running'])
+          .execute();
+        const ids = rows.map((r) => r.task_id);
+        expect(new Set(ids).size, `live jobs ${JSON.stringify(ids)}`).toBe(ids.length);
+        sampled += 1;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [ea, eb] = await both;
+      expect(ea.code, a.output()).toBe(0);
+      expect(eb.code, b.output()).toBe(0);
+      expect(sampled).toBeGreaterThan(0);
+      const tasks = await ctx.store.listTasks();
+      const notDone = tasks.filter((t) => t.status !== 'done');
+      expect(notDone.map((t) => `${t.key} ${t.stage}/${t.status}: ${t.status_detail}`)).toEqual([]);
+      for (const t of tasks) {
+        const attempts = await ctx.store.attemptsOfTask(t.id);
+        expect(attempts.map((x) => x.n)).toEqual(attempts.map((_, i) => i + 1));
+      }
+    } finally {
+      await ctx.close();
+    }
+    await c.cleanup();
+    cluster = undefined;
+  }
+}, 600_000);
