@@ -4,7 +4,7 @@
  * bounded within a run. Each test is a way a task could once run forever or
  * end in the wrong state.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -23,6 +23,8 @@ import {
 import { waitFor } from '../helpers/kit.ts';
 
 afterEach(cleanupAll);
+// Whole pipelines through the real CLI: on a loaded two-core machine one can take a minute.
+vi.setConfig({ testTimeout: 180_000 });
 
 const usage = (cost: number) => ({ usage: { input_tokens: 1000, output_tokens: 100, cost_usd: cost } });
 
@@ -274,7 +276,7 @@ describe('cancel wins', () => {
     await withContext(project, (ctx) =>
       waitFor(
         async () => (await ctx.store.getTaskByKey(key)).stage === 'deploy' && readMarker(project.dir),
-        60_000,
+        150_000,
         'the slow gate to start',
       ),
     );
