@@ -7,6 +7,7 @@ import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
+import { ORCH_VERSION } from '../version.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -46,7 +47,7 @@ async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>, validate = t
 
 const program = new Command('orch')
   .description('Autonomous software-delivery orchestrator')
-  .version('0.1.0')
+  .version(ORCH_VERSION)
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
