@@ -8,6 +8,7 @@ import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
 import { ORCH_VERSION } from '../version.ts';
+import { INIT_AGENTS, adapterOf } from './commands/init-agent.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -54,14 +55,23 @@ const program = new Command('orch')
 program
   .command('init')
   .description('make the current git repository an orch project (writes orch.yaml and .orch/)')
-  .option('--agent <adapter>', 'agent for every role: scripted or claude-code', 'scripted')
+  .option(
+    '--agent <adapter>',
+    `agent for every role: ${INIT_AGENTS.join(', ')} (default: the first agent CLI on PATH)`,
+  )
   .option('--name <name>', 'project name (default: the directory name)')
   .option('--json', 'print JSON')
-  .action(async (o: { agent: string; name?: string; json?: boolean }) => {
-    if (!['scripted', 'claude-code'].includes(o.agent))
-      throw new OrchError('invalid_argument', `--agent must be scripted or claude-code, got ${o.agent}`);
-    const { initCommand } = await import('./commands/init.ts');
-    const r = await initCommand(process.cwd(), env, { agent: o.agent, ...(o.name ? { name: o.name } : {}) });
+  .action(async (o: { agent?: string; name?: string; json?: boolean }) => {
+    if (o.agent !== undefined && !(INIT_AGENTS as readonly string[]).includes(o.agent))
+      throw new OrchError(
+        'invalid_argument',
+        `--agent must be one of ${INIT_AGENTS.join(', ')}, got ${o.agent}`,
+      );
+    const { initCommand, initText } = await import('./commands/init.ts');
+    const r = await initCommand(process.cwd(), env, {
+      ...(o.agent ? { agent: o.agent } : {}),
+      ...(o.name ? { name: o.name } : {}),
+    });
     if (o.json)
       return out(
         json({
@@ -69,11 +79,10 @@ program
           config: r.configPath,
           created: r.created,
           key_prefix: r.project.key_prefix,
+          agent: r.agent ? adapterOf(r.agent) : null,
         }),
       );
-    out(
-      `${r.created ? 'wrote' : 'kept'} ${r.configPath}\nproject ${r.project.name} (keys ${r.project.key_prefix}-N, base ${r.project.base_branch})\nnext: orch task add "…" && orch run`,
-    );
+    out(initText(r, o.agent));
   });
 
 const project = program.command('project').description('projects served by this orch home');
