@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** orch's command line: parse, call, format. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Argument, Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openContextFrom, type OrchContext } from '../runtime/context.ts';
@@ -8,7 +8,9 @@ import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
 import { ORCH_VERSION } from '../version.ts';
+import { TASK_STATUSES } from '../core/stages.ts';
 import { INIT_AGENTS, adapterOf } from './commands/init-agent.ts';
+import { commandSpec, completionScript, SHELLS, type Shell } from './completion.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -354,6 +356,40 @@ program
     const report = await doctor(process.cwd(), env);
     out(o.json ? JSON.stringify(report, null, 2) : doctorText(report));
     if (!report.ok) process.exitCode = 1;
+  });
+
+program
+  .command('completion')
+  .description(
+    'print the shell completion script for bash, zsh or fish (how to load it is in its first line)',
+  )
+  .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+  .action((shell: Shell) => {
+    const commands = program.commands.map((c) => c.name());
+    const spec = commandSpec(program, {
+      options: { '--agent': INIT_AGENTS, '--status': TASK_STATUSES, '--locale': ['en', 'ru'] },
+      args: { help: commands },
+    });
+    process.stdout.write(completionScript(shell, spec));
+  });
+
+// `orch help task add` as well as `orch task add --help`; commander's own help command takes one word.
+program.helpCommand(false);
+program
+  .command('help [command...]')
+  .description('help for a command, e.g. orch help task add')
+  .action((names: string[]) => {
+    let cmd: Command = program;
+    for (const [i, name] of names.entries()) {
+      const next = cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!next)
+        throw new OrchError(
+          'invalid_argument',
+          `no command "${['orch', ...names.slice(0, i + 1)].join(' ')}"; the commands of ${['orch', ...names.slice(0, i)].join(' ')} are ${cmd.commands.map((c) => c.name()).join(', ')}`,
+        );
+      cmd = next;
+    }
+    cmd.outputHelp();
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
