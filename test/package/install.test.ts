@@ -61,11 +61,14 @@ beforeAll(() => {
     cpSync(join(ROOT, f), join(stage, f));
   }
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'));
-  // npm on Node 24 (the checkout's), with the build's tools on PATH as `npm run` would have them.
-  const env = {
-    ...process.env,
-    PATH: [dirname(process.execPath), join(ROOT, 'node_modules', '.bin'), process.env.PATH].join(delimiter),
-  };
+  // npm on Node 24 (the checkout's), with the build's tools on PATH as `npm run` would have them,
+  // and none of the npm_* variables of the `npm test` that may have started this (they point npm
+  // at this checkout's prefix).
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('npm_')) env[k] = v;
+  env.PATH = [dirname(process.execPath), join(ROOT, 'node_modules', '.bin'), process.env.PATH].join(
+    delimiter,
+  );
   const dest = join(work, 'pack');
   mkdirSync(dest);
   const pack = sh(stage, 'npm', ['pack', '--pack-destination', dest], env);
