@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 /** orch's command line: parse, call, format. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Argument, Command, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
+import { ORCH_VERSION } from '../version.ts';
+import { TASK_STATUSES } from '../core/stages.ts';
+import { INIT_AGENTS, adapterOf } from './commands/init-agent.ts';
+import { commandSpec, completionScript, SHELLS, type Shell } from './completion.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -46,21 +50,30 @@ async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>, validate = t
 
 const program = new Command('orch')
   .description('Autonomous software-delivery orchestrator')
-  .version('0.1.0')
+  .version(ORCH_VERSION)
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 program
   .command('init')
   .description('make the current git repository an orch project (writes orch.yaml and .orch/)')
-  .option('--agent <adapter>', 'agent for every role: scripted or claude-code', 'scripted')
+  .option(
+    '--agent <adapter>',
+    `agent for every role: ${INIT_AGENTS.join(', ')} (default: the first agent CLI on PATH)`,
+  )
   .option('--name <name>', 'project name (default: the directory name)')
   .option('--json', 'print JSON')
-  .action(async (o: { agent: string; name?: string; json?: boolean }) => {
-    if (!['scripted', 'claude-code'].includes(o.agent))
-      throw new OrchError('invalid_argument', `--agent must be scripted or claude-code, got ${o.agent}`);
-    const { initCommand } = await import('./commands/init.ts');
-    const r = await initCommand(process.cwd(), env, { agent: o.agent, ...(o.name ? { name: o.name } : {}) });
+  .action(async (o: { agent?: string; name?: string; json?: boolean }) => {
+    if (o.agent !== undefined && !(INIT_AGENTS as readonly string[]).includes(o.agent))
+      throw new OrchError(
+        'invalid_argument',
+        `--agent must be one of ${INIT_AGENTS.join(', ')}, got ${o.agent}`,
+      );
+    const { initCommand, initText } = await import('./commands/init.ts');
+    const r = await initCommand(process.cwd(), env, {
+      ...(o.agent ? { agent: o.agent } : {}),
+      ...(o.name ? { name: o.name } : {}),
+    });
     if (o.json)
       return out(
         json({
@@ -68,11 +81,10 @@ program
           config: r.configPath,
           created: r.created,
           key_prefix: r.project.key_prefix,
+          agent: r.agent ? adapterOf(r.agent) : null,
         }),
       );
-    out(
-      `${r.created ? 'wrote' : 'kept'} ${r.configPath}\nproject ${r.project.name} (keys ${r.project.key_prefix}-N, base ${r.project.base_branch})\nnext: orch task add "…" && orch run`,
-    );
+    out(initText(r, o.agent));
   });
 
 const project = program.command('project').description('projects served by this orch home');
@@ -344,6 +356,40 @@ program
     const report = await doctor(process.cwd(), env);
     out(o.json ? JSON.stringify(report, null, 2) : doctorText(report));
     if (!report.ok) process.exitCode = 1;
+  });
+
+program
+  .command('completion')
+  .description(
+    'print the shell completion script for bash, zsh or fish (how to load it is in its first line)',
+  )
+  .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+  .action((shell: Shell) => {
+    const commands = program.commands.map((c) => c.name());
+    const spec = commandSpec(program, {
+      options: { '--agent': INIT_AGENTS, '--status': TASK_STATUSES, '--locale': ['en', 'ru'] },
+      args: { help: commands },
+    });
+    process.stdout.write(completionScript(shell, spec));
+  });
+
+// `orch help task add` as well as `orch task add --help`; commander's own help command takes one word.
+program.helpCommand(false);
+program
+  .command('help [command...]')
+  .description('help for a command, e.g. orch help task add')
+  .action((names: string[]) => {
+    let cmd: Command = program;
+    for (const [i, name] of names.entries()) {
+      const next = cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+      if (!next)
+        throw new OrchError(
+          'invalid_argument',
+          `no command "${['orch', ...names.slice(0, i + 1)].join(' ')}"; the commands of ${['orch', ...names.slice(0, i)].join(' ')} are ${cmd.commands.map((c) => c.name()).join(', ')}`,
+        );
+      cmd = next;
+    }
+    cmd.outputHelp();
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

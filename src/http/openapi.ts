@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 document, built from the endpoint declarations (request schemas from zod). */
 import { z } from 'zod';
 import type { Endpoint } from './endpoint.ts';
+import { ORCH_VERSION } from '../version.ts';
 
 const ERROR_SCHEMA = {
   type: 'object',
@@ -134,7 +135,7 @@ export function openApiDocument(
     openapi: '3.1.0',
     info: {
       title: 'orch API',
-      version: '0.1.0',
+      version: ORCH_VERSION,
       description:
         'Tasks, runs, logs, attempts, gates, the queue and live events of an orch home. Response shapes are those of the CLI’s --json output (docs/cli.md); see docs/api.md.',
     },

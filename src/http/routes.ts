@@ -16,6 +16,7 @@ import { modelEffortLabel } from '../core/model.ts';
 import type { AgentRun, Task } from '../store/schema.ts';
 import { ApiError } from './errors.ts';
 import { endpoint, type Endpoint } from './endpoint.ts';
+import { ORCH_VERSION } from '../version.ts';
 import {
   ApproveBody,
   CostsQuery,
@@ -77,7 +78,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       summary: 'Home, projects, task counts, queue, agents in flight, configuration errors',
       tag: 'status',
       handle: async (c) =>
-        send(c, { ...(await statusData(ctx)), server: { workers: d.workers, version: '0.1.0' } }),
+        send(c, { ...(await statusData(ctx)), server: { workers: d.workers, version: ORCH_VERSION } }),
     }),
     endpoint({
       method: 'get',

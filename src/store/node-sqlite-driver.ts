@@ -3,7 +3,7 @@
  *
  * Why not better-sqlite3: it is a native addon, and on a machine whose npm
  * runs on another Node than the one that runs orch it compiles against the
- * wrong ABI. `node:sqlite` ships inside Node 24, so there is nothing to build.
+ * wrong ABI. `node:sqlite` ships inside Node (22 and 24), so there is nothing to build.
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import {

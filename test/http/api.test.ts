@@ -6,7 +6,7 @@
  */
 import type { Stage, TaskStatus } from '../../src/core/stages.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiFixture, fakeRun, type ApiFixture } from './http-kit.ts';
@@ -376,11 +376,16 @@ describe('status and the OpenAPI document', () => {
     const s = await json<{
       projects: { name: string }[];
       tasks: { total: number };
-      server: { workers: number };
+      server: { workers: number; version: string };
     }>(await f.get('/api/status'));
     expect(s.projects.map((p) => p.name)).toEqual(['sample']);
     expect(s.tasks.total).toBeGreaterThan(0);
     expect(s.server.workers).toBe(0);
+    // The version is package.json's, as `orch --version` prints it.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    expect(s.server.version).toBe(pkg.version);
   });
 
   it('documents every route the app serves, with the request schemas', async () => {

@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import type { AgentConfig } from '../../config/project-config.ts';
 import type { LaunchVars } from '../adapter.ts';
 
-export const SCRIPTED_AGENT_PATH = fileURLToPath(new URL('./agent.ts', import.meta.url));
+/**
+ * The agent's file beside this one: `agent.ts` in a checkout, `agent.js` in the built package
+ * (the build rewrites import specifiers, not this path).
+ */
+export const SCRIPTED_AGENT_PATH = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? './agent.ts' : './agent.js', import.meta.url),
+);
 
 export function scriptedArgv(): string[] {
   return [process.execPath, SCRIPTED_AGENT_PATH];

@@ -8,6 +8,14 @@ import type { Env } from '../../config/settings.ts';
 import type { Project } from '../../store/schema.ts';
 import { OrchError } from '../../errors.ts';
 import { originUrl } from '../../runtime/project-clone.ts';
+import {
+  AGENT_CLIS,
+  adapterOf,
+  chooseAgent,
+  choiceText,
+  noneFoundText,
+  type AgentChoice,
+} from './init-agent.ts';
 
 /** The test command a repository's files suggest, or null. */
 export function detectTestCommand(root: string): string[] | null {
@@ -42,12 +50,13 @@ export function defaultConfigText(opts: {
   keyPrefix: string;
   baseBranch: string;
   testCommand: string[] | null;
+  /** `scripted`, or one of {@link AGENT_CLIS}. */
   agent: string;
 }): string {
-  const agent =
-    opts.agent === 'scripted'
-      ? `  default:\n    adapter: scripted\n`
-      : `  default:\n    adapter: claude-code        # runs claude -p … --output-format stream-json --verbose (docs/agents.md)\n    pass_env: [ANTHROPIC_API_KEY]  # the agent's own key; orch's secrets never reach it\n`;
+  const cli = AGENT_CLIS.find((c) => c.adapter === opts.agent);
+  const agent = cli
+    ? `  default:\n    adapter: ${cli.adapter}  # ${cli.label}; see docs/agents.md\n${cli.config.map((l) => `    ${l}\n`).join('')}`
+    : `  default:\n    adapter: scripted  # orch's built-in demo agent: canned changes, not real work\n`;
   return `# orch pipeline configuration — see docs/configuration.md
 project:
   name: ${opts.name}
@@ -71,12 +80,11 @@ async function excludeStateDir(root: string): Promise<void> {
     appendFileSync(exclude, `${current.endsWith('\n') || !current ? '' : '\n'}/.orch/\n`);
 }
 
-/** Registers the repository at `dir` as a project in the context's store. */
-export async function registerProject(
-  ctx: OrchContext,
-  dir: string,
-  nameOverride?: string,
-): Promise<Project> {
+/**
+ * The root of the git repository at `dir`, checked for what a project needs (a repository, and a
+ * commit for tasks to branch from), before anything is written.
+ */
+export async function projectRoot(dir: string): Promise<string> {
   if (!existsSync(dir) || !(await isGitRepo(dir))) {
     throw new OrchError(
       'not_a_git_repo',
@@ -84,15 +92,25 @@ export async function registerProject(
     );
   }
   const root = await repoRoot(dir);
-  const cfg = loadProjectConfig(join(root, 'orch.yaml'));
-  const name = nameOverride ?? cfg.project.name ?? basename(root);
-  const baseBranch = cfg.project.base_branch ?? (await currentBranch(root));
   const hasCommit = (await git(root, ['rev-list', '-n', '1', '--all'])).trim() !== '';
   if (!hasCommit)
     throw new OrchError(
       'invalid_state',
-      `${root} has no commit yet: commit something first, so tasks can branch from ${baseBranch}`,
+      `${root} has no commit yet: commit something first, so tasks can branch from ${await currentBranch(root)}`,
     );
+  return root;
+}
+
+/** Registers the repository at `dir` as a project in the context's store. */
+export async function registerProject(
+  ctx: OrchContext,
+  dir: string,
+  nameOverride?: string,
+): Promise<Project> {
+  const root = await projectRoot(dir);
+  const cfg = loadProjectConfig(join(root, 'orch.yaml'));
+  const name = nameOverride ?? cfg.project.name ?? basename(root);
+  const baseBranch = cfg.project.base_branch ?? (await currentBranch(root));
   await excludeStateDir(root);
   return ctx.store.upsertProject({
     name,
@@ -104,21 +122,32 @@ export async function registerProject(
   });
 }
 
+/** What `orch init` did. */
+export interface InitResult {
+  project: Project;
+  configPath: string;
+  /** Whether orch.yaml was written (false: an existing one was kept, agents and all). */
+  created: boolean;
+  /** The agent written into a new orch.yaml, and why; null when orch.yaml was kept. */
+  agent: AgentChoice | null;
+}
+
+/**
+ * Makes the repository at `cwd` a project. Everything that can refuse (not a repository, no
+ * commit, an invalid orch.yaml, no agent CLI) is checked before anything is written.
+ */
 export async function initCommand(
   cwd: string,
   env: Env,
-  opts: { agent: string; name?: string },
-): Promise<{ project: Project; configPath: string; created: boolean }> {
-  if (!(await isGitRepo(cwd))) {
-    throw new OrchError(
-      'not_a_git_repo',
-      `${cwd} is not a git repository (orch works on git repositories: run \`git init\` first)`,
-    );
-  }
-  const root = await repoRoot(cwd);
+  opts: { agent?: string; name?: string },
+): Promise<InitResult> {
+  const root = await projectRoot(cwd);
   const configPath = join(root, 'orch.yaml');
   const created = !existsSync(configPath);
+  let agent: AgentChoice | null = null;
   if (created) {
+    agent = chooseAgent(opts.agent, env.PATH);
+    if (agent.kind === 'none') throw new OrchError('agent_not_found', noneFoundText());
     const name = opts.name ?? basename(root).replace(/[^A-Za-z0-9._-]/g, '-');
     writeFileSync(
       configPath,
@@ -127,16 +156,31 @@ export async function initCommand(
         keyPrefix: keyPrefixFor(name),
         baseBranch: await currentBranch(root),
         testCommand: detectTestCommand(root),
-        agent: opts.agent,
+        agent: adapterOf(agent) ?? 'scripted',
       }),
     );
+  } else {
+    loadProjectConfig(configPath);
   }
   mkdirSync(join(root, '.orch'), { recursive: true });
   const ctx = await openContext(root, env);
   try {
     const project = await registerProject(ctx, root, opts.name);
-    return { project, configPath, created };
+    return { project, configPath, created, agent };
   } finally {
     await ctx.close();
   }
+}
+
+/** What `orch init` prints. */
+export function initText(r: InitResult, agentOption: string | undefined): string {
+  const lines = [`${r.created ? 'wrote' : 'kept'} ${r.configPath}`];
+  if (r.agent) lines.push(choiceText(r.agent));
+  else if (agentOption)
+    lines.push(`--agent ${agentOption} not applied: orch.yaml exists, its agents are as they were`);
+  lines.push(
+    `project ${r.project.name} (keys ${r.project.key_prefix}-N, base ${r.project.base_branch})`,
+    'next: orch doctor, then orch task add "…" && orch run',
+  );
+  return lines.join('\n');
 }
