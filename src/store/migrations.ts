@@ -260,12 +260,29 @@ function m0003(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Outcome analytics: the A/B variant stamped on each run beside model and
+ * effort, and the indexes `StatsStore` reads through (runs by start, a task's
+ * events by kind, a first attempt's runs), so its figures stay fast at 100 k runs.
+ */
+function m0007(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('agent_runs').addColumn('variant', 'text').execute();
+      await db.schema.createIndex('agent_runs_started').on('agent_runs').column('started_at').execute();
+      await db.schema.createIndex('events_kind_task').on('events').columns(['kind', 'task_id']).execute();
+      await db.schema.createIndex('attempts_n_task').on('attempts').columns(['n', 'task_id']).execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': m0001(dialect),
       '0002_scale_out': m0002(dialect),
       '0003_outbox_trackers': m0003(dialect),
+      '0007_stats': m0007(),
     }),
   };
 }

@@ -145,9 +145,19 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
         (r) => r.name,
       );
-    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    expect(await names(store)).toEqual([
+      '0001_initial',
+      '0002_scale_out',
+      '0003_outbox_trackers',
+      '0007_stats',
+    ]);
     const again = await another();
-    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    expect(await names(again)).toEqual([
+      '0001_initial',
+      '0002_scale_out',
+      '0003_outbox_trackers',
+      '0007_stats',
+    ]);
   });
 
   // -------------------------------------------------------------- projects
