@@ -5,7 +5,7 @@
 import { join, resolve } from 'node:path';
 import { ROLES, type Role } from '../core/stages.ts';
 import { DEFAULT_TIMEOUTS, type TimeoutSettings } from '../core/timeouts.ts';
-import { DEFAULT_MODEL, type ModelSettings } from '../core/model.ts';
+import { DEFAULT_MODEL, EFFORT_FLOORS, maxEffort, type ModelSettings } from '../core/model.ts';
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
 import { AgentConfigSchema, type AgentConfig, type ProjectConfig } from './project-config.ts';
@@ -161,6 +161,12 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
       env[`ORCH_AGENT_MODEL_${upper}`] || cfg.agents[role]?.model || cfg.agents.default?.model;
     roleEfforts[role] =
       env[`ORCH_AGENT_EFFORT_${upper}`] || cfg.agents[role]?.effort || cfg.agents.default?.effort;
+    const floor = EFFORT_FLOORS[role];
+    for (const v of agents[role].variants ?? [])
+      if (floor && v.effort && maxEffort(v.effort, floor) !== v.effort)
+        warnings.push(
+          `agents.${role}.variants ${v.name}: effort ${v.effort} is below the ${role}'s floor; its runs use ${floor}`,
+        );
   }
   const b = cfg.budget;
   const envNum = (v: string | undefined): number | undefined =>
