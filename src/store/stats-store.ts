@@ -172,9 +172,11 @@ export class StatsStore {
             SELECT ${this.list(this.groupColumns(f.by), [sql`${this.durationMs()} AS ms`])}
             ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
           ), ranked AS (
-            SELECT d.*, row_number() OVER (${partition} ORDER BY d.ms) AS rn,
-                   count(*) OVER (${partition}) AS n
+            -- One window, so one sort: the rank, and the group's count over the whole frame.
+            SELECT d.*, row_number() OVER w AS rn,
+                   count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
             FROM d
+            WINDOW w AS (${partition} ORDER BY d.ms)
           )
           SELECT ${this.list(this.groupAliases(f.by, 'ranked'), [
             sql`max(ranked.n) AS finished`,
@@ -283,16 +285,23 @@ export class StatsStore {
     );
   }
 
-  /** Approvals, retries and messages (events) of each group's tasks, in the window. */
+  /**
+   * Approvals, retries and messages (events) of each group's tasks, in the
+   * window: counted per task first (through the index on kind, task and time),
+   * then summed over each group's tasks.
+   */
   interventions(f: StatsFilter): Promise<InterventionRow[]> {
     const kinds = Object.keys(INTERVENTION_KINDS);
     return this.select(
-      sql`${this.membership(f)}
-          SELECT ${this.list(this.groupAliases(f.by, 'm'), [sql`e.kind AS event_kind`, sql`count(*) AS events`])}
-          FROM m JOIN events e ON e.task_id = m.task_id
-          WHERE e.kind IN (${sql.join(kinds)})
-          ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
-          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`e.kind`])}`,
+      sql`${this.membership(f)}, iv AS (
+            SELECT e.task_id, e.kind, count(*) AS n FROM events e
+            WHERE e.kind IN (${sql.join(kinds)})
+            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
+            GROUP BY e.task_id, e.kind
+          )
+          SELECT ${this.list(this.groupAliases(f.by, 'm'), [sql`iv.kind AS event_kind`, sql`sum(iv.n) AS events`])}
+          FROM m JOIN iv ON iv.task_id = m.task_id
+          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`iv.kind`])}`,
       (row) => ({ key: this.keyOf(row, f.by), kind: String(row.event_kind), events: num(row.events) }),
     );
   }
