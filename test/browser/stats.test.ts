@@ -205,6 +205,15 @@ describe.skipIf(missing)('the stats page in Chromium, against orch serve', () =>
       .locator(`table.stats tr[data-group="developer/${grew}"] td.done`, { hasText: String(after[grew]) })
       .waitFor({ timeout: 15_000 });
     await shot(page, '03-live');
+
+    // A task's page shows its developer runs' variant beside model and effort.
+    const t1 = await ctx.store.getTaskByKey('T-1');
+    const dev = (await ctx.store.runsOfTask(t1.id)).find((r) => r.agent === 'developer')!;
+    await page.goto(`${url}/#/tasks/T-1`);
+    const model = page.locator('table.runs tr', { hasText: 'developer' }).first().locator('td.model');
+    await expect(model.textContent()).resolves.toBe(
+      `${dev.model!.replace(/^claude-/, '')} · ${dev.effort} (${dev.variant})`,
+    );
     await page.close();
   });
 
