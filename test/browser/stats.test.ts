@@ -7,16 +7,18 @@
  * reload, and the page fits a phone. Screenshots go to test-results/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { stringify } from 'yaml';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { ROOT, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import type { Browser, Page } from 'playwright-core';
+import { makeProject, waitFor, type TempProject } from '../helpers/kit.ts';
+import {
+  chromiumMissing,
+  launchChromium,
+  openPage,
+  screenshots,
+  serve,
+  type Served,
+} from '../helpers/browser.ts';
 import type { OrchContext } from '../../src/runtime/context.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'test-results', 'stats');
 
 const developer = (cost: number) => ({
   defaults: {
@@ -31,19 +33,14 @@ const VARIANTS = [
   { name: 'quick', model: 'model-quick', effort: 'xhigh', script: 'scripts/quick.yaml' },
 ];
 
-const missing = !existsSync(CHROMIUM);
-if (missing)
-  process.stderr.write(
-    `test/browser: skipped — ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)\n`,
-  );
-
-describe.skipIf(missing)('the stats page in Chromium, against orch serve', () => {
+describe.skipIf(chromiumMissing())('the stats page in Chromium, against orch serve', () => {
   let project: TempProject;
   let ctx: OrchContext;
-  let server: ChildProcess;
+  let server: Served;
   let url = '';
   let browser: Browser;
-  let serverOut = '';
+  const shot = screenshots('stats');
+  const newPage = (width?: number, height?: number): Promise<Page> => openPage(browser, width, height);
 
   const addTask = async (title: string): Promise<string> => {
     const res = await fetch(`${url}/api/tasks`, {
@@ -61,7 +58,7 @@ describe.skipIf(missing)('the stats page in Chromium, against orch serve', () =>
         return tasks.length === n && tasks.every((t) => t.status === 'done');
       },
       90_000,
-      `${n} tasks done:\n${serverOut}`,
+      `${n} tasks done:\n${server.output()}`,
     );
 
   /** Tasks done per developer variant, counted from the runs and tasks tables. */
@@ -78,7 +75,6 @@ describe.skipIf(missing)('the stats page in Chromium, against orch serve', () =>
   };
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     project = makeProject({
       files: {
         'scripts/careful.yaml': stringify(developer(0.3)),
@@ -105,46 +101,22 @@ describe.skipIf(missing)('the stats page in Chromium, against orch serve', () =>
         ),
       },
     });
-    server = project.spawnOrch(['serve', '--port', '0']);
-    server.stdout!.on('data', (b: Buffer) => (serverOut += b.toString()));
-    server.stderr!.on('data', (b: Buffer) => (serverOut += b.toString()));
-    url = await waitFor(
-      () => /orch serve: (http:\/\/\S+)/.exec(serverOut)?.[1],
-      90_000,
-      `orch serve to start:\n${serverOut}`,
-    );
+    server = await serve(project);
+    url = server.url;
     ctx = await project.context();
     for (const title of ['plain one', 'tricky one', 'plain two', 'tricky two', 'plain three'])
       await addTask(title);
     await allDone(5);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 240_000);
 
   afterAll(async () => {
     await browser?.close();
     await ctx?.close();
-    if (server && server.exitCode === null) {
-      const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-      server.kill('SIGTERM');
-      expect(await exited, serverOut).toBe(0);
-    }
-    await waitFor(() => processesIn(project.dir).length === 0, 10_000, 'agents to exit');
+    if (server) expect(await server.stop(), server.output()).toBe(0);
     project?.cleanup();
   }, 60_000);
 
-  const newPage = async (width = 1360, height = 900): Promise<Page> => {
-    const page = await browser.newPage({ viewport: { width, height } });
-    page.on('pageerror', (e) => {
-      throw new Error(`page error: ${e.message}`);
-    });
-    return page;
-  };
-  const shot = (page: Page, name: string) =>
-    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const cell = (page: Page, group: string, column: string) =>
     page.locator(`table.stats tr[data-group="${group}"] td.${column}`);
 
