@@ -212,7 +212,7 @@ export function wilson(x: number, n: number): Interval | null {
 }
 
 /** Mean, sample variance and count from a sum and a sum of squares. */
-interface Moments {
+export interface Moments {
   n: number;
   mean: number;
   variance: number;

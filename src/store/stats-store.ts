@@ -84,13 +84,13 @@ export class StatsStore {
   // ------------------------------------------------------------ statements
 
   /** `r.agent AS g_role, …`: the group's columns of run `r`, named after their dimension. */
-  private groupColumns(by: readonly StatsDimension[], from = 'r'): RawBuilder<unknown>[] {
-    return by.map((d) => sql`${sql.ref(`${from}.${COLUMN[d]}`)} AS ${sql.ref(`g_${d}`)}`);
+  private groupColumns(by: readonly StatsDimension[]): RawBuilder<unknown>[] {
+    return by.map((d) => sql`${sql.ref(`r.${COLUMN[d]}`)} AS ${sql.ref(`g_${d}`)}`);
   }
 
-  /** The group's columns as expressions, for GROUP BY and PARTITION BY. */
-  private groupExprs(by: readonly StatsDimension[], from = 'r'): RawBuilder<unknown>[] {
-    return by.map((d) => sql`${sql.ref(`${from}.${COLUMN[d]}`)}`);
+  /** The group's columns of run `r` as expressions, for GROUP BY. */
+  private groupExprs(by: readonly StatsDimension[]): RawBuilder<unknown>[] {
+    return by.map((d) => sql`${sql.ref(`r.${COLUMN[d]}`)}`);
   }
 
   /** Columns already named `g_<dimension>` (in a derived table). */
