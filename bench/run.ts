@@ -6,10 +6,12 @@
  * Sizes (environment, defaults chosen so the whole run fits in 5 minutes on 2 cores):
  *   ORCH_BENCH_DISPATCH_SAMPLES (40)  ORCH_BENCH_TASKS (500)  ORCH_BENCH_CONCURRENCY (4)
  *   ORCH_BENCH_INGEST_MB (200)  ORCH_BENCH_IDLE_AGENTS (200)  ORCH_BENCH_API_TASKS (10000)
- *   ORCH_BENCH_API_RUNS (100000)  ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_ONLY (comma list of figures)
+ *   ORCH_BENCH_API_RUNS (100000)  ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_STATS_TASKS (10000)
+ *   ORCH_BENCH_STATS_RUNS (100000)  ORCH_BENCH_STATS_SAMPLES (10)  ORCH_BENCH_ONLY (comma list of figures)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +24,11 @@ import { createStreamJsonParser } from '../src/agents/stream-json.ts';
 import { createApp } from '../src/http/app.ts';
 import type { OrchContext } from '../src/runtime/context.ts';
 import type { Usage } from '../src/agents/events.ts';
+import { openDatabase } from '../src/store/db.ts';
+import { Store } from '../src/store/store.ts';
+import { statsReport } from '../src/runtime/stats.ts';
+import { createTestDatabase } from '../test/helpers/pg.ts';
+import { sql } from 'kysely';
 import { renderSvg, type Figure } from './chart.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -485,6 +492,32 @@ async function memory(): Promise<Figure[]> {
 
 // ---------------------------------------------------------------- API at scale
 
+/** A task row for the large histories: `T-<j+1>`, at `status` (escalated ones with a reason). */
+function generatedTask(projectId: number, j: number, now: string, status: 'done' | 'escalated' | 'running') {
+  return {
+    project_id: projectId,
+    key: `T-${j + 1}`,
+    title: `task ${j + 1}`,
+    description: 'generated',
+    priority: 0,
+    labels: '[]',
+    stage: status === 'done' ? ('done' as const) : ('development' as const),
+    status,
+    terminal_reason:
+      status === 'escalated' ? (['max_attempts', 'budget_exhausted', 'agent_failure'] as const)[j % 3] : null,
+    status_detail: null,
+    version: 1,
+    attempt: 1,
+    feedback: null,
+    budget_json: null,
+    loop_run_id: null,
+    created_at: now,
+    updated_at: now,
+    started_at: now,
+    finished_at: now,
+  };
+}
+
 async function api(): Promise<Figure[]> {
   const nTasks = int('ORCH_BENCH_API_TASKS', 10_000);
   const nRuns = int('ORCH_BENCH_API_RUNS', 100_000);
@@ -499,27 +532,7 @@ async function api(): Promise<Figure[]> {
       for (let i = 0; i < nTasks; i += 500) {
         const rows = [];
         for (let j = i; j < Math.min(nTasks, i + 500); j += 1)
-          rows.push({
-            project_id: projectRow.id,
-            key: `T-${j + 1}`,
-            title: `task ${j + 1}`,
-            description: 'generated',
-            priority: 0,
-            labels: '[]',
-            stage: 'done' as const,
-            status: 'done' as const,
-            terminal_reason: null,
-            status_detail: null,
-            version: 1,
-            attempt: 1,
-            feedback: null,
-            budget_json: null,
-            loop_run_id: null,
-            created_at: now,
-            updated_at: now,
-            started_at: now,
-            finished_at: now,
-          });
+          rows.push(generatedTask(projectRow.id, j, now, 'done'));
         await tx.insertInto('tasks').values(rows).execute();
       }
       const first = (await tx.selectFrom('tasks').select('id').orderBy('id').executeTakeFirstOrThrow()).id;
@@ -590,6 +603,165 @@ async function api(): Promise<Figure[]> {
   } finally {
     project.cleanup();
   }
+}
+
+// ---------------------------------------------------------------- outcome analytics at scale
+
+/**
+ * A history of `nTasks` tasks and `nRuns` runs over 60 days: six roles, three models and
+ * efforts, two developer variants, one run in 13 failed; one to three attempts a task; twenty
+ * events a task, three kinds in seven of them interventions.
+ */
+async function writeStatsHistory(store: Store, nTasks: number, nRuns: number): Promise<void> {
+  const nowMs = Date.now();
+  const now = new Date(nowMs).toISOString();
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const p = await store.upsertProject({
+    name: 'bench',
+    rootPath: '/bench',
+    baseBranch: 'main',
+    keyPrefix: 'T',
+  });
+  const statuses = ['done', 'done', 'done', 'escalated', 'running'] as const;
+  const roles = ['analyst', 'architect', 'developer', 'reviewer', 'tester', 'deployer'];
+  const kinds = [
+    'stage_changed',
+    'run_started',
+    'run_finished',
+    'approved',
+    'task_retried',
+    'message',
+    'gate_result',
+  ];
+  const inBatches = async <T>(rows: T[], insert: (batch: T[]) => Promise<unknown>) => {
+    for (let i = 0; i < rows.length; i += 500) await insert(rows.slice(i, i + 500));
+  };
+  await store.tx(async (tx) => {
+    const tasks = Array.from({ length: nTasks }, (_, j) => generatedTask(p.id, j, now, statuses[j % 5]!));
+    await inBatches(tasks, (b) => tx.insertInto('tasks').values(b).execute());
+    const first = (await tx.selectFrom('tasks').select('id').orderBy('id').executeTakeFirstOrThrow()).id;
+    const runs = Array.from({ length: nRuns }, (_, j) => {
+      const role = roles[j % roles.length]!;
+      const start = nowMs - ((j * 7919) % (60 * 86_400)) * 1000;
+      return {
+        task_id: first + (j % nTasks),
+        agent: role,
+        stage: 'development' as const,
+        attempt: 1,
+        adapter: j % 10 ? 'claude-code' : 'codex',
+        model: ['claude-opus-4-8', 'claude-sonnet-4-5', 'gpt-5'][j % 3]!,
+        effort: ['high', 'xhigh', 'max'][(j >> 2) % 3]!,
+        variant: role === 'developer' ? (['a', 'b'] as const)[(j >> 3) % 2] : null,
+        status: 'finished' as const,
+        outcome: j % 13 ? ('ok' as const) : ('failed' as const),
+        started_at: iso(start),
+        finished_at: iso(start + ((j * 31) % 3600) * 1000),
+        input_tokens: 1000,
+        output_tokens: 300,
+        cost_usd: 0.01 * (j % 7),
+      };
+    });
+    const runIds: number[] = [];
+    await inBatches(runs, async (b) =>
+      runIds.push(
+        ...(await tx.insertInto('agent_runs').values(b).returning('id').execute()).map((r) => r.id),
+      ),
+    );
+    const attempts = Array.from({ length: nTasks }, (_, t) =>
+      Array.from({ length: 1 + (t % 3) }, (_, i) => ({
+        task_id: first + t,
+        n: i + 1,
+        diff_hash: `h${i}`,
+        verdict: i === t % 3 ? ('approved' as const) : ('rejected' as const),
+        feedback: '',
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0,
+        duration_ms: 0,
+        reason: null,
+        dev_run_id: runIds[(t + nTasks * 2 * (i + 1)) % nRuns]!,
+        review_run_id: runIds[(t + nTasks * (2 * (i + 1) + 1)) % nRuns]!,
+        created_at: now,
+      })),
+    ).flat();
+    await inBatches(attempts, (b) => tx.insertInto('attempts').values(b).execute());
+    const events = Array.from({ length: nTasks * 20 }, (_, k) => ({
+      task_id: first + Math.floor(k / 20),
+      kind: kinds[k % kinds.length]!,
+      payload: '{}',
+      created_at: iso(nowMs - (k % 50) * 86_400_000),
+      fanned_out: 1,
+    }));
+    await inBatches(events, (b) => tx.insertInto('events').values(b).execute());
+  });
+}
+
+/** `orch stats` (the whole report) over the last 30 days of the history, by `by`; p50 of `samples`. */
+async function statsFigures(store: Store, database: string, samples: number): Promise<Figure[]> {
+  const since = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const time = async (fn: () => Promise<unknown>) => {
+    await fn();
+    const xs: number[] = [];
+    for (let i = 0; i < samples; i += 1) {
+      const t0 = performance.now();
+      await fn();
+      xs.push(performance.now() - t0);
+    }
+    return quantile(xs, 0.5);
+  };
+  // What computing the figures outside the database would read first: the window's runs.
+  const ref = await time(() =>
+    store.db
+      .selectFrom('agent_runs')
+      .select(['task_id', 'agent', 'model', 'effort', 'variant', 'outcome', 'started_at', 'finished_at'])
+      .select(['input_tokens', 'output_tokens', 'cost_usd'])
+      .where('started_at', '>=', since)
+      .execute(),
+  );
+  const figures: Figure[] = [];
+  for (const by of ['role,model,effort', 'variant']) {
+    const v = await time(() => statsReport({ store }, { since: '30d', by }));
+    figures.push({
+      name: `orch stats --by ${by}, 30 days of 100 000 runs (${database})`,
+      value: round(v),
+      unit: 'ms p50',
+      reference: round(ref),
+      ratio: round(v / ref),
+      target: '≤ 1 000 ms',
+      met: v <= 1000,
+    });
+  }
+  return figures;
+}
+
+async function stats(): Promise<Figure[]> {
+  const nTasks = int('ORCH_BENCH_STATS_TASKS', 10_000);
+  const nRuns = int('ORCH_BENCH_STATS_RUNS', 100_000);
+  const samples = int('ORCH_BENCH_STATS_SAMPLES', 10);
+  const dir = mkdtempSync(join(tmpdir(), 'orch-bench-stats-'));
+  const figures: Figure[] = [];
+  try {
+    const { db, dialect } = await openDatabase(join(dir, 'orch.db'));
+    const store = new Store(db, dialect);
+    await writeStatsHistory(store, nTasks, nRuns);
+    figures.push(...(await statsFigures(store, 'SQLite', samples)));
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (!process.env.ORCH_BENCH_PG_URL && !(await pgUp())) return figures;
+  const database = await createTestDatabase('orch_bench');
+  try {
+    const { db, dialect } = await openDatabase(database.url);
+    const store = new Store(db, dialect);
+    await writeStatsHistory(store, nTasks, nRuns);
+    await sql`ANALYZE`.execute(db);
+    figures.push(...(await statsFigures(store, 'PostgreSQL', samples)));
+    await store.close();
+  } finally {
+    await database.drop();
+  }
+  return figures;
 }
 
 // ---------------------------------------------------------------- PostgreSQL claims
@@ -666,6 +838,7 @@ const FIGURES: [string, () => Promise<Figure[]>][] = [
   ['ingest', ingest],
   ['memory', memory],
   ['api', api],
+  ['stats', stats],
   ['pg', pgClaims],
 ];
 

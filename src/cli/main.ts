@@ -271,6 +271,34 @@ program
   );
 
 program
+  .command('stats')
+  .description(
+    'which agent setup works best: tasks done and escalated, first-pass approval, attempts and cost per done task, run times and human interventions, per role, adapter, model, effort or variant',
+  )
+  .option('-p, --project <name>', 'only this project (default: every project)')
+  .option('--since <when>', 'runs started since: 30d, 12h, 2w, an ISO date, or all', '30d')
+  .option(
+    '--by <dimensions>',
+    'group by role, adapter, model, effort, variant (comma-separated)',
+    'role,model,effort',
+  )
+  .option('--json', 'print JSON')
+  .option('--csv', 'print CSV, one row per group')
+  .action((o: { project?: string; since: string; by: string; json?: boolean; csv?: boolean }) =>
+    withContext(async (ctx) => {
+      if (o.json && o.csv) throw new OrchError('invalid_argument', 'choose one of --json and --csv');
+      const { statsCommand } = await import('./commands/stats.ts');
+      out(
+        await statsCommand(
+          ctx,
+          { project: o.project, since: o.since, by: o.by },
+          o.json ? 'json' : o.csv ? 'csv' : 'text',
+        ),
+      );
+    }),
+  );
+
+program
   .command('serve')
   .description('serve the dashboard, the HTTP API and /metrics, and work the queue')
   .option('--host <host>', 'address to bind; other than loopback needs ORCH_API_TOKEN', '127.0.0.1')

@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Node as YamlNo
 import { z } from 'zod';
 import { ROLES } from '../core/stages.ts';
 import { EFFORT_LEVELS } from '../core/model.ts';
+import type { Variant } from '../core/variants.ts';
 import { OrchError } from '../errors.ts';
 import { ADAPTER_NAMES, PERMISSION_MODES } from '../agents/adapter.ts';
 import {
@@ -88,6 +89,43 @@ export const SandboxConfigSchema = z
   )
   .transform((v) => (typeof v === 'boolean' ? { ...SANDBOX_OFF, enabled: v } : v));
 
+const variantName = z
+  .string()
+  .max(64, 'at most 64 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, dot, dash, underscore');
+
+/**
+ * One A/B variant of a role (`agents.<role>.variants[]`): a name, a weight,
+ * and the keys of `VARIANT_KEYS` that replace the role's for the tasks it gets.
+ */
+export const VariantSchema = z
+  .object({
+    /** Stamped on every run of the variant; unique within the role. */
+    name: variantName,
+    /** Relative share of tasks, a positive number. Default 1. */
+    weight: z.number().positive().default(1),
+    model: z.string().min(1).optional(),
+    effort: z.enum(EFFORT_LEVELS).optional(),
+    max_turns: z.number().int().positive().optional(),
+    args: z.array(z.string()).optional(),
+    allowed_tools: z.array(z.string().min(1)).optional(),
+    system_prompt_append: z.string().optional(),
+    script: z.string().optional(),
+  })
+  .strict() satisfies z.ZodType<Variant, unknown>;
+
+const VariantsSchema = z
+  .array(VariantSchema)
+  .min(1, 'at least one variant (leave the key out for none)')
+  .superRefine((variants, ctx) => {
+    const seen = new Set<string>();
+    variants.forEach((v, i) => {
+      if (seen.has(v.name))
+        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${v.name} is named twice` });
+      seen.add(v.name);
+    });
+  });
+
 /** One role's agent: which adapter runs it and how. */
 export const AgentConfigSchema = z
   .object({
@@ -118,6 +156,8 @@ export const AgentConfigSchema = z
     pid_namespace: z.boolean().default(false),
     /** Run the agent under bubblewrap: only its worktree writable, orch's state and secrets invisible. */
     sandbox: SandboxConfigSchema.default(SANDBOX_OFF),
+    /** A/B variants of the role: each task gets one by weight, from its key (docs/analytics.md). Default none. */
+    variants: VariantsSchema.optional(),
     /** Names of orch's own environment variables passed through (e.g. the agent's API key); never `ORCH_*`. */
     pass_env: z
       .array(

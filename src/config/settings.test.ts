@@ -54,3 +54,74 @@ describe('timeouts from the environment', () => {
     ]);
   });
 });
+
+describe('agents: A/B variants', () => {
+  const variants = (lines: string) => `agents:\n  developer:\n    variants:\n${lines}`;
+  const problems = (yaml: string) => {
+    try {
+      parseProjectConfig(yaml, 'orch.yaml');
+    } catch (error) {
+      return (error as { issues: { line: number | null; key: string; message: string }[] }).issues;
+    }
+    return [];
+  };
+
+  it('reads variants with a default weight of 1, and warns of one below the role’s effort floor', () => {
+    const e = effective(
+      variants(
+        '      - { name: opus, model: claude-opus-4-8, weight: 3 }\n      - { name: sonnet-high, model: claude-sonnet-4-5, effort: high }\n',
+      ),
+    );
+    expect(e.agents.developer.variants).toEqual([
+      { name: 'opus', model: 'claude-opus-4-8', weight: 3 },
+      { name: 'sonnet-high', model: 'claude-sonnet-4-5', effort: 'high', weight: 1 },
+    ]);
+    expect(e.agents.reviewer.variants).toBeUndefined();
+    expect(e.warnings).toEqual([
+      "agents.developer.variants sonnet-high: effort high is below the developer's floor; its runs use xhigh",
+    ]);
+  });
+
+  it.each([
+    [
+      'a name given twice',
+      '      - { name: a }\n      - { name: a }\n',
+      'agents.developer.variants.1.name',
+      5,
+      /a is named twice/,
+    ],
+    [
+      'a key a variant may not set',
+      '      - { name: a, adapter: codex }\n',
+      'agents.developer.variants.0.adapter',
+      4,
+      /unknown key/,
+    ],
+    [
+      'a weight of zero',
+      '      - { name: a, weight: 0 }\n',
+      'agents.developer.variants.0.weight',
+      4,
+      /greater than 0|>0|too small/i,
+    ],
+    [
+      'a name with a space',
+      '      - { name: "a b" }\n',
+      'agents.developer.variants.0.name',
+      4,
+      /letters, digits/,
+    ],
+  ] as const)('refuses %s, located', (_what, lines, key, line, message) => {
+    const found = problems(variants(lines));
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ key, line });
+    expect(found[0]!.message).toMatch(message);
+  });
+
+  it('refuses an empty list', () => {
+    expect(problems('agents:\n  developer:\n    variants: []\n')[0]).toMatchObject({
+      key: 'agents.developer.variants',
+      message: 'at least one variant (leave the key out for none)',
+    });
+  });
+});

@@ -11,7 +11,7 @@ import {
   type TimeoutSettings,
   type TimeoutSource,
 } from '../core/timeouts.ts';
-import { DEFAULT_MODEL, type ModelSettings } from '../core/model.ts';
+import { DEFAULT_MODEL, EFFORT_FLOORS, maxEffort, type ModelSettings } from '../core/model.ts';
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
 import { DEFAULT_MAX_INTERRUPTIONS, DEFAULT_MAX_LOOPS } from '../core/pipeline.ts';
@@ -173,6 +173,12 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
       env[`ORCH_AGENT_MODEL_${upper}`] || cfg.agents[role]?.model || cfg.agents.default?.model;
     roleEfforts[role] =
       env[`ORCH_AGENT_EFFORT_${upper}`] || cfg.agents[role]?.effort || cfg.agents.default?.effort;
+    const floor = EFFORT_FLOORS[role];
+    for (const v of agents[role].variants ?? [])
+      if (floor && v.effort && maxEffort(v.effort, floor) !== v.effort)
+        warnings.push(
+          `agents.${role}.variants ${v.name}: effort ${v.effort} is below the ${role}'s floor; its runs use ${floor}`,
+        );
   }
   const b = cfg.budget;
   const envNum = (v: string | undefined): number | undefined =>

@@ -31,3 +31,12 @@ export function table(headers: string[], rows: (string | number)[][]): string {
     )
     .join('\n');
 }
+
+/** RFC 4180 CSV: a header and rows, fields quoted when they hold a comma, a quote or a line break. */
+export function csv(headers: string[], rows: (string | number | null)[][]): string {
+  const field = (v: string | number | null) => {
+    const s = v === null ? '' : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [headers, ...rows].map((r) => r.map(field).join(',')).join('\r\n') + '\r\n';
+}

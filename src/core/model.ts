@@ -1,5 +1,5 @@
 /**
- * Model and effort per role (seed ORCH-109): role setting > default, with
+ * Model and effort per role (seed ORCH-109): a task's variant > role setting > default, with
  * per-role effort floors. Also the usage rule for refining a launch stamp,
  * and the short form shown on tracker lines.
  */
@@ -29,12 +29,33 @@ export interface ModelSettings {
 
 const nonBlank = (v: string | undefined | null): string | null => (v && v.trim() ? v.trim() : null);
 
-export function resolveModel(s: ModelSettings, role: string | null | undefined): string {
-  return nonBlank(role ? s.roleModels[role] : null) ?? nonBlank(s.defaultModel) ?? DEFAULT_MODEL;
+/** A task's variant of the role (core/variants.ts): its model and effort replace the role's. */
+export interface ModelOverride {
+  model?: string | undefined;
+  effort?: string | undefined;
 }
 
-export function resolveEffort(s: ModelSettings, role: string | null | undefined): Effort {
-  const asked = nonBlank(role ? s.roleEfforts[role] : null) ?? nonBlank(s.defaultEffort);
+export function resolveModel(
+  s: ModelSettings,
+  role: string | null | undefined,
+  variant?: ModelOverride | null,
+): string {
+  return (
+    nonBlank(variant?.model) ??
+    nonBlank(role ? s.roleModels[role] : null) ??
+    nonBlank(s.defaultModel) ??
+    DEFAULT_MODEL
+  );
+}
+
+/** The role's effort (a variant's first), never below the role's floor. */
+export function resolveEffort(
+  s: ModelSettings,
+  role: string | null | undefined,
+  variant?: ModelOverride | null,
+): Effort {
+  const asked =
+    nonBlank(variant?.effort) ?? nonBlank(role ? s.roleEfforts[role] : null) ?? nonBlank(s.defaultEffort);
   const base: Effort = isEffort(asked) ? asked : DEFAULT_EFFORT;
   const floor = role ? EFFORT_FLOORS[role] : undefined;
   return floor ? maxEffort(base, floor) : base;

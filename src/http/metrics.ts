@@ -7,16 +7,113 @@
  * process metrics are in-process. The names are listed in docs/api.md.
  */
 import { elapsedMs } from '../core/stages.ts';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type HistogramConfiguration,
+  type MetricType,
+} from 'prom-client';
 import type { OrchContext } from '../runtime/context.ts';
 import type { ReportStore, RunFigures } from '../store/report-store.ts';
+import {
+  INTERVENTION_KINDS,
+  type DurationBucketRow,
+  type GroupKey,
+  type StatsDimension,
+  type StatsRows,
+} from '../core/stats.ts';
 
 /** Terminal reasons that mean a budget stopped the build loop. */
 export const BUDGET_REASONS = ['budget_exhausted', 'max_attempts'] as const;
 
 export const RUN_DURATION_BUCKETS_S = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 5400];
 
+/** The outcome metrics' labels: an agent setup. */
+const OUTCOME_BY: readonly StatsDimension[] = ['role', 'model', 'effort', 'variant'];
+const OUTCOME_LABELS = ['role', 'model', 'effort', 'variant'] as const;
+type OutcomeLabel = (typeof OUTCOME_LABELS)[number];
+
+/** A group's labels: unknown for a run without a stamp, an empty variant for runs without one. */
+const setupLabels = (key: GroupKey): Record<OutcomeLabel, string> => ({
+  role: key.role ?? 'unknown',
+  model: key.model ?? 'unknown',
+  effort: key.effort ?? 'unknown',
+  variant: key.variant ?? '',
+});
+
+interface Outcomes extends Omit<StatsRows, 'durations'> {
+  durations: DurationBucketRow[];
+}
+
+/** All history, every project, by setup: the store's stats statements, one of each per scrape. */
+async function loadOutcomes(ctx: OrchContext): Promise<Outcomes> {
+  const s = ctx.store.stats;
+  const f = { by: OUTCOME_BY };
+  return {
+    runs: await s.runOutcomes(f),
+    durations: await s.runDurationBuckets(f, RUN_DURATION_BUCKETS_S),
+    tasks: await s.taskOutcomes(f),
+    doneCosts: await s.doneTaskCosts(f),
+    firstPass: await s.firstPassReviews(f),
+    interventions: await s.interventions(f),
+  };
+}
+
+/**
+ * A histogram whose buckets the database counted. prom-client's Histogram
+ * counts observations made in this process; observing every run at each
+ * scrape would carry 100 k rows out of the database instead of one per setup.
+ */
+class StoredHistogram extends Histogram<OutcomeLabel> {
+  private readonly metricName: string;
+  private readonly helpText: string;
+  private readonly bounds: readonly number[];
+  private readonly load: () => Promise<DurationBucketRow[]>;
+  constructor(
+    cfg: HistogramConfiguration<OutcomeLabel> & { buckets: number[] },
+    load: () => Promise<DurationBucketRow[]>,
+  ) {
+    super(cfg);
+    this.metricName = cfg.name;
+    this.helpText = cfg.help;
+    this.bounds = cfg.buckets;
+    this.load = load;
+  }
+
+  override async get(): ReturnType<Histogram<OutcomeLabel>['get']> {
+    const name = this.metricName;
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const row of await this.load()) {
+      const labels = setupLabels(row.key);
+      row.cumulative.forEach((n, i) =>
+        values.push({ labels: { ...labels, le: this.bounds[i]! }, value: n, metricName: `${name}_bucket` }),
+      );
+      values.push({ labels: { ...labels, le: '+Inf' }, value: row.count, metricName: `${name}_bucket` });
+      values.push({ labels, value: row.sum_s, metricName: `${name}_sum` });
+      values.push({ labels, value: row.count, metricName: `${name}_count` });
+    }
+    return {
+      name,
+      help: this.helpText,
+      // The registry writes the type as given: prom-client's own metrics carry the string.
+      type: 'histogram' as unknown as MetricType,
+      aggregator: 'sum',
+      collect: () => {},
+      values: values as never,
+    };
+  }
+
+  /** What the registry reads for the text format when a metric has it (prom-client's Histogram does). */
+  getForPromString(): ReturnType<Histogram<OutcomeLabel>['get']> {
+    return this.get();
+  }
+}
+
 interface Snapshot {
+  outcomes: Outcomes;
   runs: RunFigures[];
   gates: Awaited<ReturnType<ReportStore['gateCounts']>>;
   escalations: Record<string, unknown>[];
@@ -27,7 +124,8 @@ interface Snapshot {
 }
 
 async function loadSnapshot(ctx: OrchContext): Promise<Snapshot> {
-  const [runs, gates, escalations, reaped, tasks, queued, running] = await Promise.all([
+  const [outcomes, runs, gates, escalations, reaped, tasks, queued, running] = await Promise.all([
+    loadOutcomes(ctx),
     ctx.store.reports.runFigures(),
     ctx.store.reports.gateCounts(),
     ctx.store.reports.eventPayloads('escalated'),
@@ -36,7 +134,7 @@ async function loadSnapshot(ctx: OrchContext): Promise<Snapshot> {
     ctx.store.countJobs('queued'),
     ctx.store.getRunningAgents(),
   ]);
-  return { runs, gates, escalations, reaped, tasks, queued, runningAgents: running.length };
+  return { outcomes, runs, gates, escalations, reaped, tasks, queued, runningAgents: running.length };
 }
 
 const str = (v: unknown, fallback: string): string => (typeof v === 'string' && v ? v : fallback);
@@ -207,6 +305,107 @@ export function createMetrics(ctx: OrchContext, opts: { processMetrics?: boolean
       for (const t of tasks) this.set({ stage: t.stage, status: t.status }, t.n);
     },
   });
+
+  // Outcome analytics (docs/analytics.md) by setup: role, model, effort and A/B variant.
+  const setupCounter = <L extends string>(
+    name: string,
+    help: string,
+    extra: readonly L[],
+    fill: (o: Outcomes, inc: (key: GroupKey, more: Record<L, string>, v: number) => void) => void,
+  ) =>
+    new Counter({
+      name,
+      help,
+      labelNames: [...OUTCOME_LABELS, ...extra],
+      registers,
+      async collect() {
+        const { outcomes } = await snapshot();
+        this.reset();
+        fill(outcomes, (key, more, v) => {
+          if (v) this.inc({ ...setupLabels(key), ...more }, v);
+        });
+      },
+    });
+  setupCounter(
+    'orch_outcome_runs_total',
+    'Finished agent runs by setup (role, model, effort, variant) and outcome.',
+    ['outcome'],
+    (o, inc) => {
+      for (const r of o.runs) if (r.outcome !== 'running') inc(r.key, { outcome: r.outcome }, r.runs);
+    },
+  );
+  setupCounter('orch_outcome_tasks_done_total', 'Done tasks with a run of the setup.', [], (o, inc) => {
+    for (const r of o.tasks) if (r.status === 'done') inc(r.key, {}, r.tasks);
+  });
+  setupCounter(
+    'orch_outcome_done_attempts_total',
+    'Build-loop attempts of the done tasks with a run of the setup (÷ tasks done: mean attempts to done).',
+    [],
+    (o, inc) => {
+      for (const r of o.tasks) if (r.status === 'done') inc(r.key, {}, r.attempts);
+    },
+  );
+  setupCounter(
+    'orch_outcome_done_cost_usd_total',
+    "USD of the setup's runs on done tasks (÷ tasks done: cost per done task).",
+    [],
+    (o, inc) => {
+      for (const r of o.doneCosts) inc(r.key, {}, r.cost_usd);
+    },
+  );
+  setupCounter(
+    'orch_outcome_done_tokens_total',
+    "Input and output tokens of the setup's runs on done tasks (÷ tasks done: tokens per done task).",
+    [],
+    (o, inc) => {
+      for (const r of o.doneCosts) inc(r.key, {}, r.tokens);
+    },
+  );
+  setupCounter(
+    'orch_outcome_first_pass_total',
+    'First attempts whose development or judging run is of the setup, by verdict (approved, rejected).',
+    ['verdict'],
+    (o, inc) => {
+      for (const r of o.firstPass) {
+        inc(r.key, { verdict: 'approved' }, r.approved);
+        inc(r.key, { verdict: 'rejected' }, r.reviewed - r.approved);
+      }
+    },
+  );
+  setupCounter(
+    'orch_outcome_interventions_total',
+    'Human interventions on tasks with a run of the setup, by kind (approvals, retries, messages).',
+    ['kind'],
+    (o, inc) => {
+      for (const r of o.interventions) {
+        const kind = INTERVENTION_KINDS[r.kind as keyof typeof INTERVENTION_KINDS];
+        if (kind) inc(r.key, { kind }, r.events);
+      }
+    },
+  );
+  new Gauge({
+    name: 'orch_outcome_tasks_escalated',
+    help: 'Tasks escalated now with a run of the setup, by terminal reason (a retried task leaves it).',
+    labelNames: [...OUTCOME_LABELS, 'reason'],
+    registers,
+    async collect() {
+      const { outcomes } = await snapshot();
+      this.reset();
+      for (const r of outcomes.tasks)
+        if (r.status === 'escalated')
+          this.inc({ ...setupLabels(r.key), reason: r.terminal_reason ?? 'unknown' }, r.tasks);
+    },
+  });
+  new StoredHistogram(
+    {
+      name: 'orch_outcome_run_duration_seconds',
+      help: 'Wall time of finished agent runs by setup (role, model, effort, variant).',
+      labelNames: OUTCOME_LABELS,
+      buckets: RUN_DURATION_BUCKETS_S,
+      registers,
+    },
+    async () => (await snapshot()).outcomes.durations,
+  );
 
   const httpRequests = new Counter({
     name: 'orch_http_requests_total',

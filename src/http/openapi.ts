@@ -56,10 +56,12 @@ function queryParameters(schema: z.ZodType): Record<string, unknown>[] {
     properties?: Record<string, Record<string, unknown>>;
     required?: string[];
   };
-  return Object.entries(js.properties ?? {}).map(([name, s]) => ({
+  // A field's description (zod's `.describe`) is the parameter's, where OpenAPI tools show it.
+  return Object.entries(js.properties ?? {}).map(([name, { description, ...s }]) => ({
     name,
     in: 'query',
     required: js.required?.includes(name) ?? false,
+    ...(typeof description === 'string' ? { description } : {}),
     schema: s,
   }));
 }

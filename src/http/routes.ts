@@ -12,6 +12,7 @@ import { paths } from '../runtime/context.ts';
 import { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
 import { addTask, approveTask, cancelTask, pickProject, retryTask } from '../runtime/tasks.ts';
 import { statusData } from '../runtime/status.ts';
+import { statsReport } from '../runtime/stats.ts';
 import { modelEffortLabel } from '../core/model.ts';
 import type { AgentRun, Task } from '../store/schema.ts';
 import { ApiError } from './errors.ts';
@@ -26,6 +27,7 @@ import {
   QueueQuery,
   RetryBody,
   RunListQuery,
+  StatsQuery,
   TaskListQuery,
 } from './schemas.ts';
 import { eventRowData, type Pulse } from './events.ts';
@@ -390,6 +392,16 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
         const runs = await ctx.store.reports.runFigures(reportStart(now, query.days).toISOString());
         return send(c, costReport(runs, query.days, now));
       },
+    }),
+    endpoint({
+      method: 'get',
+      path: '/api/stats',
+      summary:
+        'Outcome analytics per group of runs (`by` role, adapter, model, effort, variant; default role,model,effort) started `since` (default 30d): tasks done and escalated with reasons, runs by outcome, first-pass approval rate with its 95% interval, mean attempts and cost per done task, p50/p90 run time, human interventions; with `variant`, the variants compared',
+      tag: 'status',
+      query: StatsQuery,
+      responses: { 200: 'the report', 400: ERR[400], 404: 'no such project' },
+      handle: async (c, { query }) => send(c, await statsReport(ctx, query)),
     }),
     eventStreamEndpoint(d),
   ];

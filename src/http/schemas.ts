@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { STAGES, TASK_STATUSES } from '../core/stages.ts';
+import { DEFAULT_STATS_BY, DEFAULT_STATS_SINCE, parseSince, parseStatsBy } from '../core/stats.ts';
 import type { ErrorDetail } from './errors.ts';
 
 const positiveInt = z.number().int().positive();
@@ -67,6 +68,24 @@ export const LogQuery = z.strictObject({
 
 export const CostsQuery = z.strictObject({
   days: limit(366, 14),
+});
+
+/** Outcome analytics: which runs count (`since`, `project`) and how they are grouped (`by`). */
+export const StatsQuery = z.strictObject({
+  project: z.string().min(1).optional().describe("a project's name; default every project"),
+  since: z
+    .string()
+    .default(DEFAULT_STATS_SINCE)
+    .refine((s) => parseSince(s, new Date()).ok, 'a count of m, h, d or w (30d), an ISO date, or all')
+    .describe('runs started since: 30d, 12h, 2w, 90m, an ISO date or instant, or all'),
+  by: z
+    .string()
+    .default(DEFAULT_STATS_BY.join(','))
+    .refine(
+      (s) => Array.isArray(parseStatsBy(s)),
+      'comma-separated: role, adapter, model, effort, variant (empty for totals)',
+    )
+    .describe('group by, comma-separated: role, adapter, model, effort, variant; empty for totals'),
 });
 
 export const EventsQuery = z.strictObject({

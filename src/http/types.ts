@@ -16,6 +16,7 @@ export type StatusJson = StatusData & {
   server: { workers: number; version: string };
 };
 export type { CostReport, SpendRow } from './costs.ts';
+export type { GroupStats, StatsReport, VariantComparison } from '../core/stats.ts';
 export type { LogLine, LogLineKind, LogRange } from './log-lines.ts';
 export type { QueuedJob } from '../store/report-store.ts';
 export type { ErrorBody } from './errors.ts';

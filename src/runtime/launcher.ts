@@ -14,6 +14,8 @@ import type { Role } from '../core/stages.ts';
 import { runTimeoutS } from '../config/settings.ts';
 import type { StagePlan } from '../config/pipeline-config.ts';
 import { resolveEffort, resolveModel } from '../core/model.ts';
+import { assignVariant, withVariant } from '../core/variants.ts';
+import type { AgentConfig } from '../config/project-config.ts';
 import { classifyRun, type RunOutcome } from '../core/run-outcome.ts';
 import { emptyUsage, type AgentEvent, type Usage } from '../agents/events.ts';
 import type { LaunchVars } from '../agents/adapter.ts';
@@ -98,8 +100,9 @@ export function agentCommand(
   rt: Pick<ProjectRuntime, 'config' | 'project'>,
   role: Role,
   vars: AgentCommandVars,
+  /** The role's config as this run uses it (with the task's variant); default the role's. */
+  cfg: AgentConfig = rt.config.agents[role],
 ): { argv: string[]; env: Record<string, string> } {
-  const cfg = rt.config.agents[role];
   const adapter = adapterFor(cfg.adapter);
   const projectRoot = rt.project.root_path;
   const binary = resolveAgentBinary(adapter, cfg, { pathVar: env.PATH, projectRoot });
@@ -130,13 +133,15 @@ export function argvPrompt(prompt: string, promptFile: string): string {
 export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const { ctx, rt, task, job, role, log } = req;
   const { store } = ctx;
-  const cfg = rt.config.agents[role];
+  // The task's variant of the role (from its key alone, so a retry keeps it) overrides the role's keys.
+  const variant = assignVariant(rt.config.agents[role].variants, task.key, role);
+  const cfg = withVariant(rt.config.agents[role], variant);
   const limits = req.limits ?? { ...DEFAULT_LIMITS, resultGraceMs: ctx.settings.resultGraceMs };
   const warn = (message: string) => log.warn(message, { task: task.key, role });
   const timeoutS = runTimeoutS(rt.config, req.stage ?? null, role, warn);
   const remainingUsd = req.remainingUsd ?? null;
-  const model = resolveModel(rt.config.models, role);
-  const effort = resolveEffort(rt.config.models, role);
+  const model = resolveModel(rt.config.models, role, variant);
+  const effort = resolveEffort(rt.config.models, role, variant);
 
   const logsDir = paths.logsDir(ctx, task);
   mkdirSync(logsDir, { recursive: true });
@@ -153,7 +158,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   });
   // The stamp is telemetry: a failure to write it is logged and never stops the launch.
   try {
-    await store.stampRun(runId, model, effort);
+    await store.stats.stampLaunch(runId, { model, effort, variant: variant?.name ?? null });
   } catch (error) {
     log.warn(`could not stamp model and effort on run ${runId}: ${(error as Error).message}`, {
       task: task.key,
@@ -196,16 +201,22 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   }
 
   const adapter = adapterFor(cfg.adapter);
-  const { argv, env: extraEnv } = agentCommand(ctx.env, rt, role, {
-    prompt: argvPrompt(prompt, promptFile),
-    promptFile,
-    model,
-    effort,
-    worktree: req.worktree,
-    key: task.key,
-    resumeSessionId: req.resumeSessionId ?? null,
-    maxBudgetUsd: remainingUsd,
-  });
+  const { argv, env: extraEnv } = agentCommand(
+    ctx.env,
+    rt,
+    role,
+    {
+      prompt: argvPrompt(prompt, promptFile),
+      promptFile,
+      model,
+      effort,
+      worktree: req.worktree,
+      key: task.key,
+      resumeSessionId: req.resumeSessionId ?? null,
+      maxBudgetUsd: remainingUsd,
+    },
+    cfg,
+  );
   const env = agentEnv(
     ctx.env,
     contractEnv(task, job.stage, role, req.worktree, {

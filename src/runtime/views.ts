@@ -21,6 +21,7 @@ export const runView = (r: AgentRun) => ({
   exit_code: r.exit_code,
   model: r.model,
   effort: r.effort,
+  variant: r.variant,
   timeout_s: r.timeout_s,
   pid: r.pid,
   input_tokens: r.input_tokens,

@@ -74,6 +74,8 @@ export interface AgentRunsTable {
   adapter: string | null;
   model: string | null;
   effort: string | null;
+  /** The A/B variant of the role the task was assigned (`agents.<role>.variants`), else null. */
+  variant: string | null;
   timeout_s: number | null;
   pid: number | null;
   pgid: number | null;

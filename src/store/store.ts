@@ -20,6 +20,7 @@ import { mergeReportedModel } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
 import { OutboxStore } from './outbox-store.ts';
 import { ReportStore } from './report-store.ts';
+import { StatsStore } from './stats-store.ts';
 import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
@@ -99,11 +100,14 @@ export class Store {
   readonly outbox: OutboxStore;
   /** Read-only queries for the API, the dashboard and `/metrics`. */
   readonly reports: ReportStore;
+  /** Outcome analytics per role, adapter, model, effort and variant; the launch stamp. */
+  readonly stats: StatsStore;
   constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
     this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
     this.reports = new ReportStore(db);
+    this.stats = new StatsStore(db, dialect);
   }
 
   /**

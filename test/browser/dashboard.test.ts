@@ -7,14 +7,17 @@
  * test-results/ (git-ignored), for people and for CI artifacts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { ROOT, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import type { Browser, Page } from 'playwright-core';
+import { makeProject, type TempProject } from '../helpers/kit.ts';
+import {
+  chromiumMissing,
+  launchChromium,
+  openPage,
+  screenshots,
+  serve,
+  type Served,
+} from '../helpers/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'test-results', 'dashboard');
 const STEPS = 5;
 const STEP_MS = 500;
 
@@ -63,67 +66,27 @@ const SCRIPT = {
   ],
 };
 
-const missing = !existsSync(CHROMIUM);
-if (missing)
-  process.stderr.write(
-    `test/browser: skipped — ${CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)\n`,
-  );
-
-describe.skipIf(missing)('the dashboard in Chromium, against orch serve', () => {
+describe.skipIf(chromiumMissing())('the dashboard in Chromium, against orch serve', () => {
   let project: TempProject;
-  let server: ChildProcess;
+  let server: Served;
   let url = '';
   let browser: Browser;
-  let serverOut = '';
+  const shot = screenshots('dashboard');
+  const newPage = (width?: number, height?: number): Promise<Page> => openPage(browser, width, height);
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
     project = makeProject({ script: SCRIPT, config: { budget: { max_attempts: 1 } } });
-    server = project.spawnOrch(['serve', '--port', '0']);
-    server.stdout!.on('data', (b: Buffer) => (serverOut += b.toString()));
-    server.stderr!.on('data', (b: Buffer) => (serverOut += b.toString()));
-    url = await waitFor(
-      () => /orch serve: (http:\/\/\S+)/.exec(serverOut)?.[1],
-      90_000,
-      `orch serve to start:\n${serverOut}`,
-    );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    server = await serve(project);
+    url = server.url;
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (server && server.exitCode === null) {
-      const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-      server.kill('SIGTERM');
-      const code = await exited;
-      // SIGTERM stops the scheduler and the server cleanly.
-      expect(code, serverOut).toBe(0);
-    }
-    // No agent outlives the server.
-    await waitFor(() => processesIn(project.dir).length === 0, 10_000, 'agents to exit');
+    // SIGTERM stops the scheduler and the server cleanly, and no agent outlives them.
+    if (server) expect(await server.stop(), server.output()).toBe(0);
     project?.cleanup();
   }, 60_000);
-
-  const newPage = async (width = 1360, height = 900): Promise<Page> => {
-    const page = await browser.newPage({ viewport: { width, height } });
-    page.on('pageerror', (e) => {
-      throw new Error(`page error: ${e.message}`);
-    });
-    return page;
-  };
-  const shot = (page: Page, name: string) =>
-    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
   it('creates a task on the board, streams its developer log live, and shows it reach done', async () => {
     const page = await newPage();

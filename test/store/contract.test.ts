@@ -158,7 +158,13 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
         (r) => r.name,
       );
-    const all = ['0001_initial', '0002_scale_out', '0003_outbox_trackers', '0004_state_machine'];
+    const all = [
+      '0001_initial',
+      '0002_scale_out',
+      '0003_outbox_trackers',
+      '0004_state_machine',
+      '0007_stats',
+    ];
     expect(await names(store)).toEqual(all);
     const again = await another();
     expect(await names(again)).toEqual(all);

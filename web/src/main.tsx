@@ -1,4 +1,4 @@
-/** The dashboard: a hash router over four pages, and the token prompt when the server wants one. */
+/** The dashboard: a hash router over five pages, and the token prompt when the server wants one. */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { onUnauthorized, setToken } from './api.ts';
@@ -7,9 +7,15 @@ import { Board } from './pages/board.tsx';
 import { TaskPage } from './pages/task.tsx';
 import { Costs } from './pages/costs.tsx';
 import { Agents } from './pages/agents.tsx';
+import { Stats } from './pages/stats.tsx';
 import './styles.css';
 
-type Route = { page: 'board' } | { page: 'task'; key: string } | { page: 'costs' } | { page: 'agents' };
+type Route =
+  | { page: 'board' }
+  | { page: 'task'; key: string }
+  | { page: 'costs' }
+  | { page: 'agents' }
+  | { page: 'stats' };
 
 function parse(hash: string): Route {
   const path = hash.replace(/^#/, '') || '/';
@@ -17,6 +23,7 @@ function parse(hash: string): Route {
   if (task) return { page: 'task', key: decodeURIComponent(task[1]!) };
   if (path === '/costs') return { page: 'costs' };
   if (path === '/agents') return { page: 'agents' };
+  if (path === '/stats') return { page: 'stats' };
   return { page: 'board' };
 }
 
@@ -80,6 +87,7 @@ function App() {
           {link('#/', 'Board', route.page === 'board' || route.page === 'task')}
           {link('#/agents', 'Agents', route.page === 'agents')}
           {link('#/costs', 'Costs', route.page === 'costs')}
+          {link('#/stats', 'Stats', route.page === 'stats')}
         </nav>
         <span
           class={`live ${live ? 'on' : ''}`}
@@ -101,6 +109,7 @@ function App() {
           {route.page === 'task' && <TaskPage taskKey={route.key} key={route.key} />}
           {route.page === 'costs' && <Costs />}
           {route.page === 'agents' && <Agents />}
+          {route.page === 'stats' && <Stats />}
         </div>
       )}
     </>

@@ -60,7 +60,7 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
           r.id,
           r.role,
           r.stage ?? '–',
-          label(r.model, r.effort),
+          `${label(r.model, r.effort)}${r.variant ? ` (${r.variant})` : ''}`,
           r.outcome ?? r.status,
           r.exit_code ?? '–',
           duration(elapsedMs(r)),

@@ -300,7 +300,10 @@ function RunsTable(props: {
                 {r.attempt ? <span class="muted"> · {r.attempt}</span> : null}
               </td>
               <td class="wide-only">{r.stage}</td>
-              <td class="model">{modelEffortLabel(r.model, r.effort) ?? '–'}</td>
+              <td class="model">
+                {modelEffortLabel(r.model, r.effort) ?? '–'}
+                {r.variant && <span class="muted small"> ({r.variant})</span>}
+              </td>
               <td class="wide-only">{clock(r.started_at)}</td>
               <td class="num">{duration(elapsedMs(r.started_at, r.finished_at, props.now))}</td>
               <td class="num" title={`in ${r.input_tokens ?? '–'} / out ${r.output_tokens ?? '–'}`}>

@@ -1,0 +1,333 @@
+/**
+ * Outcome analytics, counted in the database: one statement per figure,
+ * grouped by any of the run's role, adapter, model, effort and variant, so
+ * nothing but one row per group (and outcome, status, kind) leaves the
+ * database, however many runs there are. A task belongs to every group one of
+ * its runs in the window is in. Also the launch stamp, which carries the
+ * variant these figures compare.
+ */
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import type { Dialect } from './migrations.ts';
+import type { Database } from './schema.ts';
+import {
+  INTERVENTION_KINDS,
+  type DoneCostRow,
+  type DurationBucketRow,
+  type FirstPassRow,
+  type GroupKey,
+  type InterventionRow,
+  type RunDurationRow,
+  type RunOutcomeRow,
+  type StatsDimension,
+  type StatsRows,
+  type TaskOutcomeRow,
+} from '../core/stats.ts';
+
+/** Which runs count, and how they are grouped. */
+export interface StatsFilter {
+  /** Only tasks of this project. Default: every project. */
+  projectId?: number | undefined;
+  /** Only runs started at or after this ISO instant. Default: all history. */
+  sinceIso?: string | null | undefined;
+  /** The dimensions of a group; none gives one group of everything. */
+  by: readonly StatsDimension[];
+}
+
+/** The column of `agent_runs` behind each dimension. */
+const COLUMN: Record<StatsDimension, 'agent' | 'adapter' | 'model' | 'effort' | 'variant'> = {
+  role: 'agent',
+  adapter: 'adapter',
+  model: 'model',
+  effort: 'effort',
+  variant: 'variant',
+};
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => Number(v ?? 0);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+export class StatsStore {
+  private readonly db: Kysely<Database>;
+  private readonly dialect: Dialect;
+  constructor(db: Kysely<Database>, dialect: Dialect) {
+    this.db = db;
+    this.dialect = dialect;
+  }
+
+  /**
+   * The launch stamp: model, effort and the task's variant of the role in one
+   * update, so all three are visible while the run lives.
+   */
+  async stampLaunch(
+    runId: number,
+    stamp: { model: string; effort: string; variant: string | null },
+  ): Promise<void> {
+    await this.db
+      .updateTable('agent_runs')
+      .set({ model: stamp.model, effort: stamp.effort, variant: stamp.variant })
+      .where('id', '=', runId)
+      .execute();
+  }
+
+  /** Every row a report is assembled from (`assembleGroups`): the six statements below, one after another. */
+  async reportRows(f: StatsFilter): Promise<StatsRows> {
+    return {
+      runs: await this.runOutcomes(f),
+      durations: await this.runDurations(f),
+      tasks: await this.taskOutcomes(f),
+      doneCosts: await this.doneTaskCosts(f),
+      firstPass: await this.firstPassReviews(f),
+      interventions: await this.interventions(f),
+    };
+  }
+
+  // ------------------------------------------------------------ statements
+
+  /** `r.agent AS g_role, …`: the group's columns of run `r`, named after their dimension. */
+  private groupColumns(by: readonly StatsDimension[]): RawBuilder<unknown>[] {
+    return by.map((d) => sql`${sql.ref(`r.${COLUMN[d]}`)} AS ${sql.ref(`g_${d}`)}`);
+  }
+
+  /** The group's columns of run `r` as expressions, for GROUP BY. */
+  private groupExprs(by: readonly StatsDimension[]): RawBuilder<unknown>[] {
+    return by.map((d) => sql`${sql.ref(`r.${COLUMN[d]}`)}`);
+  }
+
+  /** Columns already named `g_<dimension>` (in a derived table). */
+  private groupAliases(by: readonly StatsDimension[], from: string): RawBuilder<unknown>[] {
+    return by.map((d) => sql`${sql.ref(`${from}.g_${d}`)}`);
+  }
+
+  /** `FROM agent_runs r [JOIN tasks t] WHERE <window and project>`: the runs that count. */
+  private scope(f: StatsFilter, opts: { tasks?: boolean; where?: RawBuilder<unknown> } = {}) {
+    const conds: RawBuilder<unknown>[] = [];
+    if (f.sinceIso) conds.push(sql`r.started_at >= ${f.sinceIso}`);
+    if (f.projectId !== undefined) conds.push(sql`t.project_id = ${f.projectId}`);
+    if (opts.where) conds.push(opts.where);
+    const join = opts.tasks || f.projectId !== undefined;
+    return sql`FROM agent_runs r ${join ? sql`JOIN tasks t ON t.id = r.task_id` : sql``} ${
+      conds.length ? sql`WHERE ${sql.join(conds, sql` AND `)}` : sql``
+    }`;
+  }
+
+  private keyOf(row: Row, by: readonly StatsDimension[]): GroupKey {
+    const key: GroupKey = {};
+    for (const d of by) key[d] = (row[`g_${d}`] as string | null | undefined) ?? null;
+    return key;
+  }
+
+  private select<T>(query: RawBuilder<unknown>, map: (row: Row) => T): Promise<T[]> {
+    return query.execute(this.db).then((r) => (r.rows as Row[]).map(map));
+  }
+
+  /** A SELECT list: the group's columns, then the figures. */
+  private list(groups: RawBuilder<unknown>[], figures: RawBuilder<unknown>[]): RawBuilder<unknown> {
+    return sql.join([...groups, ...figures]);
+  }
+
+  /** `GROUP BY …`, or nothing for one group of everything. */
+  private groupBy(exprs: RawBuilder<unknown>[]): RawBuilder<unknown> {
+    return exprs.length ? sql`GROUP BY ${sql.join(exprs)}` : sql``;
+  }
+
+  /** Milliseconds from a run's start to its end (ISO text on both databases). */
+  private durationMs(): RawBuilder<number> {
+    return this.dialect === 'postgres'
+      ? sql<number>`round(extract(epoch from (r.finished_at::timestamptz - r.started_at::timestamptz)) * 1000)`
+      : sql<number>`round((unixepoch(r.finished_at, 'subsec') - unixepoch(r.started_at, 'subsec')) * 1000)`;
+  }
+
+  /** Runs per group and outcome (`running` while in flight), with their tokens and cost. */
+  runOutcomes(f: StatsFilter): Promise<RunOutcomeRow[]> {
+    const outcome = sql`COALESCE(r.outcome, r.status)`;
+    return this.select(
+      sql`SELECT ${this.list(this.groupColumns(f.by), [
+        sql`${outcome} AS run_outcome`,
+        sql`count(*) AS runs`,
+        sql`sum(COALESCE(r.input_tokens, 0)) AS input_tokens`,
+        sql`sum(COALESCE(r.output_tokens, 0)) AS output_tokens`,
+        sql`sum(COALESCE(r.cost_usd, 0)) AS cost_usd`,
+      ])} ${this.scope(f)} ${this.groupBy([...this.groupExprs(f.by), outcome])}`,
+      (row) => ({
+        key: this.keyOf(row, f.by),
+        outcome: String(row.run_outcome),
+        runs: num(row.runs),
+        input_tokens: num(row.input_tokens),
+        output_tokens: num(row.output_tokens),
+        cost_usd: num(row.cost_usd),
+      }),
+    );
+  }
+
+  /**
+   * p50 and p90 of the wall time of each group's finished runs, by nearest
+   * rank (the value at rank ⌈q·n⌉ of n sorted): integer arithmetic, the same
+   * on both databases, and a real run's time rather than an interpolation.
+   */
+  runDurations(f: StatsFilter): Promise<RunDurationRow[]> {
+    const parts = this.groupAliases(f.by, 'd');
+    const partition = parts.length ? sql`PARTITION BY ${sql.join(parts)}` : sql``;
+    return this.select(
+      sql`WITH d AS (
+            SELECT ${this.list(this.groupColumns(f.by), [sql`${this.durationMs()} AS ms`])}
+            ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
+          ), ranked AS (
+            -- One window, so one sort: the rank, and the group's count over the whole frame.
+            SELECT d.*, row_number() OVER w AS rn,
+                   count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
+            FROM d
+            WINDOW w AS (${partition} ORDER BY d.ms)
+          )
+          SELECT ${this.list(this.groupAliases(f.by, 'ranked'), [
+            sql`max(ranked.n) AS finished`,
+            sql`max(CASE WHEN ranked.rn = (ranked.n + 1) / 2 THEN ranked.ms END) AS p50_ms`,
+            sql`max(CASE WHEN ranked.rn = (9 * ranked.n + 9) / 10 THEN ranked.ms END) AS p90_ms`,
+          ])}
+          FROM ranked ${this.groupBy(this.groupAliases(f.by, 'ranked'))}`,
+      (row) => ({
+        key: this.keyOf(row, f.by),
+        finished: num(row.finished),
+        p50_ms: numOrNull(row.p50_ms),
+        p90_ms: numOrNull(row.p90_ms),
+      }),
+    );
+  }
+
+  /** `WITH m AS (…)`: each (group, task) once, for the tasks with a run in the window. */
+  private membership(f: StatsFilter): RawBuilder<unknown> {
+    return sql`WITH m AS (
+      SELECT DISTINCT ${this.list(this.groupColumns(f.by), [sql`r.task_id`])} ${this.scope(f)}
+    )`;
+  }
+
+  /**
+   * Tasks per group, status and terminal reason, with the attempts recorded
+   * for them (for the mean attempts to done).
+   */
+  taskOutcomes(f: StatsFilter): Promise<TaskOutcomeRow[]> {
+    const attempts = sql`(SELECT count(*) FROM attempts a WHERE a.task_id = t.id)`;
+    return this.select(
+      sql`${this.membership(f)}
+          SELECT ${this.list(this.groupAliases(f.by, 'm'), [
+            sql`t.status AS task_status`,
+            sql`t.terminal_reason AS terminal_reason`,
+            sql`count(*) AS tasks`,
+            sql`sum(${attempts}) AS attempts`,
+            sql`sum(CASE WHEN ${attempts} > 0 THEN 1 ELSE 0 END) AS tasks_with_attempts`,
+          ])}
+          FROM m JOIN tasks t ON t.id = m.task_id
+          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`t.status`, sql`t.terminal_reason`])}`,
+      (row) => ({
+        key: this.keyOf(row, f.by),
+        status: String(row.task_status),
+        terminal_reason: (row.terminal_reason as string | null) ?? null,
+        tasks: num(row.tasks),
+        attempts: num(row.attempts),
+        tasks_with_attempts: num(row.tasks_with_attempts),
+      }),
+    );
+  }
+
+  /**
+   * The cost and tokens of each group's runs on its done tasks: summed per
+   * task, then over the tasks, with the sum of squares for the interval.
+   */
+  doneTaskCosts(f: StatsFilter): Promise<DoneCostRow[]> {
+    return this.select(
+      sql`WITH per AS (
+            SELECT ${this.list(this.groupColumns(f.by), [
+              sql`r.task_id`,
+              sql`sum(COALESCE(r.cost_usd, 0)) AS c`,
+              sql`sum(COALESCE(r.input_tokens, 0) + COALESCE(r.output_tokens, 0)) AS tok`,
+            ])}
+            ${this.scope(f, { tasks: true, where: sql`t.status = 'done'` })}
+            GROUP BY ${sql.join([...this.groupExprs(f.by), sql`r.task_id`])}
+          )
+          SELECT ${this.list(this.groupAliases(f.by, 'per'), [
+            sql`count(*) AS tasks`,
+            sql`sum(per.c) AS cost_usd`,
+            sql`sum(per.c * per.c) AS cost_usd_sq`,
+            sql`sum(per.tok) AS tokens`,
+          ])}
+          FROM per ${this.groupBy(this.groupAliases(f.by, 'per'))}`,
+      (row) => ({
+        key: this.keyOf(row, f.by),
+        tasks: num(row.tasks),
+        cost_usd: num(row.cost_usd),
+        cost_usd_sq: num(row.cost_usd_sq),
+        tokens: num(row.tokens),
+      }),
+    );
+  }
+
+  /**
+   * First attempts (n = 1) per group of their development run or their
+   * judging run (the reviewer's, or the run whose gate failed), and how many
+   * were approved. An attempt whose two runs share a group counts once there.
+   */
+  firstPassReviews(f: StatsFilter): Promise<FirstPassRow[]> {
+    return this.select(
+      sql`WITH fp AS (
+            SELECT DISTINCT ${this.list(this.groupColumns(f.by), [sql`a.id AS attempt_id`, sql`a.verdict`])}
+            FROM attempts a
+            JOIN agent_runs r ON r.id = a.dev_run_id OR r.id = a.review_run_id
+            ${f.projectId !== undefined ? sql`JOIN tasks t ON t.id = a.task_id` : sql``}
+            WHERE a.n = 1
+            ${f.sinceIso ? sql`AND r.started_at >= ${f.sinceIso}` : sql``}
+            ${f.projectId !== undefined ? sql`AND t.project_id = ${f.projectId}` : sql``}
+          )
+          SELECT ${this.list(this.groupAliases(f.by, 'fp'), [
+            sql`count(*) AS reviewed`,
+            sql`sum(CASE WHEN fp.verdict = 'approved' THEN 1 ELSE 0 END) AS approved`,
+          ])}
+          FROM fp ${this.groupBy(this.groupAliases(f.by, 'fp'))}`,
+      (row) => ({ key: this.keyOf(row, f.by), reviewed: num(row.reviewed), approved: num(row.approved) }),
+    );
+  }
+
+  /**
+   * Approvals, retries and messages (events) of each group's tasks, in the
+   * window: counted per task first (through the index on kind, task and time),
+   * then summed over each group's tasks.
+   */
+  interventions(f: StatsFilter): Promise<InterventionRow[]> {
+    const kinds = Object.keys(INTERVENTION_KINDS);
+    return this.select(
+      sql`${this.membership(f)}, iv AS (
+            SELECT e.task_id, e.kind, count(*) AS n FROM events e
+            WHERE e.kind IN (${sql.join(kinds)})
+            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
+            GROUP BY e.task_id, e.kind
+          )
+          SELECT ${this.list(this.groupAliases(f.by, 'm'), [sql`iv.kind AS event_kind`, sql`sum(iv.n) AS events`])}
+          FROM m JOIN iv ON iv.task_id = m.task_id
+          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`iv.kind`])}`,
+      (row) => ({ key: this.keyOf(row, f.by), kind: String(row.event_kind), events: num(row.events) }),
+    );
+  }
+
+  /**
+   * Finished runs per group at or under each bound (seconds), cumulative as
+   * Prometheus wants them, with their count and total seconds.
+   */
+  runDurationBuckets(f: StatsFilter, boundsS: readonly number[]): Promise<DurationBucketRow[]> {
+    const ms = this.durationMs();
+    return this.select(
+      sql`SELECT ${this.list(this.groupColumns(f.by), [
+        ...boundsS.map(
+          (b, i) => sql`sum(CASE WHEN ${ms} <= ${b * 1000} THEN 1 ELSE 0 END) AS ${sql.ref(`le_${i}`)}`,
+        ),
+        sql`count(*) AS runs`,
+        sql`sum(${ms}) AS total_ms`,
+      ])}
+      ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
+      ${this.groupBy(this.groupExprs(f.by))}`,
+      (row) => ({
+        key: this.keyOf(row, f.by),
+        cumulative: boundsS.map((_, i) => num(row[`le_${i}`])),
+        count: num(row.runs),
+        sum_s: num(row.total_ms) / 1000,
+      }),
+    );
+  }
+}
