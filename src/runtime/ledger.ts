@@ -55,8 +55,20 @@ export function syncLedger(dir: string, header: LedgerHeader, attempts: readonly
   const current = existsSync(path) ? readFileSync(path, 'utf8') : '';
   const lines = current.split('\n').filter((l) => l.length > 0);
   const consistent = current.endsWith('\n') || current === '';
+  // The header is kept as first written (its hashes describe the run as it began), unless it
+  // names another loop run: a task escalated before its first development run got a ledger
+  // before it had a loop run id.
+  const sameRun = (line: string | undefined): boolean => {
+    try {
+      return (JSON.parse(line ?? '') as { run_id?: unknown }).run_id === header.run_id;
+    } catch {
+      return false;
+    }
+  };
   const prefixMatches =
-    consistent && lines.length <= wanted.length && lines.every((l, i) => i === 0 || l === wanted[i]);
+    consistent &&
+    lines.length <= wanted.length &&
+    lines.every((l, i) => (i === 0 ? sameRun(l) : l === wanted[i]));
   if (prefixMatches && lines.length > 0) {
     if (lines.length < wanted.length) appendFileSync(path, wanted.slice(lines.length).join('\n') + '\n');
     return path;
