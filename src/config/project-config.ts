@@ -17,12 +17,11 @@ import {
   resolvePipeline,
 } from './pipeline-config.ts';
 import { checkPromptTemplate } from '../runtime/prompts.ts';
-import { ForgeSchema, NotifySchema, TrackerSchema, trackerProblems } from './integrations-config.ts';
+import { ForgeSchema, NotifySchema, TrackerSchema } from './integrations-config.ts';
 
 /** What the schema cannot see: pipeline routes, and prompt templates that would fail to render. */
 function semanticProblems(cfg: ProjectConfig): { key: string; message: string }[] {
   const problems = pipelineProblems(resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees));
-  problems.push(...trackerProblems(cfg.tracker));
   for (const [stage, c] of Object.entries(cfg.pipeline)) {
     if (!c?.prompt) continue;
     const error = checkPromptTemplate(c.prompt);

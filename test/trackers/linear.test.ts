@@ -244,7 +244,7 @@ describe('webhooks', () => {
       'linear-event': 'Issue',
     });
     expect(await hooks.verify(headers, body)).toBe(true);
-    expect(hooks.parse(headers, body)).toEqual({ deliveryId: 'd-1', taskIds: ['issue-uuid-1'] });
+    expect(hooks.parse(headers, body)).toEqual({ deliveryId: 'd-1', taskIds: ['issue-uuid-1'], reviews: [] });
   });
 
   test('a bad, missing or replayed signature is refused', async () => {

@@ -208,6 +208,7 @@ describe('webhooks', () => {
     expect(hooks.parse(headers, body)).toEqual({
       deliveryId: headers.get('x-plane-delivery'),
       taskIds: [item.id],
+      reviews: [],
     });
   });
 
