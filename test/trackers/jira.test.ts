@@ -137,6 +137,21 @@ describe('reads', () => {
   });
 });
 
+describe('blockers', () => {
+  test('an issue\'s blockers are the issues linked as "is blocked by" that are not done', async () => {
+    const blocked = fake.createIssue({ summary: 'Blocked', status: 'To Do' });
+    const blocker = fake.createIssue({ summary: 'Blocker', status: 'In Progress' });
+    const finished = fake.createIssue({ summary: 'Finished', status: 'Done' });
+    fake.block(blocker.key, blocked.key);
+    fake.block(finished.key, blocked.key);
+    expect((await tracker.get(blocked.key))?.blockedBy).toEqual([{ id: blocker.key, key: blocker.key }]);
+    // The blocker's own links say what it blocks, not what blocks it.
+    expect((await tracker.get(blocker.key))?.blockedBy).toEqual([]);
+    fake.setStatus(blocker.key, 'Done');
+    expect((await tracker.get(blocked.key))?.blockedBy).toEqual([]);
+  });
+});
+
 describe('writes', () => {
   test('update reaches a status through the transition that leads there, and sends only the labels that change', async () => {
     const { key } = fake.createIssue({ summary: 'Write back', status: 'To Do', labels: ['orch', 'stale'] });
