@@ -17,6 +17,12 @@ export interface ServiceDescriptor<
   readonly kinds: readonly TrackerKind[];
   /** The environment variable holding the token when the section names none. */
   readonly tokenEnv: string;
+  /**
+   * Its issues are only open or closed (GitHub, Gitea, GitLab): only open ones
+   * are imported unless told, and stages map to `orch:<stage>` labels unless
+   * the project maps them.
+   */
+  readonly openClosed: boolean;
   /** The `tracker:` section of these kinds: one branch of the discriminated union. */
   readonly trackerSchema: TS;
   /** The `forge:` section, for services that are forges too. */

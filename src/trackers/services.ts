@@ -5,6 +5,7 @@
  */
 import { github } from './github/descriptor.ts';
 import { gitea } from './gitea/descriptor.ts';
+import { gitlab } from './gitlab/descriptor.ts';
 import { linear } from './linear/descriptor.ts';
 import { plane } from './plane/descriptor.ts';
 import { jira } from './jira/descriptor.ts';
@@ -12,9 +13,9 @@ import type { ServiceDescriptor } from './descriptor.ts';
 import type { TrackerKind } from './types.ts';
 
 /** Every service that can be a project's tracker. */
-export const TRACKERS = [github, gitea, linear, plane, jira] as const;
+export const TRACKERS = [github, gitea, gitlab, linear, plane, jira] as const;
 /** The services that are forges too (pull requests, CI, merges, reviews). */
-export const FORGES = [github, gitea] as const;
+export const FORGES = [github, gitea, gitlab] as const;
 
 /** The descriptor serving a kind. */
 export function serviceOf(kind: TrackerKind): ServiceDescriptor {
@@ -23,3 +24,6 @@ export function serviceOf(kind: TrackerKind): ServiceDescriptor {
   if (!found) throw new Error(`no tracker serves kind '${kind}'`);
   return found as unknown as ServiceDescriptor;
 }
+
+/** Whether the issues of `kind` are only open or closed (see `ServiceDescriptor.openClosed`). */
+export const isOpenClosed = (kind: TrackerKind): boolean => serviceOf(kind).openClosed;

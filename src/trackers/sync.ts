@@ -12,6 +12,7 @@ import { cleanText, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.
 import type { TrackerConfig } from '../config/integrations-config.ts';
 import { TrackerError, type ExternalTask, type Tracker } from './types.ts';
 import { createTracker } from './index.ts';
+import { isOpenClosed } from './services.ts';
 
 /**
  * Whether a task the tracker sent matches the project's import filter
@@ -28,12 +29,11 @@ export function matchesImport(task: ExternalTask, filter: TrackerConfig['import'
 }
 
 /**
- * The import filter in force: the config's, with GitHub, Gitea and Forgejo
- * importing only open issues unless told (closed ones are finished work).
+ * The import filter in force: the config's, with GitHub, Gitea, Forgejo and
+ * GitLab importing only open issues unless told (closed ones are finished work).
  */
 export function importFilter(cfg: TrackerConfig): TrackerConfig['import'] {
-  const openOnly = cfg.kind === 'github' || cfg.kind === 'gitea' || cfg.kind === 'forgejo';
-  return cfg.import.states || !openOnly ? cfg.import : { ...cfg.import, states: ['open'] };
+  return cfg.import.states || !isOpenClosed(cfg.kind) ? cfg.import : { ...cfg.import, states: ['open'] };
 }
 
 export interface ImportResult {

@@ -34,6 +34,7 @@ export const gitea: ServiceDescriptor<typeof trackerSchema, typeof forgeSchema> 
   kinds: ['gitea', 'forgejo'],
   // One variable for both: a Forgejo instance is a Gitea to its clients.
   tokenEnv: 'ORCH_GITEA_TOKEN',
+  openClosed: true,
   trackerSchema,
   forgeSchema,
   createTracker: async (cfg, token) => (await import('./tracker.ts')).createGiteaTracker(options(cfg, token)),

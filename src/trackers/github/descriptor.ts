@@ -24,6 +24,7 @@ const options = (cfg: { url?: string | undefined; repo: string }, token: string)
 export const github: ServiceDescriptor<typeof trackerSchema, typeof forgeSchema> = {
   kinds: ['github'],
   tokenEnv: 'ORCH_GITHUB_TOKEN',
+  openClosed: true,
   trackerSchema,
   forgeSchema,
   createTracker: async (cfg, token) =>

@@ -19,6 +19,7 @@ const trackerSchema = z
 export const jira: ServiceDescriptor<typeof trackerSchema> = {
   kinds: ['jira'],
   tokenEnv: 'ORCH_JIRA_TOKEN',
+  openClosed: false,
   trackerSchema,
   createTracker: async (cfg, token) =>
     (await import('./tracker.ts')).createJiraTracker({

@@ -17,6 +17,7 @@ const trackerSchema = z
 export const linear: ServiceDescriptor<typeof trackerSchema> = {
   kinds: ['linear'],
   tokenEnv: 'ORCH_LINEAR_API_KEY',
+  openClosed: false,
   trackerSchema,
   createTracker: async (cfg, token) =>
     (await import('./tracker.ts')).createLinearTracker({

@@ -19,6 +19,7 @@ const trackerSchema = z
 export const plane: ServiceDescriptor<typeof trackerSchema> = {
   kinds: ['plane'],
   tokenEnv: 'ORCH_PLANE_API_TOKEN',
+  openClosed: false,
   trackerSchema,
   createTracker: async (cfg, token) =>
     (await import('./tracker.ts')).createPlaneTracker({
