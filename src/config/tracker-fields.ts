@@ -63,6 +63,12 @@ export const trackerFields = {
 /** The fields of a `forge:` section whatever its kind. */
 export const forgeFields = {
   token_env: envName.optional(),
+  /**
+   * The variable holding the secret of the forge's webhooks (review events),
+   * when the forge is not the tracker's service; the tracker's secret serves
+   * a forge of the same service.
+   */
+  webhook_secret_env: envName.optional(),
   /** How the pull request is merged. */
   merge_method: z.enum(['merge', 'squash', 'rebase']).default('merge'),
   /** Wait for the pull request's CI to pass before merging. */

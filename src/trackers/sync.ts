@@ -13,6 +13,7 @@ import type { TrackerConfig } from '../config/integrations-config.ts';
 import { TrackerError, type ExternalTask, type Tracker } from './types.ts';
 import { createTracker } from './index.ts';
 import { isOpenClosed } from './services.ts';
+import { importBlockers } from '../runtime/dependencies.ts';
 
 /**
  * Whether a task the tracker sent matches the project's import filter
@@ -39,15 +40,33 @@ export function importFilter(cfg: TrackerConfig): TrackerConfig['import'] {
 export interface ImportResult {
   task: Task;
   created: boolean;
+  /** Dependencies the tracker named that were not imported (they would close a cycle), for the log. */
+  dropped: string[];
 }
 
-/** Imports one tracker task into a project, or refreshes the one imported before. */
+/**
+ * Imports one tracker task into a project, or refreshes the one imported
+ * before, with what it waits for on the tracker (its `blockedBy`, replacing
+ * what the last import said); the edges that waited for this task's import
+ * are pointed at it.
+ */
 export async function importTask(
   ctx: OrchContext,
   rt: ProjectRuntime,
   kind: string,
   ext: ExternalTask,
 ): Promise<ImportResult> {
+  const { task, created } = await importOne(ctx, rt, kind, ext);
+  const dropped = ext.blockedBy ? await importBlockers(ctx, kind, task, ext.blockedBy) : [];
+  return { task, created, dropped };
+}
+
+async function importOne(
+  ctx: OrchContext,
+  rt: ProjectRuntime,
+  kind: string,
+  ext: ExternalTask,
+): Promise<Omit<ImportResult, 'dropped'>> {
   const { store } = ctx;
   // A tracker's text is taken as it comes, without what cannot reach an agent or a terminal.
   ext = {
@@ -162,7 +181,9 @@ export class TrackerPoller {
     let created = 0;
     for (const ext of found) {
       if (!matchesImport(ext, filter)) continue;
-      if ((await importTask(this.ctx, rt, cfg.kind, ext)).created) created += 1;
+      const imported = await importTask(this.ctx, rt, cfg.kind, ext);
+      if (imported.created) created += 1;
+      for (const why of imported.dropped) this.log.warn(`tracker of ${rt.project.name}: ${why}`);
     }
     if (created) this.log.info(`tracker of ${rt.project.name}: imported ${created} task(s)`);
     return created;

@@ -162,6 +162,49 @@ describe('tasks', () => {
   });
 });
 
+describe('dependencies', () => {
+  it('creates a task after others, adds and removes dependencies, and shows both ends', async () => {
+    const base = await create('Schema');
+    const api = await create('Endpoints');
+    const ui = await json<TaskDetailJson>(
+      await f.post('/api/tasks', { title: 'Screens', after: [base.key, api.key] }),
+    );
+    expect(ui.depends_on.map((d) => d.key)).toEqual([base.key, api.key]);
+
+    const res = await f.post(`/api/tasks/${api.key}/dependencies`, { on: [base.key] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const after = await json<TaskDetailJson>(res);
+    expect(after.depends_on).toEqual([
+      expect.objectContaining({ key: base.key, title: 'Schema', origin: 'orch' }),
+    ]);
+    expect(after.blocks).toEqual([expect.objectContaining({ key: ui.key, stage: 'created' })]);
+
+    const detail = await json<TaskDetailJson>(await f.get(`/api/tasks/${base.key}`));
+    expect(detail.blocks.map((b) => b.key)).toEqual([ui.key, api.key]);
+
+    const removed = await f.post(`/api/tasks/${ui.key}/dependencies`, { on: [api.key], remove: true });
+    expect((await json<TaskDetailJson>(removed)).depends_on.map((d) => d.key)).toEqual([base.key]);
+    expect((await f.post(`/api/tasks/${ui.key}/dependencies`, { on: [api.key], remove: true })).status).toBe(
+      409,
+    );
+  });
+
+  it('refuses a cycle with the cycle named, and dependencies on tasks that do not exist', async () => {
+    const a = await create('A');
+    const b = await json<TaskDetailJson>(await f.post('/api/tasks', { title: 'B', after: [a.key] }));
+    const cycle = await f.post(`/api/tasks/${a.key}/dependencies`, { on: [b.key] });
+    expect(cycle.status).toBe(400);
+    expect((await json<{ error: { message: string } }>(cycle)).error.message).toBe(
+      `${a.key} → ${b.key} → ${a.key} would be a dependency cycle (each task waits for the next)`,
+    );
+    expect((await f.post(`/api/tasks/${a.key}/dependencies`, { on: ['T-999'] })).status).toBe(404);
+    expect((await f.post('/api/tasks', { title: 'C', after: ['T-999'] })).status).toBe(404);
+    expect((await f.post(`/api/tasks/${a.key}/dependencies`, { on: [] })).status).toBe(400);
+    // Nothing was added by the refusals.
+    expect((await json<TaskDetailJson>(await f.get(`/api/tasks/${a.key}`))).depends_on).toEqual([]);
+  });
+});
+
 describe('bad requests', () => {
   it.each([
     ['an empty title', { title: '   ' }, [{ path: 'body.title', message: 'must not be empty' }]],

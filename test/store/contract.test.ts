@@ -78,7 +78,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -145,9 +145,10 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map(
         (r) => r.name,
       );
-    expect(await names(store)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    const latest = ['0001_initial', '0002_scale_out', '0003_outbox_trackers', '0006_dependencies'];
+    expect(await names(store)).toEqual(latest);
     const again = await another();
-    expect(await names(again)).toEqual(['0001_initial', '0002_scale_out', '0003_outbox_trackers']);
+    expect(await names(again)).toEqual(latest);
   });
 
   // -------------------------------------------------------------- projects
