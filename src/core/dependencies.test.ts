@@ -51,12 +51,12 @@ describe('dependencyReadiness', () => {
     key: string,
     stage: string | null,
     status: string | null = null,
-    terminalReason: string | null = null,
+    terminal_reason: string | null = null,
   ): BlockerState => ({
     key,
     stage,
     status,
-    terminalReason,
+    terminal_reason,
   });
 
   it.each([

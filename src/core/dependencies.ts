@@ -56,14 +56,14 @@ export function cycleMessage(cycle: readonly string[]): string {
   return `${cycle.join(' → ')} would be a dependency cycle (each task waits for the next)`;
 }
 
-/** A task another one depends on, as the store shows it. */
+/** A task another one depends on, as the store shows it (`store.dependencies.unfinishedBlockers`). */
 export interface BlockerState {
   /** orch's key (`T-3`), or the tracker's key while it is not imported (`acme/app#3`). */
   key: string;
   /** Null while the blocker is not imported from the tracker yet. */
   stage: string | null;
   status: string | null;
-  terminalReason: string | null;
+  terminal_reason: string | null;
 }
 
 export type Readiness =
@@ -88,7 +88,7 @@ export function dependencyReadiness(blockers: readonly BlockerState[]): Readines
     if (b.stage === null) return `${b.key} (not imported yet)`;
     if (b.stage === 'cancelled') return `${b.key} (cancelled)`;
     if (b.status === 'escalated')
-      return `${b.key} (escalated${b.terminalReason ? `: ${b.terminalReason}` : ''})`;
+      return `${b.key} (escalated${b.terminal_reason ? `: ${b.terminal_reason}` : ''})`;
     return `${b.key} (${b.stage}, ${b.status ?? 'queued'})`;
   };
   const names = [...stuck, ...open.filter((b) => !stuck.includes(b))].map(describe).join(', ');

@@ -9,7 +9,13 @@
  */
 import type { OrchContext } from './context.ts';
 import { addTask, pickProject } from './tasks.ts';
-import { cycleMessage, findCycle, type DependencyEdge } from '../core/dependencies.ts';
+import {
+  cycleMessage,
+  dependencyReadiness,
+  findCycle,
+  type DependencyEdge,
+  type Readiness,
+} from '../core/dependencies.ts';
 import { OrchError } from '../errors.ts';
 import type { Task } from '../store/schema.ts';
 import type { Executor } from '../store/store.ts';
@@ -28,6 +34,15 @@ export async function taskDependencies(ctx: OrchContext, task: Pick<Task, 'id'>)
     ctx.store.dependencies.blocks(task.id),
   ]);
   return { depends_on: dependsOn, blocks: blocks.map(({ task_id: _id, ...b }) => b) };
+}
+
+/**
+ * Whether a task may start now: every task it waits for is done. Not ready
+ * names each unfinished one and where it stands, and says whether only a
+ * person can change that (a blocker escalated or was cancelled).
+ */
+export async function taskReadiness(ctx: OrchContext, taskId: number, ex?: Executor): Promise<Readiness> {
+  return dependencyReadiness(await ctx.store.dependencies.unfinishedBlockers(taskId, ex));
 }
 
 /** The tasks named by `keys` (each once), all in `task`'s project; refused otherwise. */

@@ -13,6 +13,7 @@ import { createApp } from '../../src/http/app.ts';
 import { HTTP_STATUS, errorResponse } from '../../src/http/errors.ts';
 import { OrchError } from '../../src/errors.ts';
 import { paths } from '../../src/runtime/context.ts';
+import { taskReadiness } from '../../src/runtime/dependencies.ts';
 import type { TaskDetailJson, TaskSummaryJson } from '../../src/http/types.ts';
 
 let f: ApiFixture;
@@ -181,6 +182,19 @@ describe('dependencies', () => {
 
     const detail = await json<TaskDetailJson>(await f.get(`/api/tasks/${base.key}`));
     expect(detail.blocks.map((b) => b.key)).toEqual([ui.key, api.key]);
+
+    // The pipeline's question: may it start? Not before every task it waits for is done.
+    const uiId = (await f.ctx.store.getTaskByKey(ui.key)).id;
+    expect(await taskReadiness(f.ctx, uiId)).toEqual({
+      ready: false,
+      detail: `waiting for ${base.key} (created, queued), ${api.key} (created, queued)`,
+      waitsOnPerson: false,
+    });
+    for (const key of [base.key, api.key]) {
+      const t = await f.ctx.store.getTaskByKey(key);
+      await f.ctx.store.tx((tx) => f.ctx.store.advanceStage(tx, t, 'done', { status: 'done' }));
+    }
+    expect(await taskReadiness(f.ctx, uiId)).toEqual({ ready: true });
 
     const removed = await f.post(`/api/tasks/${ui.key}/dependencies`, { on: [api.key], remove: true });
     expect((await json<TaskDetailJson>(removed)).depends_on.map((d) => d.key)).toEqual([base.key]);
