@@ -132,18 +132,54 @@ project
     }),
   );
 
-const task = program.command('task').description('tasks: add, list, show, cancel, retry, approve');
+const task = program.command('task').description('tasks: add, list, show, depend, cancel, retry, approve');
+/** `KEY[,KEY…]`, repeatable: every key named. */
+const keyList = (v: string, previous: string[] = []): string[] => [
+  ...previous,
+  ...v
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean),
+];
+
 task
   .command('add <title>')
   .description('add a task; it starts at stage created')
   .option('-d, --description <text>', 'what to do, in detail')
   .option('-p, --project <name>', 'project (needed when several exist)')
   .option('--priority <n>', 'higher runs first among equals', Number)
+  .option('--after <keys>', 'start only once these tasks are done (KEY[,KEY…])', keyList)
   .option('--json', 'print JSON')
-  .action((title: string, o: { description?: string; project?: string; priority?: number; json?: boolean }) =>
+  .action(
+    (
+      title: string,
+      o: { description?: string; project?: string; priority?: number; after?: string[]; json?: boolean },
+    ) =>
+      withContext(async (ctx) => {
+        const { after = [], json: asJson, ...opts } = o;
+        if (after.length === 0) {
+          const t = await (await tasks()).addTask(ctx, title, opts);
+          return out(asJson ? json((await summary())(t)) : `${t.key}  ${t.title}`);
+        }
+        const { addTaskAfter } = await import('../runtime/dependencies.ts');
+        const { dependencyText } = await import('./commands/task.ts');
+        out(await dependencyText(ctx, await addTaskAfter(ctx, title, opts, after), !!asJson));
+      }),
+  );
+task
+  .command('depend <key>')
+  .description('make a task wait until other tasks are done (a cycle is refused, named)')
+  .requiredOption('--on <keys>', 'the tasks it waits for (KEY[,KEY…])', keyList)
+  .option('--remove', 'remove these dependencies instead')
+  .option('--json', 'print JSON')
+  .action((key: string, o: { on: string[]; remove?: boolean; json?: boolean }) =>
     withContext(async (ctx) => {
-      const t = await (await tasks()).addTask(ctx, title, o);
-      out(o.json ? json((await summary())(t)) : `${t.key}  ${t.title}`);
+      const deps = await import('../runtime/dependencies.ts');
+      let t;
+      if (o.remove) for (const on of o.on) t = await deps.removeDependency(ctx, key, on);
+      else t = await deps.addDependencies(ctx, key, o.on);
+      const { dependencyText } = await import('./commands/task.ts');
+      out(await dependencyText(ctx, t ?? (await ctx.store.getTaskByKey(key)), !!o.json));
     }),
   );
 task

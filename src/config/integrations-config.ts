@@ -6,10 +6,13 @@
  * that holds its token.
  */
 import { z } from 'zod';
+import * as fields from './tracker-fields.ts';
+import { FORGES, TRACKERS } from '../trackers/services.ts';
 
-const envName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name (A-Z, 0-9, _)');
-const httpUrl = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
-const repoName = z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, '`owner/name`');
+export { StageMapping } from './tracker-fields.ts';
+
+const { envName } = fields;
+const httpUrl = fields.httpUrl();
 
 /** Event kinds a channel can be routed: the events table's kinds that mean something to people. */
 export const NOTIFY_EVENTS = [
@@ -27,82 +30,22 @@ export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
 const events = z.array(z.enum([...NOTIFY_EVENTS, 'all'])).min(1);
 
-export const TRACKER_KINDS = ['github', 'gitea', 'forgejo', 'linear', 'plane', 'jira'] as const;
-export const FORGE_KINDS = ['github', 'gitea', 'forgejo'] as const;
-
-/** The environment variable holding each service's token when the config names none. */
-export const DEFAULT_TOKEN_ENV: Readonly<Record<(typeof TRACKER_KINDS)[number], string>> = {
-  github: 'ORCH_GITHUB_TOKEN',
-  gitea: 'ORCH_GITEA_TOKEN',
-  forgejo: 'ORCH_GITEA_TOKEN',
-  linear: 'ORCH_LINEAR_API_KEY',
-  plane: 'ORCH_PLANE_API_TOKEN',
-  jira: 'ORCH_JIRA_TOKEN',
+type Branches<T extends readonly unknown[], K extends 'trackerSchema' | 'forgeSchema'> = {
+  -readonly [I in keyof T]: T[I] extends { [P in K]?: infer S } ? Exclude<S, undefined> : never;
 };
 
-/** What a task's stage (or end) changes on the tracker: a state to move to, labels to carry. */
-const StageMapping = z
-  .object({
-    state: z.string().min(1).optional(),
-    labels: z.array(z.string().min(1)).optional(),
-  })
-  .strict();
-export type StageMapping = z.infer<typeof StageMapping>;
-
-export const TrackerSchema = z
-  .object({
-    kind: z.enum(TRACKER_KINDS),
-    /** API root; the service's public one when absent (required for self-hosted Gitea, Plane, Jira). */
-    url: httpUrl.optional(),
-    /** GitHub, Gitea, Forgejo: the repository whose issues are the tasks. */
-    repo: repoName.optional(),
-    /** Linear: the team key (`ENG`). */
-    team: z.string().min(1).optional(),
-    /** Plane: the workspace slug. */
-    workspace: z.string().min(1).optional(),
-    /** Plane: the project id; Jira: the project key. */
-    project: z.string().min(1).optional(),
-    /** Jira: the account e-mail the token belongs to. */
-    email: z.string().min(3).optional(),
-    token_env: envName.optional(),
-    /** The variable holding the webhook secret; without it, webhooks for this project are refused. */
-    webhook_secret_env: envName.optional(),
-    /** Which tasks to import (all must hold). */
-    import: z
-      .object({
-        states: z.array(z.string().min(1)).optional(),
-        labels: z.array(z.string().min(1)).optional(),
-        assignee: z.string().min(1).optional(),
-      })
-      .strict()
-      .default({}),
-    /** Seconds between polls; 0 polls never (webhooks only). */
-    poll_interval_s: z.number().int().min(0).default(60),
-    /** Per stage name, and `escalated`/`cancelled`: what to set on the tracker when the task gets there. */
-    stages: z.record(z.string().min(1), StageMapping).optional(),
-    /** Comment after each agent run (role, model · effort, duration, tokens, cost) and on escalation. */
-    comments: z
-      .object({ usage: z.boolean().default(true), escalation: z.boolean().default(true) })
-      .strict()
-      .default({ usage: true, escalation: true }),
-  })
-  .strict();
+/** `tracker:`: one branch per service (src/trackers/<service>/descriptor.ts), chosen by `kind`. */
+export const TrackerSchema = z.discriminatedUnion(
+  'kind',
+  TRACKERS.map((s) => s.trackerSchema) as unknown as Branches<typeof TRACKERS, 'trackerSchema'>,
+);
 export type TrackerConfig = z.infer<typeof TrackerSchema>;
 
-export const ForgeSchema = z
-  .object({
-    kind: z.enum(FORGE_KINDS),
-    url: httpUrl.optional(),
-    repo: repoName,
-    token_env: envName.optional(),
-    /** How the pull request is merged. */
-    merge_method: z.enum(['merge', 'squash', 'rebase']).default('merge'),
-    /** Wait for the pull request's CI to pass before merging. */
-    require_ci: z.boolean().default(true),
-    /** Seconds between reads of the pull request's CI while it is pending. */
-    ci_poll_s: z.number().min(0.1).max(3600).default(5),
-  })
-  .strict();
+/** `forge:`: one branch per service that is a forge, chosen by `kind`. */
+export const ForgeSchema = z.discriminatedUnion(
+  'kind',
+  FORGES.map((s) => s.forgeSchema) as unknown as Branches<typeof FORGES, 'forgeSchema'>,
+);
 export type ForgeConfig = z.infer<typeof ForgeSchema>;
 
 const channelBase = {
@@ -153,19 +96,3 @@ export const NotifySchema = z
   })
   .strict();
 export type NotifyConfig = z.infer<typeof NotifySchema>;
-
-/** What the schema cannot check: fields each tracker kind needs. */
-export function trackerProblems(t: TrackerConfig | undefined): { key: string; message: string }[] {
-  if (!t) return [];
-  const need: Record<TrackerConfig['kind'], (keyof TrackerConfig)[]> = {
-    github: ['repo'],
-    gitea: ['repo', 'url'],
-    forgejo: ['repo', 'url'],
-    linear: ['team'],
-    plane: ['url', 'workspace', 'project'],
-    jira: ['url', 'project', 'email'],
-  };
-  return need[t.kind]
-    .filter((k) => t[k] === undefined)
-    .map((k) => ({ key: `tracker.${k}`, message: `required for a ${t.kind} tracker` }));
-}

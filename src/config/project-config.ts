@@ -18,7 +18,7 @@ import {
   resolvePipeline,
 } from './pipeline-config.ts';
 import { checkPromptTemplate } from '../runtime/prompts.ts';
-import { ForgeSchema, NotifySchema, TrackerSchema, trackerProblems } from './integrations-config.ts';
+import { ForgeSchema, NotifySchema, TrackerSchema } from './integrations-config.ts';
 
 /** A problem the schema cannot see, at a key of the file. */
 export interface Problem {
@@ -29,7 +29,6 @@ export interface Problem {
 /** What the schema cannot see: pipeline routes, and prompt templates that would fail to render. */
 function semanticProblems(cfg: ProjectConfig): Problem[] {
   const problems = pipelineProblems(resolvePipeline(cfg.pipeline, cfg.merge, cfg.worktrees));
-  problems.push(...trackerProblems(cfg.tracker));
   for (const [stage, c] of Object.entries(cfg.pipeline)) {
     if (!c?.prompt) continue;
     const error = checkPromptTemplate(c.prompt);

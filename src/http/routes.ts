@@ -11,6 +11,12 @@ import type { OrchContext } from '../runtime/context.ts';
 import { paths } from '../runtime/context.ts';
 import { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
 import { addTask, approveTask, cancelTask, pickProject, retryTask } from '../runtime/tasks.ts';
+import {
+  addDependencies,
+  addTaskAfter,
+  removeDependency,
+  taskDependencies,
+} from '../runtime/dependencies.ts';
 import { statusData } from '../runtime/status.ts';
 import { statsReport } from '../runtime/stats.ts';
 import { modelEffortLabel } from '../core/model.ts';
@@ -22,6 +28,7 @@ import {
   ApproveBody,
   CostsQuery,
   CreateTaskBody,
+  DependencyBody,
   EmptyBody,
   LogQuery,
   QueueQuery,
@@ -134,19 +141,55 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
     endpoint({
       method: 'post',
       path: '/api/tasks',
-      summary: 'Create a task at stage created; its first job is queued',
+      summary:
+        'Create a task at stage created; its first job is queued. With `after`, it starts only once those tasks are done',
       tag: 'tasks',
       body: CreateTaskBody,
-      responses: { 201: 'the new task summary', 400: ERR[400], 404: 'no such project' },
+      responses: {
+        201: 'the new task summary (with `depends_on` and `blocks` when `after` was given)',
+        400: ERR[400],
+        404: 'no such project, or no task named in `after`',
+      },
       handle: async (c, { body }) => {
-        const task = await addTask(ctx, body.title, {
+        const opts = {
           ...(body.description !== undefined ? { description: body.description } : {}),
           ...(body.project !== undefined ? { project: body.project } : {}),
           ...(body.priority !== undefined ? { priority: body.priority } : {}),
           ...(body.labels !== undefined ? { labels: body.labels } : {}),
-        });
+        };
+        if (!body.after) {
+          const task = await addTask(ctx, body.title, opts);
+          d.onWorkQueued();
+          return send(c, await summaryOf(task), 201);
+        }
+        const task = await addTaskAfter(ctx, body.title, opts, body.after);
         d.onWorkQueued();
-        return send(c, await summaryOf(task), 201);
+        return send(c, { ...(await summaryOf(task)), ...(await taskDependencies(ctx, task)) }, 201);
+      },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/api/tasks/{key}/dependencies',
+      summary:
+        'Make a task wait until other tasks of its project are done (`remove: true` drops those dependencies); a cycle is refused with the cycle named',
+      tag: 'tasks',
+      params: KEY,
+      body: DependencyBody,
+      responses: {
+        200: 'the task summary with `depends_on` and `blocks`',
+        400: 'invalid input, a task of another project, or a cycle (the message names it)',
+        404: 'no such task',
+        409: 'removing a dependency the task does not have',
+      },
+      handle: async (c, { params, body }) => {
+        let task: Task;
+        if (body.remove) {
+          for (const on of body.on) await removeDependency(ctx, params.key!, on);
+          task = await taskOf(params.key!);
+        } else task = await addDependencies(ctx, params.key!, body.on);
+        // A dependency removed may let a waiting task start.
+        d.onWorkQueued();
+        return send(c, { ...(await summaryOf(task)), ...(await taskDependencies(ctx, task)) });
       },
     }),
     endpoint({

@@ -9,6 +9,7 @@ import { DEFAULT_STATS_BY, DEFAULT_STATS_SINCE, parseSince, parseStatsBy } from 
 import type { ErrorDetail } from './errors.ts';
 
 const positiveInt = z.number().int().positive();
+const taskKey = z.string().trim().min(1).max(100);
 
 export const CreateTaskBody = z.strictObject({
   title: z.string().trim().min(1, 'must not be empty').max(500, 'at most 500 characters'),
@@ -17,6 +18,14 @@ export const CreateTaskBody = z.strictObject({
   project: z.string().min(1).optional(),
   priority: z.number().int().min(-1000).max(1000).optional(),
   labels: z.array(z.string().trim().min(1).max(100)).max(50).optional(),
+  /** Task keys it waits for: it starts only once each is done. */
+  after: z.array(taskKey).min(1).max(100).optional(),
+});
+
+/** Tasks a task waits for (`remove: true` drops those edges instead). */
+export const DependencyBody = z.strictObject({
+  on: z.array(taskKey).min(1).max(100),
+  remove: z.boolean().default(false),
 });
 
 /** Raised budget limits; unset ones keep the task's current budget. */

@@ -7,6 +7,7 @@
 import type { Channel } from './channel.ts';
 import type { StageMapping, TrackerConfig } from '../config/integrations-config.ts';
 import type { Tracker } from '../trackers/types.ts';
+import { isOpenClosed } from '../trackers/services.ts';
 import type { Store } from '../store/store.ts';
 import { WORK_STAGES } from '../core/stages.ts';
 import { modelEffortLabel } from '../core/model.ts';
@@ -16,14 +17,14 @@ import { duration, usd } from '../core/format.ts';
 export const TRACKER_CHANNEL = 'tracker';
 
 /**
- * The stage mapping in force: the config's, else (GitHub, Gitea and Forgejo
- * have only open and closed) an `orch:<stage>` label per stage and the issue
- * closed when done; other trackers' state names differ per workspace, so they
- * change only what the config maps.
+ * The stage mapping in force: the config's, else (GitHub, Gitea, Forgejo and
+ * GitLab have only open and closed) an `orch:<stage>` label per stage and the
+ * issue closed when done; other trackers' state names differ per workspace,
+ * so they change only what the config maps.
  */
 export function stageMapping(cfg: TrackerConfig): Record<string, StageMapping> {
   if (cfg.stages) return cfg.stages;
-  if (cfg.kind !== 'github' && cfg.kind !== 'gitea' && cfg.kind !== 'forgejo') return {};
+  if (!isOpenClosed(cfg.kind)) return {};
   const map: Record<string, StageMapping> = {};
   for (const s of WORK_STAGES) map[s] = { labels: [`orch:${s}`] };
   map['done'] = { state: 'closed', labels: [] };

@@ -9,6 +9,7 @@ import { paths } from './context.ts';
 import type { AgentRun, Attempt, GateResult, Project, Task } from '../store/schema.ts';
 import { LEDGER_FILE } from './ledger.ts';
 import { taskBranch } from './git.ts';
+import { taskDependencies } from './dependencies.ts';
 
 export const runView = (r: AgentRun) => ({
   id: r.id,
@@ -75,10 +76,11 @@ export const taskSummary = (t: Task, project?: Project) => ({
 
 export async function taskDetail(ctx: OrchContext, task: Task) {
   const project = await ctx.store.getProject(task.project_id);
-  const [runs, attempts, gates] = await Promise.all([
+  const [runs, attempts, gates, dependencies] = await Promise.all([
     ctx.store.runsOfTask(task.id),
     ctx.store.attemptsOfTask(task.id),
     ctx.store.gatesOfTask(task.id),
+    taskDependencies(ctx, task),
   ]);
   const dir = paths.artifacts(project, task);
   const packet = join(dir, 'terminal-packet.md');
@@ -101,6 +103,7 @@ export async function taskDetail(ctx: OrchContext, task: Task) {
     started_at: task.started_at,
     finished_at: task.finished_at,
     totals,
+    ...dependencies,
     runs: runs.map(runView),
     attempts: attempts.map(attemptView),
     gates: gates.map(gateView),

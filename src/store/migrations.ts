@@ -318,6 +318,51 @@ function m0007(): Migration {
   };
 }
 
+/**
+ * Task dependencies: an edge says a task waits for another. An edge imported
+ * from a tracker may name a task not imported yet (by the tracker's id and
+ * key): it is kept, and resolved to the task when it arrives.
+ */
+function m0006(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await id(db.schema.createTable('task_dependencies'), dialect)
+        .addColumn('project_id', 'integer', (c) => c.notNull())
+        .addColumn('task_id', 'integer', (c) => c.notNull())
+        .addColumn('blocker_task_id', 'integer')
+        .addColumn('blocker_source', 'text')
+        .addColumn('blocker_external_id', 'text')
+        .addColumn('blocker_external_key', 'text')
+        .addColumn('origin', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      // NULLs are distinct in both databases: a pending edge does not collide with a resolved one.
+      await db.schema
+        .createIndex('task_dependencies_edge')
+        .on('task_dependencies')
+        .columns(['task_id', 'blocker_task_id'])
+        .unique()
+        .execute();
+      await db.schema
+        .createIndex('task_dependencies_external')
+        .on('task_dependencies')
+        .columns(['task_id', 'blocker_source', 'blocker_external_id'])
+        .unique()
+        .execute();
+      await db.schema
+        .createIndex('task_dependencies_blocker')
+        .on('task_dependencies')
+        .column('blocker_task_id')
+        .execute();
+      await db.schema
+        .createIndex('task_dependencies_pending')
+        .on('task_dependencies')
+        .columns(['project_id', 'blocker_source', 'blocker_external_id'])
+        .execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -325,6 +370,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0002_scale_out': m0002(dialect),
       '0003_outbox_trackers': m0003(dialect),
       '0004_state_machine': m0004(),
+      '0006_dependencies': m0006(dialect),
       '0007_stats': m0007(),
     }),
   };

@@ -207,6 +207,30 @@ export interface WebhookDeliveriesTable {
   received_at: string;
 }
 
+/**
+ * "`task_id` waits for `blocker_task_id`": a task is not dispatched before
+ * every task it depends on is done. An edge imported from a tracker may name
+ * a blocker not imported yet (`blocker_task_id` null, the tracker's id and
+ * key kept); it is resolved when that task is imported.
+ */
+export interface TaskDependenciesTable {
+  id: Generated<number>;
+  project_id: number;
+  /** The dependent task. */
+  task_id: number;
+  /** The task it waits for; null while that task is not imported. */
+  blocker_task_id: number | null;
+  /** For an imported edge: the tracker's kind (`github`, `linear`…). */
+  blocker_source: string | null;
+  /** The blocker's `ExternalTask.id`, for an imported edge. */
+  blocker_external_id: string | null;
+  /** The blocker's key on the tracker (`acme/app#3`), shown while it is not imported. */
+  blocker_external_key: string | null;
+  /** `orch` (added with the CLI, the API or the dashboard) or `tracker` (imported, replaced by each import). */
+  origin: string;
+  created_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -218,6 +242,7 @@ export interface Database {
   outbox: OutboxTable;
   channel_refs: ChannelRefsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  task_dependencies: TaskDependenciesTable;
 }
 
 export type Project = Selectable<ProjectsTable>;
@@ -230,3 +255,4 @@ export type Attempt = Selectable<AttemptsTable>;
 export type GateResult = Selectable<GateResultsTable>;
 export type OrchEvent = Selectable<EventsTable>;
 export type OutboxItem = Selectable<OutboxTable>;
+export type TaskDependency = Selectable<TaskDependenciesTable>;

@@ -21,6 +21,7 @@ import { OrchError } from '../errors.ts';
 import { OutboxStore } from './outbox-store.ts';
 import { ReportStore } from './report-store.ts';
 import { StatsStore } from './stats-store.ts';
+import { DependencyStore } from './dependency-store.ts';
 import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
@@ -102,12 +103,15 @@ export class Store {
   readonly reports: ReportStore;
   /** Outcome analytics per role, adapter, model, effort and variant; the launch stamp. */
   readonly stats: StatsStore;
+  /** Which tasks wait for which. */
+  readonly dependencies: DependencyStore;
   constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
     this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
     this.reports = new ReportStore(db);
     this.stats = new StatsStore(db, dialect);
+    this.dependencies = new DependencyStore(db, dialect);
   }
 
   /**

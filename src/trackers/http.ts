@@ -1,9 +1,16 @@
 /**
  * The HTTP client of the REST adapters (Gitea/Forgejo, Plane, Jira): JSON in
- * and out, a timeout, and every failure turned into a `TrackerError` carrying
- * the service's retry hint. No retries here: callers retry durably.
+ * and out, a timeout, every answer parsed with the caller's schema (a body
+ * that does not match is an `invalid` TrackerError naming the field, never a
+ * blind cast), and every failure turned into a `TrackerError` carrying the
+ * service's retry hint. No retries here: callers retry durably.
  */
+import { z } from 'zod';
 import { TrackerError, type TrackerErrorKind } from './types.ts';
+import { describeIssues } from './webhook-kit.ts';
+
+/** The schema of an answer whose body the caller does not read. */
+export const Ignored = z.unknown();
 
 export interface HttpClientOptions {
   /** The API root, e.g. `https://gitea.example.com/api/v1`; paths are appended to it. */
@@ -137,25 +144,42 @@ export class HttpClient {
     }
   }
 
-  /** Sends a request; a 2xx answer's JSON body (null when empty), else throws `TrackerError`. */
-  async request<T>(method: string, path: string, body?: unknown): Promise<HttpResponse<T>> {
+  /**
+   * Sends a request; a 2xx answer's JSON body (null when empty) parsed with
+   * `schema`, else throws `TrackerError`.
+   */
+  async request<S extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: S,
+    body?: unknown,
+  ): Promise<HttpResponse<z.output<S>>> {
     const { service } = this.opts;
     const res = await this.send(method, path, body);
     if (res.status < 200 || res.status > 299) {
       throw httpError(service, method, path, res.status, res.headers, res.text);
     }
-    if (res.text === '') return { status: res.status, headers: res.headers, body: null as T };
-    try {
-      return { status: res.status, headers: res.headers, body: JSON.parse(res.text) as T };
-    } catch {
+    let json: unknown = null;
+    if (res.text !== '') {
+      try {
+        json = JSON.parse(res.text);
+      } catch {
+        throw new TrackerError(
+          `${service}: ${method} ${path} answered ${res.status} with a body that is not JSON`,
+          'invalid',
+          { status: res.status },
+        );
+      }
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
       throw new TrackerError(
-        `${service}: ${method} ${path} answered ${res.status} with a body that is not JSON`,
+        `${service}: ${method} ${path} answered ${res.status} with a body orch cannot read: ${describeIssues(parsed.error)}`,
         'invalid',
-        {
-          status: res.status,
-        },
+        { status: res.status },
       );
     }
+    return { status: res.status, headers: res.headers, body: parsed.data };
   }
 
   /**
@@ -165,21 +189,19 @@ export class HttpClient {
    * list by itself: `X-Total-Count` does when sent, else the `Link` header's
    * `next`, else a page shorter than asked for.
    */
-  async getAllPages<T>(path: string, opts: PageOptions = {}): Promise<T[]> {
+  async getAllPages<S extends z.ZodType>(
+    path: string,
+    item: S,
+    opts: PageOptions = {},
+  ): Promise<z.output<S>[]> {
     const { pageParam = 'page', sizeParam = 'limit', pageSize = 50, maxPages = 1000 } = opts;
-    const items: T[] = [];
+    const items: z.output<S>[] = [];
+    const list = z.array(item);
     for (let page = 1; page <= maxPages; page++) {
       const sep = path.includes('?') ? '&' : '?';
       const pagePath = `${path}${sep}${pageParam}=${page}&${sizeParam}=${pageSize}`;
-      const res = await this.get<unknown>(pagePath);
-      if (!Array.isArray(res.body)) {
-        throw new TrackerError(
-          `${this.opts.service}: GET ${pagePath} answered ${res.status} with a body that is not a list`,
-          'invalid',
-          { status: res.status },
-        );
-      }
-      items.push(...(res.body as T[]));
+      const res = await this.get(pagePath, list);
+      items.push(...res.body);
       if (res.body.length === 0) return items;
       const total = Number(res.headers.get('x-total-count') ?? NaN);
       if (Number.isFinite(total)) {
@@ -193,7 +215,7 @@ export class HttpClient {
     throw new TrackerError(`${this.opts.service}: GET ${path} has more than ${maxPages} pages`, 'invalid');
   }
 
-  get<T>(path: string) {
-    return this.request<T>('GET', path);
+  get<S extends z.ZodType>(path: string, schema: S) {
+    return this.request('GET', path, schema);
   }
 }

@@ -12,6 +12,8 @@ import { cleanText, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.
 import type { TrackerConfig } from '../config/integrations-config.ts';
 import { TrackerError, type ExternalTask, type Tracker } from './types.ts';
 import { createTracker } from './index.ts';
+import { isOpenClosed } from './services.ts';
+import { importBlockers } from '../runtime/dependencies.ts';
 
 /**
  * Whether a task the tracker sent matches the project's import filter
@@ -28,26 +30,43 @@ export function matchesImport(task: ExternalTask, filter: TrackerConfig['import'
 }
 
 /**
- * The import filter in force: the config's, with GitHub, Gitea and Forgejo
- * importing only open issues unless told (closed ones are finished work).
+ * The import filter in force: the config's, with GitHub, Gitea, Forgejo and
+ * GitLab importing only open issues unless told (closed ones are finished work).
  */
 export function importFilter(cfg: TrackerConfig): TrackerConfig['import'] {
-  const openOnly = cfg.kind === 'github' || cfg.kind === 'gitea' || cfg.kind === 'forgejo';
-  return cfg.import.states || !openOnly ? cfg.import : { ...cfg.import, states: ['open'] };
+  return cfg.import.states || !isOpenClosed(cfg.kind) ? cfg.import : { ...cfg.import, states: ['open'] };
 }
 
 export interface ImportResult {
   task: Task;
   created: boolean;
+  /** Dependencies the tracker named that were not imported (they would close a cycle), for the log. */
+  dropped: string[];
 }
 
-/** Imports one tracker task into a project, or refreshes the one imported before. */
+/**
+ * Imports one tracker task into a project, or refreshes the one imported
+ * before, with what it waits for on the tracker (its `blockedBy`, replacing
+ * what the last import said); the edges that waited for this task's import
+ * are pointed at it.
+ */
 export async function importTask(
   ctx: OrchContext,
   rt: ProjectRuntime,
   kind: string,
   ext: ExternalTask,
 ): Promise<ImportResult> {
+  const { task, created } = await importOne(ctx, rt, kind, ext);
+  const dropped = ext.blockedBy ? await importBlockers(ctx, kind, task, ext.blockedBy) : [];
+  return { task, created, dropped };
+}
+
+async function importOne(
+  ctx: OrchContext,
+  rt: ProjectRuntime,
+  kind: string,
+  ext: ExternalTask,
+): Promise<Omit<ImportResult, 'dropped'>> {
   const { store } = ctx;
   // A tracker's text is taken as it comes, without what cannot reach an agent or a terminal.
   ext = {
@@ -162,7 +181,9 @@ export class TrackerPoller {
     let created = 0;
     for (const ext of found) {
       if (!matchesImport(ext, filter)) continue;
-      if ((await importTask(this.ctx, rt, cfg.kind, ext)).created) created += 1;
+      const imported = await importTask(this.ctx, rt, cfg.kind, ext);
+      if (imported.created) created += 1;
+      for (const why of imported.dropped) this.log.warn(`tracker of ${rt.project.name}: ${why}`);
     }
     if (created) this.log.info(`tracker of ${rt.project.name}: imported ${created} task(s)`);
     return created;

@@ -9,9 +9,18 @@
  * callers (the outbox for writes, the poller for reads), so a tracker outage
  * delays updates but loses none.
  */
+import type { PullRequestReviews } from '../core/review.ts';
 
-export type TrackerKind = 'github' | 'gitea' | 'forgejo' | 'linear' | 'plane' | 'jira';
-export type ForgeKind = 'github' | 'gitea' | 'forgejo';
+export type TrackerKind = 'github' | 'gitea' | 'forgejo' | 'gitlab' | 'linear' | 'plane' | 'jira';
+export type ForgeKind = 'github' | 'gitea' | 'forgejo' | 'gitlab';
+
+/** Another task of the same tracker that must be finished first. */
+export interface ExternalBlocker {
+  /** Its `ExternalTask.id`. */
+  id: string;
+  /** Its `ExternalTask.key`, shown while it is not imported. */
+  key: string;
+}
 
 /** A task as the service holds it. */
 export interface ExternalTask {
@@ -31,6 +40,12 @@ export interface ExternalTask {
   assignees: string[];
   /** ISO-8601. */
   updatedAt: string;
+  /**
+   * The unfinished tasks of the same tracker this one waits for (blocked-by
+   * relations, and a parent's open sub-issues); absent when the tracker has
+   * no such relations or was not asked.
+   */
+  blockedBy?: ExternalBlocker[];
 }
 
 /** Which tasks to import. Every given filter must hold (and); an empty filter is no filter. */
@@ -53,16 +68,21 @@ export interface StatusUpdate {
 
 export interface Tracker {
   readonly kind: TrackerKind;
-  /** Every task matching the query, all pages followed. */
+  /** Every task matching the query, all pages followed, each with its `blockedBy`. */
   list(query: TaskQuery): Promise<ExternalTask[]>;
-  /** One task, or null when the service says it does not exist (404). */
+  /** One task with its `blockedBy`, or null when the service says it does not exist (404). */
   get(id: string): Promise<ExternalTask | null>;
+  /**
+   * Sends only what changes: the task's state and labels are read once, and a
+   * state it is in, a label it carries (or lacks) costs no request.
+   */
   update(id: string, update: StatusUpdate): Promise<void>;
   /** Posts a comment (Markdown); returns the service's comment id. */
   comment(id: string, body: string): Promise<{ id: string }>;
 }
 
 export interface PullRequest {
+  /** GitHub and Gitea: the pull request's number; GitLab: the merge request's iid. */
   number: number;
   url: string;
   head: string;
@@ -73,6 +93,10 @@ export interface PullRequest {
 /** The combined CI state of a commit: every check and status reduced to one. */
 export type CiState = 'success' | 'pending' | 'failure' | 'none';
 
+export type MergeMethod = 'merge' | 'squash' | 'rebase';
+
+export type { LineComment, PullRequestReview, PullRequestReviews } from '../core/review.ts';
+
 export interface Forge {
   readonly kind: ForgeKind;
   /** Opens a pull request from `head` into `base`, or returns the one already open for `head`. */
@@ -82,8 +106,27 @@ export interface Forge {
   /** Merges; `merged: false` with the service's message when it refuses (conflict, checks). */
   mergePullRequest(
     number: number,
-    method: 'merge' | 'squash' | 'rebase',
+    method: MergeMethod,
   ): Promise<{ merged: boolean; sha?: string; message?: string }>;
+  /** The pull request's reviews and line comments by people (orch's own left out), oldest first. */
+  reviews(number: number): Promise<PullRequestReviews>;
+  /**
+   * Answers one handled review or line comment (an id from `reviews`): a reply
+   * in its thread where the forge has threads (GitHub, GitLab, which also
+   * resolves it), else a comment on the pull request quoting it. The answer
+   * marks it answered for the next `reviews`.
+   */
+  answer(number: number, id: string, body: string): Promise<void>;
+}
+
+/** A delivery saying a pull request was reviewed or commented on: read its reviews again. */
+export interface ReviewSignal {
+  /** The pull request's number (GitLab: the merge request's iid). */
+  pullRequest: number;
+  /** Its head branch (`orch/T-12`), which names the task. */
+  head: string;
+  /** What happened, in the forge's words (`submitted`, `created`, `approved`, …). */
+  action: string;
 }
 
 /** A verified webhook delivery, reduced to what orch acts on. */
@@ -92,6 +135,8 @@ export interface WebhookDelivery {
   deliveryId: string;
   /** Ids (`ExternalTask.id`) of the tasks the delivery is about; orch re-reads each with `get`. */
   taskIds: string[];
+  /** Pull requests reviewed or commented on (forges only); empty for issue events. */
+  reviews: ReviewSignal[];
 }
 
 export interface WebhookReceiver {

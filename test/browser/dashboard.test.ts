@@ -180,6 +180,31 @@ describe.skipIf(chromiumMissing())('the dashboard in Chromium, against orch serv
     await page.close();
   });
 
+  it("shows a task's dependencies on both ends, each linked to its page", async () => {
+    const post = async (body: unknown) => {
+      const res = await fetch(`${url}/api/tasks`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { key: string }).key;
+    };
+    const first = await post({ title: 'Schema first' });
+    const then = await post({ title: 'Then the screens', after: [first] });
+    const page = await newPage();
+    await page.goto(`${url}/#/tasks/${then}`);
+    const waits = page.locator('#dependencies .deps', { hasText: 'Waits for' });
+    await waits.locator(`li[data-key="${first}"]`, { hasText: 'Schema first' }).waitFor({ timeout: 10_000 });
+    await shot(page, '09-dependencies');
+    await waits.locator(`a[href="#/tasks/${first}"]`).click();
+    await page
+      .locator('#dependencies .deps', { hasText: 'Blocks' })
+      .locator(`li[data-key="${then}"]`)
+      .waitFor({ timeout: 10_000 });
+    await page.close();
+  });
+
   it('fits a phone: no page-wide horizontal scrolling on the board, a task, costs and agents', async () => {
     const page = await newPage(390, 844);
     for (const [hash, name] of [
@@ -195,7 +220,7 @@ describe.skipIf(chromiumMissing())('the dashboard in Chromium, against orch serv
         await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'),
       );
       expect(overflow, name).toBeLessThanOrEqual(0);
-      await shot(page, `09-narrow-${name}`);
+      await shot(page, `10-narrow-${name}`);
     }
     // Today's bar of the costs chart has the spend of the runs above.
     await page.goto(`${url}/#/costs`);

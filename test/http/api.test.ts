@@ -14,6 +14,7 @@ import { createApp } from '../../src/http/app.ts';
 import { HTTP_STATUS, errorResponse } from '../../src/http/errors.ts';
 import { OrchError } from '../../src/errors.ts';
 import { paths } from '../../src/runtime/context.ts';
+import { taskReadiness } from '../../src/runtime/dependencies.ts';
 import type { TaskDetailJson, TaskSummaryJson } from '../../src/http/types.ts';
 
 let f: ApiFixture;
@@ -166,6 +167,62 @@ describe('tasks', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/markdown/);
     expect(await res.text()).toContain('**Reason:** `max_attempts`');
+  });
+});
+
+describe('dependencies', () => {
+  it('creates a task after others, adds and removes dependencies, and shows both ends', async () => {
+    const base = await create('Schema');
+    const api = await create('Endpoints');
+    const ui = await json<TaskDetailJson>(
+      await f.post('/api/tasks', { title: 'Screens', after: [base.key, api.key] }),
+    );
+    expect(ui.depends_on.map((d) => d.key)).toEqual([base.key, api.key]);
+
+    const res = await f.post(`/api/tasks/${api.key}/dependencies`, { on: [base.key] });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const after = await json<TaskDetailJson>(res);
+    expect(after.depends_on).toEqual([
+      expect.objectContaining({ key: base.key, title: 'Schema', origin: 'orch' }),
+    ]);
+    expect(after.blocks).toEqual([expect.objectContaining({ key: ui.key, stage: 'created' })]);
+
+    const detail = await json<TaskDetailJson>(await f.get(`/api/tasks/${base.key}`));
+    expect(detail.blocks.map((b) => b.key)).toEqual([ui.key, api.key]);
+
+    // The pipeline's question: may it start? Not before every task it waits for is done.
+    const uiId = (await f.ctx.store.getTaskByKey(ui.key)).id;
+    expect(await taskReadiness(f.ctx, uiId)).toEqual({
+      ready: false,
+      detail: `waiting for ${base.key} (created, queued), ${api.key} (created, queued)`,
+      waitsOnPerson: false,
+    });
+    for (const key of [base.key, api.key]) {
+      const t = await f.ctx.store.getTaskByKey(key);
+      await f.ctx.store.tx((tx) => f.ctx.store.advanceStage(tx, t, 'done', { status: 'done' }));
+    }
+    expect(await taskReadiness(f.ctx, uiId)).toEqual({ ready: true });
+
+    const removed = await f.post(`/api/tasks/${ui.key}/dependencies`, { on: [api.key], remove: true });
+    expect((await json<TaskDetailJson>(removed)).depends_on.map((d) => d.key)).toEqual([base.key]);
+    expect((await f.post(`/api/tasks/${ui.key}/dependencies`, { on: [api.key], remove: true })).status).toBe(
+      409,
+    );
+  });
+
+  it('refuses a cycle with the cycle named, and dependencies on tasks that do not exist', async () => {
+    const a = await create('A');
+    const b = await json<TaskDetailJson>(await f.post('/api/tasks', { title: 'B', after: [a.key] }));
+    const cycle = await f.post(`/api/tasks/${a.key}/dependencies`, { on: [b.key] });
+    expect(cycle.status).toBe(400);
+    expect((await json<{ error: { message: string } }>(cycle)).error.message).toBe(
+      `${a.key} → ${b.key} → ${a.key} would be a dependency cycle (each task waits for the next)`,
+    );
+    expect((await f.post(`/api/tasks/${a.key}/dependencies`, { on: ['T-999'] })).status).toBe(404);
+    expect((await f.post('/api/tasks', { title: 'C', after: ['T-999'] })).status).toBe(404);
+    expect((await f.post(`/api/tasks/${a.key}/dependencies`, { on: [] })).status).toBe(400);
+    // Nothing was added by the refusals.
+    expect((await json<TaskDetailJson>(await f.get(`/api/tasks/${a.key}`))).depends_on).toEqual([]);
   });
 });
 

@@ -231,7 +231,10 @@ describe.each(backends)('the state machine, model-based, on $name', (backend) =>
       );
       // The sequences reached the ends that matter: a property that never got there proves nothing.
       expect(seen.has('done'), [...seen].join(', ')).toBe(true);
-      expect([...seen].some((s) => s.startsWith('escalated:')), [...seen].join(', ')).toBe(true);
+      expect(
+        [...seen].some((s) => s.startsWith('escalated:')),
+        [...seen].join(', '),
+      ).toBe(true);
     },
     FULL ? 1_800_000 : 300_000,
   );

@@ -91,7 +91,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -163,6 +163,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0002_scale_out',
       '0003_outbox_trackers',
       '0004_state_machine',
+      '0006_dependencies',
       '0007_stats',
     ];
     expect(await names(store)).toEqual(all);

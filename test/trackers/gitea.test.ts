@@ -9,6 +9,7 @@ import type { Forge, Tracker } from '../../src/trackers/types.ts';
 import { makeOriginRepo, type OriginRepo } from '../fakes/trackers/git-merge.ts';
 import { startGiteaFake, type GiteaFake } from '../fakes/trackers/gitea-server.ts';
 import { webhookRequest } from '../fakes/trackers/webhook-sender.ts';
+import { forgeContract } from './forge-contract.ts';
 import {
   expectAuthFailure,
   expectOutage,
@@ -110,6 +111,7 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
         labels: ['orch'],
         assignees: ['bob'],
         updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        blockedBy: [],
       });
       expect(await tracker.get('999')).toBeNull();
       origin.commit(branch('get'), { 'get.txt': 'x\n' });
@@ -142,6 +144,33 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
         status: 404,
       });
       expect(await failure(tracker.update('999', { addLabels: ['x'] }))).toMatchObject({ kind: 'not_found' });
+    });
+
+    it('a state the issue is in and labels it has cost one read and nothing sent', async () => {
+      const n = fake.createIssue({ title: 't', labels: ['orch', 'orch:review'] });
+      const before = fake.service.requests.length;
+      await tracker.update(String(n), {
+        state: 'open',
+        addLabels: ['orch:review'],
+        removeLabels: ['orch:development', 'orch:testing'],
+      });
+      expect(fake.service.requests.slice(before).map((r) => r.method)).toEqual(['GET']);
+    });
+
+    it("an issue's blockers are its open dependencies", async () => {
+      const blocked = fake.createIssue({ title: 'blocked', labels: ['orch'] });
+      const blocker = fake.createIssue({ title: 'blocker', labels: ['orch'] });
+      const closed = fake.createIssue({ title: 'closed', state: 'closed' });
+      fake.block(blocker, blocked);
+      fake.block(closed, blocked);
+      expect((await tracker.get(String(blocked)))?.blockedBy).toEqual([
+        { id: String(blocker), key: `${REPO}#${blocker}` },
+      ]);
+      const listed = await tracker.list({ labels: ['orch'] });
+      expect(listed.map((t) => [t.id, t.blockedBy?.length])).toEqual([
+        [String(blocked), 1],
+        [String(blocker), 0],
+      ]);
     });
 
     it('comments and returns the comment id', async () => {
@@ -292,10 +321,10 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
         eventType: 'issue_label',
       });
       expect(await hooks.verify(d.headers, d.body)).toBe(true);
-      expect(hooks.parse(d.headers, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)] });
+      expect(hooks.parse(d.headers, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)], reviews: [] });
       await tracker.comment(String(n), 'hello');
       const c = delivery('issue_comment', fake.webhookPayload('issue_comment', n));
-      expect(hooks.parse(c.headers, c.body)).toEqual({ deliveryId: c.id, taskIds: [String(n)] });
+      expect(hooks.parse(c.headers, c.body)).toEqual({ deliveryId: c.id, taskIds: [String(n)], reviews: [] });
     });
 
     it(`reads ${kind}'s own header names`, async () => {
@@ -305,7 +334,7 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
       const own = new Headers();
       for (const [k, v] of d.headers) if (k.startsWith(`x-${kind}-`)) own.set(k, v);
       expect(await hooks.verify(own, d.body)).toBe(true);
-      expect(hooks.parse(own, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)] });
+      expect(hooks.parse(own, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)], reviews: [] });
     });
 
     it('refuses a wrong or missing signature, or a changed body', async () => {
@@ -343,3 +372,25 @@ describe.each(['gitea', 'forgejo'] as const)('%s', (kind) => {
     });
   });
 });
+
+for (const kind of ['gitea', 'forgejo'] as const) {
+  forgeContract(kind, async (origin) => {
+    const fake = await startGiteaFake({
+      kind,
+      token: TOKEN,
+      repo: REPO,
+      repoPath: origin.bare,
+      maxPageSize: 2,
+    });
+    const secret = 'contract-secret';
+    return {
+      fake,
+      forge: createGiteaForge({ url: fake.url, token: TOKEN, repo: REPO, kind }),
+      hooks: createGiteaWebhooks(secret, kind),
+      delivery: (event, payload) => {
+        const req = webhookRequest({ kind, secret, event, payload });
+        return { headers: new Headers(req.headers), body: req.body };
+      },
+    };
+  });
+}

@@ -12,6 +12,7 @@ import { TrackerError, type Forge, type Tracker } from '../../src/trackers/types
 import { makeOriginRepo, type OriginRepo } from '../fakes/trackers/git-merge.ts';
 import { startGitHubFake, type GitHubFake } from '../fakes/trackers/github-server.ts';
 import { webhookRequest } from '../fakes/trackers/webhook-sender.ts';
+import { forgeContract } from './forge-contract.ts';
 import {
   expectAuthFailure,
   expectOutage,
@@ -89,6 +90,7 @@ describe('GitHub tracker', () => {
       labels: ['orch'],
       assignees: ['bob'],
       updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      blockedBy: [],
     });
     expect(await tracker.get('999')).toBeNull();
     origin.commit('feature/get', { 'get.txt': 'x\n' });
@@ -117,6 +119,53 @@ describe('GitHub tracker', () => {
     await expect(tracker.update(id, { state: 'review' })).rejects.toMatchObject({ kind: 'invalid' });
     const missing = await failure(tracker.update('999', { state: 'closed' }));
     expect(missing).toMatchObject({ kind: 'not_found', status: 404, retryable: false });
+  });
+
+  it('writes back only what changed: one read, then only the labels and state that differ', async () => {
+    const n = fake.createIssue({ title: 't', labels: ['orch', 'orch:development'] });
+    const stages = ['analysis', 'architecture', 'development', 'testing', 'deploy-staging', 'deploy'];
+    const toReview = { addLabels: ['orch:review'], removeLabels: stages.map((s) => `orch:${s}`) };
+    const before = fake.service.requests.length;
+    await tracker.update(String(n), toReview);
+    const sent = fake.service.requests
+      .slice(before)
+      .map((r) => `${r.method} ${r.path.replace(/^.*\/issues/, '')}`);
+    expect(sent).toEqual([`GET /${n}`, `POST /${n}/labels`, `DELETE /${n}/labels/orch%3Adevelopment`]);
+    expect(fake.issue(n).labels).toEqual(['orch', 'orch:review']);
+
+    // The same change again, and a state the issue is in: one read, nothing sent.
+    const again = fake.service.requests.length;
+    await tracker.update(String(n), { ...toReview, state: 'open' });
+    expect(fake.service.requests.slice(again).map((r) => r.method)).toEqual(['GET']);
+  });
+
+  it("an issue's blockers: its open blocked-by issues and open sub-issues, read only when it has some", async () => {
+    const parent = fake.createIssue({ title: 'parent', labels: ['orch'] });
+    const blocker = fake.createIssue({ title: 'blocker', labels: ['orch'] });
+    const done = fake.createIssue({ title: 'done blocker', state: 'closed' });
+    const sub = fake.createIssue({ title: 'sub-issue' });
+    const closedSub = fake.createIssue({ title: 'closed sub-issue', state: 'closed' });
+    fake.block(blocker, parent);
+    fake.block(done, parent);
+    fake.addSubIssue(parent, sub);
+    fake.addSubIssue(parent, closedSub);
+    const plain = fake.createIssue({ title: 'plain' });
+
+    expect((await tracker.get(String(parent)))?.blockedBy).toEqual([
+      { id: String(blocker), key: `${REPO}#${blocker}` },
+      { id: String(sub), key: `${REPO}#${sub}` },
+    ]);
+    expect((await tracker.get(String(plain)))?.blockedBy).toEqual([]);
+
+    const before = fake.service.requests.length;
+    const listed = await tracker.list({ states: ['open'] });
+    expect(listed.find((t) => t.id === String(parent))?.blockedBy).toHaveLength(2);
+    // Only the parent's summary says it has blockers: one read of each list, none for the others.
+    const reads = fake.service.requests.slice(before).map((r) => r.path);
+    expect(reads.filter((p) => p.endsWith('/dependencies/blocked_by'))).toEqual([
+      `/repos/${REPO}/issues/${parent}/dependencies/blocked_by`,
+    ]);
+    expect(reads.filter((p) => p.endsWith('/sub_issues'))).toHaveLength(1);
   });
 
   it('comments and returns the comment id', async () => {
@@ -296,12 +345,12 @@ describe('GitHub webhooks', () => {
     const n = fake.createIssue({ title: 'hooked' });
     const d = delivery('issues', fake.webhookPayload('issues', n, 'labeled'));
     expect(await hooks.verify(d.headers, d.body)).toBe(true);
-    expect(hooks.parse(d.headers, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)] });
+    expect(hooks.parse(d.headers, d.body)).toEqual({ deliveryId: d.id, taskIds: [String(n)], reviews: [] });
 
     await tracker.comment(String(n), 'hello');
     const c = delivery('issue_comment', fake.webhookPayload('issue_comment', n));
     expect(await hooks.verify(c.headers, c.body)).toBe(true);
-    expect(hooks.parse(c.headers, c.body)).toEqual({ deliveryId: c.id, taskIds: [String(n)] });
+    expect(hooks.parse(c.headers, c.body)).toEqual({ deliveryId: c.id, taskIds: [String(n)], reviews: [] });
   });
 
   it('refuses a wrong or missing signature, or a changed body', async () => {
@@ -339,4 +388,18 @@ describe('GitHub webhooks', () => {
       expect.objectContaining({ kind: 'invalid' }),
     );
   });
+});
+
+forgeContract('GitHub', async (origin) => {
+  const fake = await startGitHubFake({ token: TOKEN, repo: REPO, repoPath: origin.bare, maxPerPage: 2 });
+  const secret = 'contract-secret';
+  return {
+    fake,
+    forge: createGitHubForge({ baseUrl: fake.url, token: TOKEN, repo: REPO }),
+    hooks: createGitHubWebhooks(secret),
+    delivery: (event, payload) => {
+      const req = webhookRequest({ kind: 'github', secret, event, payload });
+      return { headers: new Headers(req.headers), body: req.body };
+    },
+  };
 });

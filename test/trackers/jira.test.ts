@@ -108,6 +108,7 @@ describe('reads', () => {
       labels: ['orch', 'cli'],
       assignees: ['Alice Doe'],
       updatedAt: '2025-01-01T00:00:01.000Z',
+      blockedBy: [],
     });
   });
 
@@ -136,8 +137,23 @@ describe('reads', () => {
   });
 });
 
+describe('blockers', () => {
+  test('an issue\'s blockers are the issues linked as "is blocked by" that are not done', async () => {
+    const blocked = fake.createIssue({ summary: 'Blocked', status: 'To Do' });
+    const blocker = fake.createIssue({ summary: 'Blocker', status: 'In Progress' });
+    const finished = fake.createIssue({ summary: 'Finished', status: 'Done' });
+    fake.block(blocker.key, blocked.key);
+    fake.block(finished.key, blocked.key);
+    expect((await tracker.get(blocked.key))?.blockedBy).toEqual([{ id: blocker.key, key: blocker.key }]);
+    // The blocker's own links say what it blocks, not what blocks it.
+    expect((await tracker.get(blocker.key))?.blockedBy).toEqual([]);
+    fake.setStatus(blocker.key, 'Done');
+    expect((await tracker.get(blocked.key))?.blockedBy).toEqual([]);
+  });
+});
+
 describe('writes', () => {
-  test('update reaches a status through the transition that leads there, and edits labels in place', async () => {
+  test('update reaches a status through the transition that leads there, and sends only the labels that change', async () => {
     const { key } = fake.createIssue({ summary: 'Write back', status: 'To Do', labels: ['orch', 'stale'] });
     await tracker.update(key, {
       state: 'in progress',
@@ -146,12 +162,13 @@ describe('writes', () => {
     });
     expect(fake.issue(key)).toMatchObject({ status: 'In Progress', labels: ['orch', 'orch:dev'] });
     const put = fake.service.served('PUT', new RegExp(`/issue/${key}$`)).at(-1)!;
-    expect(JSON.parse(put.body)).toEqual({
-      update: { labels: [{ add: 'orch:dev' }, { add: 'orch' }, { remove: 'stale' }, { remove: 'absent' }] },
-    });
-    // Already there: nothing to do, no error.
-    await tracker.update(key, { state: 'In Progress' });
+    // `orch` is there already and `absent` never was: neither is sent.
+    expect(JSON.parse(put.body)).toEqual({ update: { labels: [{ add: 'orch:dev' }, { remove: 'stale' }] } });
+    // Already there: one read, nothing sent.
+    const before = fake.service.requests.length;
+    await tracker.update(key, { state: 'In Progress', addLabels: ['orch:dev'], removeLabels: ['stale'] });
     expect(fake.issue(key).status).toBe('In Progress');
+    expect(fake.service.requests.slice(before).map((r) => r.method)).toEqual(['GET']);
   });
 
   test('a status no transition leads to is refused, naming the transitions there are, and nothing changes', async () => {
@@ -242,6 +259,7 @@ describe('webhooks', () => {
       expect(hooks.parse(headers, body)).toEqual({
         deliveryId: headers.get('x-atlassian-webhook-identifier'),
         taskIds: [key],
+        reviews: [],
       });
     }
   });

@@ -95,6 +95,24 @@ describe('reads', () => {
   });
 });
 
+describe('blockers', () => {
+  test("an issue's blockers are the unfinished issues with a blocks relation to it", async () => {
+    const blocked = fake.createIssue({ title: 'Blocked', state: 'Todo', labels: ['orch'] });
+    const blocker = fake.createIssue({ title: 'Blocker', state: 'In Progress' });
+    const finished = fake.createIssue({ title: 'Finished', state: 'Done' });
+    fake.block(blocker.identifier, blocked.identifier);
+    fake.block(finished.identifier, blocked.identifier);
+    expect((await tracker.get(blocked.id))?.blockedBy).toEqual([{ id: blocker.id, key: blocker.identifier }]);
+    const listed = await tracker.list({ states: ['Todo'], labels: ['orch'] });
+    expect(listed.find((t) => t.id === blocked.id)?.blockedBy).toEqual([
+      { id: blocker.id, key: blocker.identifier },
+    ]);
+    // Once the blocker is done, nothing blocks.
+    fake.setState(blocker.id, 'Done');
+    expect((await tracker.get(blocked.id))?.blockedBy).toEqual([]);
+  });
+});
+
 describe('writes', () => {
   test('update moves the issue to a workflow state by name and adds and removes labels', async () => {
     const issue = fake.createIssue({ title: 'Write back', state: 'Todo', labels: ['orch', 'stale'] });
@@ -127,6 +145,16 @@ describe('writes', () => {
     const { id } = await tracker.comment(issue.id, body);
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(fake.issue(issue.id).comments).toEqual([body]);
+  });
+
+  test('an update whose state and labels the issue has already sends no mutation', async () => {
+    const issue = fake.createIssue({ title: 'Settled', state: 'In Review', labels: ['orch'] });
+    const mutations = () => fake.operations.filter((o) => o === 'updateIssue').length;
+    const before = mutations();
+    await tracker.update(issue.id, { state: 'In Review', addLabels: ['orch'], removeLabels: ['absent'] });
+    expect(mutations()).toBe(before);
+    await tracker.update(issue.id, { state: 'Done' });
+    expect(mutations()).toBe(before + 1);
   });
 
   test('writes to an issue Linear does not have are not_found', async () => {
@@ -244,7 +272,7 @@ describe('webhooks', () => {
       'linear-event': 'Issue',
     });
     expect(await hooks.verify(headers, body)).toBe(true);
-    expect(hooks.parse(headers, body)).toEqual({ deliveryId: 'd-1', taskIds: ['issue-uuid-1'] });
+    expect(hooks.parse(headers, body)).toEqual({ deliveryId: 'd-1', taskIds: ['issue-uuid-1'], reviews: [] });
   });
 
   test('a bad, missing or replayed signature is refused', async () => {

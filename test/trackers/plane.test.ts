@@ -101,6 +101,23 @@ describe('reads', () => {
   });
 });
 
+describe('blockers', () => {
+  test("a work item's blockers are its unfinished blocked_by relations", async () => {
+    const blocked = fake.createItem({ name: 'Blocked', state: 'Todo', labels: ['orch'] });
+    const blocker = fake.createItem({ name: 'Blocker', state: 'In Progress' });
+    const finished = fake.createItem({ name: 'Finished', state: 'Done' });
+    fake.block(blocker.id, blocked.id);
+    fake.block(finished.id, blocked.id);
+    expect((await tracker.get(blocked.id))?.blockedBy).toEqual([{ id: blocker.id, key: blocker.key }]);
+    const listed = await tracker.list({ labels: ['orch'] });
+    expect(listed.find((t) => t.id === blocked.id)?.blockedBy).toEqual([
+      { id: blocker.id, key: blocker.key },
+    ]);
+    fake.setState(blocker.id, 'Done');
+    expect((await tracker.get(blocked.id))?.blockedBy).toEqual([]);
+  });
+});
+
 describe('writes', () => {
   test('update sets the state by name and patches the label set, creating a missing label', async () => {
     const item = fake.createItem({ name: 'Write back', state: 'Todo', labels: ['orch', 'stale'] });
@@ -115,9 +132,9 @@ describe('writes', () => {
   });
 
   test('an update that changes nothing sends no PATCH', async () => {
-    const item = fake.createItem({ name: 'Idle', labels: ['orch'] });
+    const item = fake.createItem({ name: 'Idle', state: 'Todo', labels: ['orch'] });
     const before = fake.service.served('PATCH', /./).length;
-    await tracker.update(item.id, { addLabels: ['orch'], removeLabels: ['absent'] });
+    await tracker.update(item.id, { state: 'Todo', addLabels: ['orch'], removeLabels: ['absent'] });
     await tracker.update(item.id, {});
     expect(fake.service.served('PATCH', /./).length).toBe(before);
   });
@@ -208,6 +225,7 @@ describe('webhooks', () => {
     expect(hooks.parse(headers, body)).toEqual({
       deliveryId: headers.get('x-plane-delivery'),
       taskIds: [item.id],
+      reviews: [],
     });
   });
 

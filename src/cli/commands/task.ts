@@ -7,6 +7,9 @@ import { OrchError } from '../../errors.ts';
 import { pickProject } from '../../runtime/tasks.ts';
 import { trackerMessage } from '../../notify/outbox.ts';
 import type { Locale } from '../../notify/tracker.ts';
+import { taskDependencies } from '../../runtime/dependencies.ts';
+import type { LinkedTask } from '../../store/dependency-store.ts';
+import type { Task } from '../../store/schema.ts';
 
 export async function listTasksText(
   ctx: OrchContext,
@@ -48,6 +51,8 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
     `project ${detail.project}  stage ${detail.stage}  status ${detail.status}${detail.terminal_reason ? ` (${detail.terminal_reason})` : ''}  branch ${detail.branch}`,
   ];
   if (detail.status_detail) lines.push(`detail: ${detail.status_detail}`);
+  if (detail.depends_on.length) lines.push(`depends on: ${detail.depends_on.map(linked).join(', ')}`);
+  if (detail.blocks.length) lines.push(`blocks: ${detail.blocks.map(linked).join(', ')}`);
   lines.push(
     `total: ${detail.totals.input_tokens + detail.totals.output_tokens} tokens, ${usd(detail.totals.cost_usd)}`,
     '',
@@ -91,6 +96,19 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
   if (detail.artifacts.terminal_packet) lines.push(`terminal packet: ${detail.artifacts.terminal_packet}`);
   if (detail.artifacts.ledger) lines.push(`attempt ledger: ${detail.artifacts.ledger}`);
   return lines.join('\n').trimEnd();
+}
+
+/** A task at the other end of a dependency: its key and where it stands. */
+const linked = (t: LinkedTask): string =>
+  `${t.key} (${t.stage === null ? 'not imported yet' : `${t.stage}, ${t.status}${t.terminal_reason ? `: ${t.terminal_reason}` : ''}`})`;
+
+/** `orch task add TITLE --after …` and `orch task depend KEY --on …`: the task and what it now waits for. */
+export async function dependencyText(ctx: OrchContext, task: Task, asJson: boolean): Promise<string> {
+  const deps = await taskDependencies(ctx, task);
+  if (asJson) return json({ ...taskSummary(task, await ctx.store.getProject(task.project_id)), ...deps });
+  const waits = deps.depends_on.length ? deps.depends_on.map(linked).join(', ') : 'nothing';
+  return `${task.key}  ${task.title}
+waits for: ${waits}`;
 }
 
 /** `orch task show KEY --tracker`: the tracker message chat channels show, in the project's locale unless told. */

@@ -4,6 +4,7 @@
  * option's parsing. Forgejo is a fork of Gitea and serves the same API.
  */
 import { OrchError } from '../../errors.ts';
+import { z } from 'zod';
 import { HttpClient } from '../http.ts';
 import { TrackerError } from '../types.ts';
 
@@ -30,38 +31,45 @@ export interface GiteaClient {
   pageSize: number;
 }
 
-export interface GiteaUser {
-  login: string;
-}
+export const GiteaUser = z.object({ login: z.string() });
 
-export interface GiteaLabel {
-  id: number;
-  name: string;
-}
+export const GiteaLabel = z.object({ id: z.number(), name: z.string() });
+export type GiteaLabel = z.infer<typeof GiteaLabel>;
 
-export interface GiteaIssue {
-  number: number;
-  title: string;
-  body: string | null;
-  html_url: string;
-  state: string;
-  labels: GiteaLabel[] | null;
-  assignee: GiteaUser | null;
-  assignees: GiteaUser[] | null;
-  updated_at: string;
+export const GiteaIssue = z.object({
+  number: z.number(),
+  title: z.string(),
+  body: z.string().nullable(),
+  html_url: z.string(),
+  state: z.string(),
+  labels: z.array(GiteaLabel).nullable(),
+  assignee: GiteaUser.nullable(),
+  assignees: z.array(GiteaUser).nullable(),
+  updated_at: z.string(),
   /** Set on pull requests, which the issues API also serves. */
-  pull_request?: unknown;
-}
+  pull_request: z.unknown().optional(),
+});
+export type GiteaIssue = z.infer<typeof GiteaIssue>;
 
-export interface GiteaPull {
-  number: number;
-  html_url: string;
-  state: string;
-  merged: boolean;
-  merge_commit_sha: string | null;
-  head: { ref: string };
-  base: { ref: string };
-}
+export const GiteaPull = z.object({
+  number: z.number(),
+  html_url: z.string(),
+  state: z.string(),
+  merged: z.boolean(),
+  merge_commit_sha: z.string().nullable(),
+  user: GiteaUser,
+  head: z.object({ ref: z.string() }),
+  base: z.object({ ref: z.string() }),
+});
+export type GiteaPull = z.infer<typeof GiteaPull>;
+
+/** A comment on an issue or on a pull request's conversation. */
+export const GiteaComment = z.object({
+  id: z.number(),
+  body: z.string(),
+  user: GiteaUser,
+  created_at: z.string(),
+});
 
 export function createGiteaClient(opts: GiteaOptions): GiteaClient {
   const kind = opts.kind ?? 'gitea';
@@ -97,8 +105,8 @@ export function issueNumber(kind: string, id: string): number {
 /** The service's `message` from an error body, else the body itself (shortened). */
 export function messageOf(text: string): string {
   try {
-    const body = JSON.parse(text) as { message?: unknown };
-    if (typeof body.message === 'string' && body.message !== '') return body.message;
+    const body = z.object({ message: z.string().min(1) }).safeParse(JSON.parse(text));
+    if (body.success) return body.data.message;
   } catch {
     // not JSON: the text is the message
   }

@@ -1,3 +1,4 @@
+export { gitea } from './descriptor.ts';
 export { createGiteaTracker } from './tracker.ts';
 export { createGiteaForge } from './forge.ts';
 export { createGiteaWebhooks } from './webhooks.ts';

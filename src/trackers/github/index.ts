@@ -1,3 +1,4 @@
+export { github } from './descriptor.ts';
 export { createGitHubTracker } from './tracker.ts';
 export { createGitHubForge } from './forge.ts';
 export { createGitHubWebhooks } from './webhooks.ts';

@@ -5,11 +5,16 @@
  * search (`POST /search/jql`, pages chained by `nextPageToken`). A state is
  * reached through a workflow transition: the one whose target status has the
  * wanted name. Labels change in place (`update.labels` add/remove), and
- * comments and descriptions are ADF.
+ * comments and descriptions are ADF. An issue's blockers are the issues
+ * linked to it as "is blocked by" whose status is not in the done category,
+ * read from its `issuelinks` field (no extra request).
  */
-import { HttpClient } from '../http.ts';
+import { z } from 'zod';
+import { HttpClient, Ignored } from '../http.ts';
+import { labelChanges } from '../labels.ts';
 import {
   TrackerError,
+  type ExternalBlocker,
   type ExternalTask,
   type StatusUpdate,
   type TaskQuery,
@@ -30,26 +35,77 @@ export interface JiraTrackerOptions {
   timeoutMs?: number;
 }
 
-interface JiraIssue {
-  id: string;
-  key: string;
-  fields: {
-    summary?: string;
-    description?: unknown;
-    status?: { name?: string } | null;
-    labels?: string[];
-    assignee?: { accountId?: string; displayName?: string; emailAddress?: string } | null;
-    updated?: string;
-  };
+const LinkedIssue = z.object({
+  key: z.string(),
+  fields: z
+    .object({ status: z.object({ statusCategory: z.object({ key: z.string() }).optional() }).optional() })
+    .optional(),
+});
+
+const JiraIssue = z.object({
+  id: z.string(),
+  key: z.string(),
+  fields: z
+    .object({
+      summary: z.string().optional(),
+      description: z.unknown().optional(),
+      status: z.object({ name: z.string().optional() }).nullable().optional(),
+      labels: z.array(z.string()).optional(),
+      assignee: z
+        .object({
+          accountId: z.string().optional(),
+          displayName: z.string().optional(),
+          emailAddress: z.string().optional(),
+        })
+        .nullable()
+        .optional(),
+      updated: z.string().optional(),
+      issuelinks: z
+        .array(
+          z.object({
+            type: z.object({ name: z.string().optional(), inward: z.string().optional() }),
+            inwardIssue: LinkedIssue.optional(),
+            outwardIssue: LinkedIssue.optional(),
+          }),
+        )
+        .optional(),
+    })
+    .default({}),
+});
+type JiraIssue = z.infer<typeof JiraIssue>;
+
+const Transitions = z.object({
+  transitions: z
+    .array(
+      z.object({
+        id: z.string(),
+        name: z.string(),
+        to: z.object({ name: z.string().optional() }).optional(),
+      }),
+    )
+    .default([]),
+});
+
+const SearchPage = z.object({
+  issues: z.array(JiraIssue),
+  nextPageToken: z.string().nullable().optional(),
+  isLast: z.boolean().optional(),
+});
+
+/**
+ * The issues blocking this one: links of a "blocks" type (its inward
+ * description is "is blocked by") whose other end is on the inward side,
+ * unless that issue is done.
+ */
+export function blockersOf(issue: JiraIssue): ExternalBlocker[] {
+  return (issue.fields.issuelinks ?? [])
+    .filter((l) => (l.type.inward ?? '').toLowerCase() === 'is blocked by' || l.type.name === 'Blocks')
+    .flatMap((l) => (l.inwardIssue ? [l.inwardIssue] : []))
+    .filter((b) => b.fields?.status?.statusCategory?.key !== 'done')
+    .map((b) => ({ id: b.key, key: b.key }));
 }
 
-interface Transition {
-  id: string;
-  name: string;
-  to?: { name?: string };
-}
-
-const FIELDS = ['summary', 'description', 'status', 'labels', 'assignee', 'updated'];
+const FIELDS = ['summary', 'description', 'status', 'labels', 'assignee', 'updated', 'issuelinks'];
 /** The enhanced search's largest page when fields are named. */
 const PAGE = 100;
 
@@ -70,7 +126,7 @@ export function createJiraTracker(opts: JiraTrackerOptions): Tracker {
   const issuePath = (key: string) => `/issue/${encodeURIComponent(key)}`;
 
   function toTask(issue: JiraIssue): ExternalTask {
-    const f = issue.fields ?? {};
+    const f = issue.fields;
     const a = f.assignee;
     return {
       id: issue.key,
@@ -82,26 +138,26 @@ export function createJiraTracker(opts: JiraTrackerOptions): Tracker {
       labels: f.labels ?? [],
       assignees: a ? [a.displayName || a.emailAddress || a.accountId || ''] : [],
       updatedAt: isoDate(f.updated),
+      blockedBy: blockersOf(issue),
     };
   }
 
-  async function transitionTo(key: string, state: string): Promise<void> {
-    const { body } = await http.get<{ transitions?: Transition[] }>(`${issuePath(key)}/transitions`);
-    const transitions = body?.transitions ?? [];
+  /** Moves the issue (now in `current`) to the status named `state` through the workflow. */
+  async function transitionTo(key: string, current: string | undefined, state: string): Promise<void> {
     const lower = state.toLowerCase();
+    if (current?.toLowerCase() === lower) return;
+    const { body } = await http.get(`${issuePath(key)}/transitions`, Transitions);
+    const transitions = body.transitions;
     const match =
       transitions.find((t) => t.to?.name === state) ??
       transitions.find((t) => t.to?.name?.toLowerCase() === lower);
     if (match) {
-      await http.request('POST', `${issuePath(key)}/transitions`, { transition: { id: match.id } });
+      await http.request('POST', `${issuePath(key)}/transitions`, Ignored, { transition: { id: match.id } });
       return;
     }
-    // No transition leads there: fine if the issue is there already.
-    const { body: issue } = await http.get<JiraIssue>(`${issuePath(key)}?fields=status`);
-    if (issue?.fields?.status?.name?.toLowerCase() === lower) return;
     const available = transitions.map((t) => `"${t.name}" → ${t.to?.name ?? '?'}`).join(', ') || 'none';
     throw new TrackerError(
-      `jira: no transition of ${key} leads to status "${state}" (from "${issue?.fields?.status?.name ?? '?'}" the workflow offers: ${available})`,
+      `jira: no transition of ${key} leads to status "${state}" (from "${current ?? '?'}" the workflow offers: ${available})`,
       'invalid',
     );
   }
@@ -115,19 +171,12 @@ export function createJiraTracker(opts: JiraTrackerOptions): Tracker {
       const seen = new Set<string>();
       let nextPageToken: string | undefined;
       for (;;) {
-        const { body } = await http.request<{
-          issues?: JiraIssue[];
-          nextPageToken?: string | null;
-          isLast?: boolean;
-        }>('POST', '/search/jql', {
+        const { body } = await http.request('POST', '/search/jql', SearchPage, {
           jql,
           fields: FIELDS,
           maxResults: PAGE,
           ...(nextPageToken ? { nextPageToken } : {}),
         });
-        if (!body || !Array.isArray(body.issues)) {
-          throw new TrackerError('jira: POST /search/jql answered without an issues list', 'invalid');
-        }
         out.push(...body.issues.map(toTask));
         const next = body.nextPageToken;
         if (!next || body.isLast === true) return out;
@@ -140,7 +189,7 @@ export function createJiraTracker(opts: JiraTrackerOptions): Tracker {
 
     async get(id: string) {
       try {
-        const { body } = await http.get<JiraIssue>(`${issuePath(id)}?fields=${FIELDS.join(',')}`);
+        const { body } = await http.get(`${issuePath(id)}?fields=${FIELDS.join(',')}`, JiraIssue);
         return toTask(body);
       } catch (err) {
         if (err instanceof TrackerError && err.kind === 'not_found') return null;
@@ -149,20 +198,21 @@ export function createJiraTracker(opts: JiraTrackerOptions): Tracker {
     },
 
     async update(id: string, update: StatusUpdate) {
-      if (update.state) await transitionTo(id, update.state);
-      const ops = [
-        ...(update.addLabels ?? []).map((add) => ({ add })),
-        ...(update.removeLabels ?? []).map((remove) => ({ remove })),
-      ];
-      if (ops.length) await http.request('PUT', issuePath(id), { update: { labels: ops } });
+      // One read of the issue decides what is left to send.
+      const { body: issue } = await http.get(`${issuePath(id)}?fields=status,labels`, JiraIssue);
+      if (update.state) await transitionTo(id, issue.fields.status?.name, update.state);
+      const { add, remove } = labelChanges(issue.fields.labels ?? [], update);
+      const ops = [...add.map((name) => ({ add: name })), ...remove.map((name) => ({ remove: name }))];
+      if (ops.length) await http.request('PUT', issuePath(id), Ignored, { update: { labels: ops } });
     },
 
     async comment(id: string, body: string) {
-      const { body: created } = await http.request<{ id?: string }>('POST', `${issuePath(id)}/comment`, {
-        body: textToAdf(body),
-      });
-      if (!created?.id)
-        throw new TrackerError(`jira: the comment on ${id} came back without an id`, 'invalid');
+      const { body: created } = await http.request(
+        'POST',
+        `${issuePath(id)}/comment`,
+        z.object({ id: z.union([z.string().min(1), z.number()]) }),
+        { body: textToAdf(body) },
+      );
       return { id: String(created.id) };
     },
   };

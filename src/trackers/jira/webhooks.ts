@@ -4,12 +4,21 @@
  * `X-Hub-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.
  * `X-Atlassian-Webhook-Identifier` names the delivery (the same on Jira's
  * retries). `jira:issue_created` and `jira:issue_updated` events name the
- * issue by `issue.key`, which orch re-reads.
+ * issue by `issue.key`, which orch re-reads (with its links).
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import { TrackerError, type WebhookDelivery, type WebhookReceiver } from '../types.ts';
+import { bodyDigest, parseBody, verifyHmacSha256 } from '../webhook-kit.ts';
 
-const EVENTS = new Set(['jira:issue_created', 'jira:issue_updated']);
+const ISSUE_EVENTS = new Set(['jira:issue_created', 'jira:issue_updated']);
+
+const Delivery = z.object({
+  webhookEvent: z.string(),
+  issue: z
+    .object({ key: z.string().min(1) })
+    .loose()
+    .optional(),
+});
 
 export function createJiraWebhooks(secret: string): WebhookReceiver {
   if (!secret)
@@ -19,36 +28,16 @@ export function createJiraWebhooks(secret: string): WebhookReceiver {
     );
   return {
     async verify(headers: Headers, rawBody: string): Promise<boolean> {
-      const header = headers.get('x-hub-signature');
-      const m = header ? /^sha256=([0-9a-fA-F]+)$/.exec(header.trim()) : null;
-      if (!m) return false;
-      const expected = createHmac('sha256', secret).update(rawBody, 'utf8').digest('hex');
-      const a = Buffer.from(m[1]!.toLowerCase(), 'utf8');
-      const b = Buffer.from(expected, 'utf8');
-      return a.length === b.length && timingSafeEqual(a, b);
+      return verifyHmacSha256(secret, rawBody, headers.get('x-hub-signature'), 'sha256=');
     },
 
     parse(headers: Headers, rawBody: string): WebhookDelivery | null {
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody);
-      } catch {
-        throw new TrackerError('jira: webhook body is not JSON', 'invalid');
-      }
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new TrackerError('jira: webhook body is not a JSON object', 'invalid');
-      }
-      const { webhookEvent, issue } = body as { webhookEvent?: unknown; issue?: { key?: unknown } };
-      if (typeof webhookEvent !== 'string')
-        throw new TrackerError('jira: webhook body has no webhookEvent', 'invalid');
-      if (!EVENTS.has(webhookEvent)) return null;
-      if (typeof issue?.key !== 'string' || issue.key === '') {
-        throw new TrackerError(`jira: ${webhookEvent} webhook has no issue.key`, 'invalid');
-      }
-      const deliveryId =
-        headers.get('x-atlassian-webhook-identifier') ||
-        `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
-      return { deliveryId, taskIds: [issue.key] };
+      const { webhookEvent, issue } = parseBody('jira', Delivery, rawBody);
+      const deliveryId = headers.get('x-atlassian-webhook-identifier') || bodyDigest(rawBody);
+      if (!ISSUE_EVENTS.has(webhookEvent)) return null;
+      if (!issue)
+        throw new TrackerError(`jira webhook: a ${webhookEvent} delivery without issue.key`, 'invalid');
+      return { deliveryId, taskIds: [issue.key], reviews: [] };
     },
   };
 }

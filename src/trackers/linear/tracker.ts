@@ -4,11 +4,16 @@
  * identifier (`ENG-42`). Writes name workflow states and labels; the adapter
  * resolves names to the team's ids. Issues come back from the SDK with ids
  * for their state, labels and assignee, so a read fetches those by id in
- * three more queries (not one per issue).
+ * three more queries (not one per issue), and their blockers (the issues
+ * with a `blocks` relation to them that are not completed or canceled) in
+ * one more per 100 issues.
  */
 import { LinearClient, type Issue } from '@linear/sdk';
+import { z } from 'zod';
+import { describeIssues } from '../webhook-kit.ts';
 import {
   TrackerError,
+  type ExternalBlocker,
   type ExternalTask,
   type StatusUpdate,
   type TaskQuery,
@@ -33,6 +38,40 @@ type UserFilter = NonNullable<IssueFilter['assignee']>;
 
 /** Linear's largest page; fewer requests for the same issues. */
 const PAGE = 100;
+
+/** The issues among `$ids` that something blocks, with the relations pointing at them. */
+const BLOCKERS_QUERY = `query OrchBlockers($filter: IssueFilter, $first: Int, $after: String) {
+  issues(filter: $filter, first: $first, after: $after) {
+    nodes { id inverseRelations(first: 100) { nodes { type issue { id identifier state { type } } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+const BlockersPage = z.object({
+  issues: z.object({
+    nodes: z.array(
+      z.object({
+        id: z.string(),
+        inverseRelations: z.object({
+          nodes: z.array(
+            z.object({
+              type: z.string(),
+              issue: z.object({
+                id: z.string(),
+                identifier: z.string(),
+                state: z.object({ type: z.string() }),
+              }),
+            }),
+          ),
+        }),
+      }),
+    ),
+    pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
+  }),
+});
+
+/** Workflow state types of finished work: a blocker in one of them no longer blocks. */
+const FINISHED = new Set(['completed', 'canceled']);
 
 export function createLinearTracker(opts: LinearTrackerOptions): Tracker {
   if (!opts.apiKey) throw new TrackerError('linear: no API key (set ORCH_LINEAR_API_KEY)', 'auth');
@@ -91,6 +130,7 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker {
         : [],
       userIds.length ? client.paginate(client.users, { filter: { id: { in: userIds } }, first: PAGE }) : [],
     ]);
+    const blockers = await blockersOf(issues.map((i) => i.id));
     const stateName = new Map(states.map((s) => [s.id, s.name]));
     const labelName = new Map(labels.map((l) => [l.id, l.name]));
     const userName = new Map(users.map((u) => [u.id, u.displayName || u.email || u.name]));
@@ -104,7 +144,39 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker {
       labels: (i.labelIds ?? []).map((id) => labelName.get(id)).filter((n): n is string => !!n),
       assignees: i.assigneeId ? [userName.get(i.assigneeId) ?? i.assigneeId] : [],
       updatedAt: i.updatedAt.toISOString(),
+      blockedBy: blockers.get(i.id) ?? [],
     }));
+  }
+
+  /** The unfinished issues blocking each of `ids` (only those with any are keys). */
+  async function blockersOf(ids: string[]): Promise<Map<string, ExternalBlocker[]>> {
+    const out = new Map<string, ExternalBlocker[]>();
+    for (let at = 0; at < ids.length; at += PAGE) {
+      let after: string | null = null;
+      do {
+        const filter = { id: { in: ids.slice(at, at + PAGE) }, hasBlockedByRelations: { eq: true } };
+        const res = await client.client.rawRequest(BLOCKERS_QUERY, { filter, first: PAGE, after });
+        const page = BlockersPage.safeParse(res.data);
+        if (!page.success) {
+          throw new TrackerError(
+            `linear: the blockers query answered ${describeIssues(page.error)}`,
+            'invalid',
+          );
+        }
+        for (const node of page.data.issues.nodes) {
+          const open = node.inverseRelations.nodes.filter(
+            (r) => r.type === 'blocks' && !FINISHED.has(r.issue.state.type),
+          );
+          out.set(
+            node.id,
+            open.map((r) => ({ id: r.issue.id, key: r.issue.identifier })),
+          );
+        }
+        const { hasNextPage, endCursor } = page.data.issues.pageInfo;
+        after = hasNextPage ? endCursor : null;
+      } while (after);
+    }
+    return out;
   }
 
   /** The team's workflow state named `name` (case-insensitive), or `invalid` naming the ones there are. */
@@ -178,12 +250,18 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker {
 
     update: (id: string, update: StatusUpdate) =>
       call(`update issue ${id}`, async () => {
+        // One read of the issue decides what is left to send.
+        const issue = await client.issue(id);
         const input: { stateId?: string; addedLabelIds?: string[]; removedLabelIds?: string[] } = {};
-        if (update.state) input.stateId = await stateIdOf(update.state);
+        if (update.state) {
+          const stateId = await stateIdOf(update.state);
+          if (stateId !== issue.stateId) input.stateId = stateId;
+        }
         const add = update.addLabels ?? [];
         const remove = update.removeLabels ?? [];
         if (add.length || remove.length) {
           const ids = await labelIdsByName([...add, ...remove]);
+          const has = new Set(issue.labelIds ?? []);
           for (const name of add) {
             // Linear only applies labels that exist: create a missing one on the team.
             if (!ids.has(name.toLowerCase())) {
@@ -197,8 +275,11 @@ export function createLinearTracker(opts: LinearTrackerOptions): Tracker {
               ids.set(name.toLowerCase(), created.issueLabelId);
             }
           }
-          if (add.length) input.addedLabelIds = [...new Set(add.map((n) => ids.get(n.toLowerCase())!))];
-          const removed = remove.map((n) => ids.get(n.toLowerCase())).filter((x): x is string => !!x);
+          const added = [...new Set(add.map((n) => ids.get(n.toLowerCase())!))].filter((x) => !has.has(x));
+          if (added.length) input.addedLabelIds = added;
+          const removed = remove
+            .map((n) => ids.get(n.toLowerCase()))
+            .filter((x): x is string => !!x && has.has(x) && !added.includes(x));
           if (removed.length) input.removedLabelIds = removed;
         }
         if (Object.keys(input).length === 0) return;

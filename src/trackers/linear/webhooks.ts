@@ -1,49 +1,47 @@
 /**
  * Linear webhooks. A delivery is signed in `Linear-Signature` (hex
- * HMAC-SHA256 of the raw body with the webhook's signing secret); the SDK's
- * verifier checks it in constant time and also refuses a body whose
- * `webhookTimestamp` is more than a minute from now, Linear's replay guard.
- * `Linear-Delivery` is the delivery id. Only `Issue` events matter to orch:
- * their `data.id` is the issue id, which orch re-reads.
+ * HMAC-SHA256 of the raw body with the webhook's signing secret), and a body
+ * whose `webhookTimestamp` is more than a minute from now is refused, Linear's
+ * replay guard. `Linear-Delivery` is the delivery id. Only `Issue` events
+ * matter to orch: their `data.id` is the issue id, which orch re-reads.
  */
-import { createHash } from 'node:crypto';
-import { LinearWebhookClient } from '@linear/sdk/webhooks';
+import { z } from 'zod';
 import { TrackerError, type WebhookDelivery, type WebhookReceiver } from '../types.ts';
+import { bodyDigest, parseBody, verifyHmacSha256 } from '../webhook-kit.ts';
 
-export function createLinearWebhooks(secret: string): WebhookReceiver {
+/** How far a delivery's `webhookTimestamp` may be from orch's clock, as Linear advises. */
+const REPLAY_WINDOW_MS = 60_000;
+
+const Delivery = z.object({
+  type: z.string(),
+  data: z
+    .object({ id: z.string().min(1) })
+    .loose()
+    .optional(),
+});
+
+const Stamped = z.object({ webhookTimestamp: z.number() });
+
+export function createLinearWebhooks(secret: string, now: () => number = Date.now): WebhookReceiver {
   if (!secret) throw new TrackerError('linear: no webhook signing secret configured', 'invalid');
-  const verifier = new LinearWebhookClient(secret);
   return {
     async verify(headers: Headers, rawBody: string): Promise<boolean> {
-      const signature = headers.get('linear-signature');
-      if (!signature) return false;
+      if (!verifyHmacSha256(secret, rawBody, headers.get('linear-signature'))) return false;
       try {
-        return verifier.verify(Buffer.from(rawBody, 'utf8'), signature);
+        const { webhookTimestamp } = Stamped.parse(JSON.parse(rawBody));
+        return Math.abs(now() - webhookTimestamp) <= REPLAY_WINDOW_MS;
       } catch {
-        // A wrong signature, or a missing, malformed or stale webhookTimestamp.
+        // A missing or malformed webhookTimestamp: the delivery cannot prove it is fresh.
         return false;
       }
     },
 
     parse(headers: Headers, rawBody: string): WebhookDelivery | null {
-      let body: unknown;
-      try {
-        body = JSON.parse(rawBody);
-      } catch {
-        throw new TrackerError('linear: webhook body is not JSON', 'invalid');
-      }
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new TrackerError('linear: webhook body is not a JSON object', 'invalid');
-      }
-      const { type, data } = body as { type?: unknown; data?: { id?: unknown } };
-      if (typeof type !== 'string') throw new TrackerError('linear: webhook body has no "type"', 'invalid');
+      const { type, data } = parseBody('linear', Delivery, rawBody);
       if (type !== 'Issue') return null;
-      if (typeof data?.id !== 'string' || data.id === '') {
-        throw new TrackerError('linear: Issue webhook has no data.id', 'invalid');
-      }
-      const deliveryId =
-        headers.get('linear-delivery') || `sha256:${createHash('sha256').update(rawBody).digest('hex')}`;
-      return { deliveryId, taskIds: [data.id] };
+      if (!data) throw new TrackerError('linear webhook: an Issue delivery without data.id', 'invalid');
+      const deliveryId = headers.get('linear-delivery') || bodyDigest(rawBody);
+      return { deliveryId, taskIds: [data.id], reviews: [] };
     },
   };
 }

@@ -1,2 +1,3 @@
+export { plane } from './descriptor.ts';
 export { createPlaneTracker, htmlToText, markdownToHtml, type PlaneTrackerOptions } from './tracker.ts';
 export { createPlaneWebhooks } from './webhooks.ts';

@@ -5,11 +5,16 @@
  * has no filters, so the project's items are read in pages (with their
  * state, labels and assignees expanded) and filtered here. Writes name
  * states and labels; they are resolved to the project's ids, and a label
- * that does not exist yet is created.
+ * that does not exist yet is created. A work item's blockers are its
+ * `blocked_by` relations to unfinished items of the same project, read for
+ * each item the import takes (one request each).
  */
-import { HttpClient } from '../http.ts';
+import { z } from 'zod';
+import { HttpClient, Ignored } from '../http.ts';
+import { labelChanges } from '../labels.ts';
 import {
   TrackerError,
+  type ExternalBlocker,
   type ExternalTask,
   type StatusUpdate,
   type TaskQuery,
@@ -30,38 +35,48 @@ export interface PlaneTrackerOptions {
   timeoutMs?: number;
 }
 
-/** A work item as Plane returns it with `expand=state,labels,assignees`. */
-interface PlaneItem {
-  id: string;
-  name: string;
-  sequence_id: number;
-  description_html?: string | null;
-  description_stripped?: string | null;
-  updated_at: string;
-  state: PlaneState | string | null;
-  labels: (PlaneLabel | string)[];
-  assignees: (PlaneUser | string)[];
-}
-interface PlaneState {
-  id: string;
-  name: string;
-}
-interface PlaneLabel {
-  id: string;
-  name: string;
-}
-interface PlaneUser {
-  id: string;
-  display_name?: string;
-  email?: string;
-  first_name?: string;
-  last_name?: string;
-}
-interface Page<T> {
-  results: T[];
-  next_cursor?: string | null;
-  next_page_results?: boolean;
-}
+const PlaneState = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** backlog, unstarted, started, completed or cancelled. */
+  group: z.string().optional(),
+});
+const PlaneLabel = z.object({ id: z.string(), name: z.string() });
+const PlaneUser = z.object({
+  id: z.string(),
+  display_name: z.string().optional(),
+  email: z.string().optional(),
+  first_name: z.string().optional(),
+  last_name: z.string().optional(),
+});
+type PlaneUser = z.infer<typeof PlaneUser>;
+
+/** A work item as Plane returns it, with `expand=state,labels,assignees` or without (ids). */
+const PlaneItem = z.object({
+  id: z.string(),
+  name: z.string(),
+  sequence_id: z.number(),
+  description_html: z.string().nullable().optional(),
+  description_stripped: z.string().nullable().optional(),
+  updated_at: z.string(),
+  state: z.union([PlaneState, z.string()]).nullable(),
+  labels: z.array(z.union([PlaneLabel, z.string()])),
+  assignees: z.array(z.union([PlaneUser, z.string()])),
+});
+type PlaneItem = z.infer<typeof PlaneItem>;
+
+const Page = <T extends z.ZodType>(item: T) =>
+  z.object({
+    results: z.array(item),
+    next_cursor: z.string().nullable().optional(),
+    next_page_results: z.boolean().optional(),
+  });
+
+/** A work item's relations: ids of the items on the other end, by type. */
+const Relations = z.object({ blocked_by: z.array(z.string()).default([]) }).loose();
+
+const FINISHED_GROUPS = new Set(['completed', 'cancelled']);
+const idOf = (x: { id: string } | string) => (typeof x === 'string' ? x : x.id);
 
 const EXPAND = 'expand=state,labels,assignees';
 /** Plane's largest page. */
@@ -86,17 +101,15 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
   let identifier: Promise<string> | undefined;
 
   /** Every item of a paginated list, following `next_cursor` while Plane says there are more. */
-  async function all<T>(path: string): Promise<T[]> {
-    const out: T[] = [];
+  async function all<T extends z.ZodType>(path: string, item: T): Promise<z.output<T>[]> {
+    const out: z.output<T>[] = [];
     const seen = new Set<string>();
+    const page = Page(item);
     let cursor: string | null = null;
     for (;;) {
       const sep = path.includes('?') ? '&' : '?';
       const q: string = `${sep}per_page=${PER_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const { body }: { body: Page<T> } = await http.get<Page<T>>(path + q);
-      if (!body || !Array.isArray(body.results)) {
-        throw new TrackerError(`plane: GET ${path} answered without a results list`, 'invalid');
-      }
+      const { body } = await http.get(path + q, page);
       out.push(...body.results);
       const next: string | null | undefined = body.next_cursor;
       if (!body.next_page_results || !next) return out;
@@ -109,16 +122,14 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
 
   /** The project's identifier (the `PROJ` of `PROJ-12`), asked once; a failed ask is asked again next time. */
   function projectIdentifier(): Promise<string> {
-    identifier ??= http.get<{ identifier?: string }>(`${proj}/`).then(({ body }) => {
-      if (!body?.identifier)
-        throw new TrackerError(`plane: project ${opts.project} has no identifier`, 'invalid');
-      return body.identifier;
-    });
+    identifier ??= http
+      .get(`${proj}/`, z.object({ identifier: z.string().min(1) }))
+      .then(({ body }) => body.identifier);
     identifier.catch(() => (identifier = undefined));
     return identifier;
   }
 
-  async function toTask(item: PlaneItem, states?: Map<string, string>): Promise<ExternalTask> {
+  async function toTask(item: PlaneItem): Promise<ExternalTask> {
     const key = `${await projectIdentifier()}-${item.sequence_id}`;
     return {
       id: item.id,
@@ -129,8 +140,7 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
         ? htmlToText(item.description_html)
         : (item.description_stripped ?? ''),
       url: `${webUrl}/${opts.workspace}/projects/${opts.project}/issues/${item.id}`,
-      state:
-        typeof item.state === 'string' ? (states?.get(item.state) ?? item.state) : (item.state?.name ?? ''),
+      state: typeof item.state === 'string' ? item.state : (item.state?.name ?? ''),
       labels: item.labels.map((l) => (typeof l === 'string' ? l : l.name)),
       assignees: item.assignees.map((u) => (typeof u === 'string' ? u : userName(u))),
       updatedAt: item.updated_at,
@@ -145,7 +155,7 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
   }
 
   async function stateIdOf(name: string): Promise<string> {
-    const states = await all<PlaneState>(`${proj}/states/`);
+    const states = await all(`${proj}/states/`, PlaneState);
     const state =
       states.find((s) => s.name === name) ?? states.find((s) => s.name.toLowerCase() === name.toLowerCase());
     if (!state) {
@@ -159,14 +169,13 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
 
   /** The item's label ids after adding and removing by name; a label to add that does not exist is created. */
   async function newLabelIds(current: string[], add: string[], remove: string[]): Promise<string[]> {
-    const labels = await all<PlaneLabel>(`${proj}/labels/`);
+    const labels = await all(`${proj}/labels/`, PlaneLabel);
     const idOf = (name: string) => labels.find((l) => l.name === name)?.id;
     const ids = new Set(current);
     for (const name of add) {
       let id = idOf(name);
       if (!id) {
-        const { body } = await http.request<PlaneLabel>('POST', `${proj}/labels/`, { name });
-        if (!body?.id) throw new TrackerError(`plane: creating label "${name}" returned no id`, 'invalid');
+        const { body } = await http.request('POST', `${proj}/labels/`, PlaneLabel, { name });
         labels.push(body);
         id = body.id;
       }
@@ -179,54 +188,80 @@ export function createPlaneTracker(opts: PlaneTrackerOptions): Tracker {
     return [...ids];
   }
 
+  /** The ids of the unfinished items of this project blocking `id`; `known` holds items already read. */
+  async function blockersOf(id: string, known: Map<string, PlaneItem>): Promise<ExternalBlocker[]> {
+    const { body } = await http.get(`${proj}/work-items/${encodeURIComponent(id)}/relations/`, Relations);
+    const out: ExternalBlocker[] = [];
+    for (const blocker of body.blocked_by) {
+      let item = known.get(blocker);
+      if (!item) {
+        try {
+          item = (await http.get(`${proj}/work-items/${encodeURIComponent(blocker)}/?${EXPAND}`, PlaneItem))
+            .body;
+        } catch (err) {
+          // Another project's item: not one orch can import.
+          if (err instanceof TrackerError && err.kind === 'not_found') continue;
+          throw err;
+        }
+      }
+      const group = typeof item.state === 'object' ? item.state?.group : undefined;
+      if (group && FINISHED_GROUPS.has(group)) continue;
+      out.push({ id: item.id, key: (await toTask(item)).key });
+    }
+    return out;
+  }
+
   return {
     kind: 'plane',
 
     async list(query: TaskQuery) {
-      const items = await all<PlaneItem>(`${proj}/work-items/?${EXPAND}`);
-      const tasks = await Promise.all(items.map((i) => toTask(i)));
-      return tasks.filter((t) =>
-        matchesQuery(
-          t,
-          query,
-          items.find((i) => i.id === t.id)!,
-        ),
-      );
+      const items = await all(`${proj}/work-items/?${EXPAND}`, PlaneItem);
+      const known = new Map(items.map((i) => [i.id, i]));
+      const tasks: ExternalTask[] = [];
+      for (const item of items) {
+        const task = await toTask(item);
+        if (!matchesQuery(task, query, item)) continue;
+        tasks.push({ ...task, blockedBy: await blockersOf(item.id, known) });
+      }
+      return tasks;
     },
 
     async get(id: string) {
+      let item: PlaneItem;
       try {
-        const { body } = await http.get<PlaneItem>(`${itemPath(id)}?${EXPAND}`);
-        return toTask(body);
+        item = (await http.get(`${itemPath(id)}?${EXPAND}`, PlaneItem)).body;
       } catch (err) {
         if (err instanceof TrackerError && err.kind === 'not_found') return null;
         throw err;
       }
+      return { ...(await toTask(item)), blockedBy: await blockersOf(item.id, new Map()) };
     },
 
     async update(id: string, update: StatusUpdate) {
+      const path = `${proj}/work-items/${encodeURIComponent(id)}/`;
+      // One read of the item decides what is left to send.
+      const { body: item } = await http.get(`${path}?${EXPAND}`, PlaneItem);
       const patch: { state?: string; labels?: string[] } = {};
-      if (update.state) patch.state = await stateIdOf(update.state);
-      const add = update.addLabels ?? [];
-      const remove = update.removeLabels ?? [];
+      if (update.state) {
+        const stateId = await stateIdOf(update.state);
+        if (stateId !== (item.state === null ? null : idOf(item.state))) patch.state = stateId;
+      }
+      const names = item.labels.filter((l) => typeof l !== 'string').map((l) => l.name);
+      const { add, remove } = labelChanges(names, update);
       if (add.length || remove.length) {
-        const { body } = await http.get<PlaneItem>(`${proj}/work-items/${encodeURIComponent(id)}/`);
-        const current = body.labels.map((l) => (typeof l === 'string' ? l : l.id));
-        const next = await newLabelIds(current, add, remove);
-        if (!sameSet(current, next)) patch.labels = next;
+        patch.labels = await newLabelIds(item.labels.map(idOf), add, remove);
       }
       if (Object.keys(patch).length === 0) return;
-      await http.request('PATCH', `${proj}/work-items/${encodeURIComponent(id)}/`, patch);
+      await http.request('PATCH', path, Ignored, patch);
     },
 
     async comment(id: string, body: string) {
-      const { body: created } = await http.request<{ id?: string }>(
+      const { body: created } = await http.request(
         'POST',
         `${proj}/work-items/${encodeURIComponent(id)}/comments/`,
+        z.object({ id: z.string().min(1) }),
         { comment_html: markdownToHtml(body) },
       );
-      if (!created?.id)
-        throw new TrackerError(`plane: the comment on ${id} came back without an id`, 'invalid');
       return { id: created.id };
     },
   };
@@ -251,10 +286,6 @@ function matchesQuery(task: ExternalTask, query: TaskQuery, item: PlaneItem): bo
 
 function userName(u: PlaneUser): string {
   return u.display_name || u.email || [u.first_name, u.last_name].filter(Boolean).join(' ') || u.id;
-}
-
-function sameSet(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((x) => b.includes(x));
 }
 
 function defaultWebUrl(root: string): string {

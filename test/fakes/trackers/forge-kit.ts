@@ -10,12 +10,55 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { hasBranch, resolveCommit } from './git-merge.ts';
 import type { FakeService } from './kit.ts';
 
-export const now = () => new Date().toISOString();
+let lastMs = 0;
+/** Now, ISO-8601; strictly later than the last call, so records made in one millisecond keep their order. */
+export const now = (): string => {
+  lastMs = Math.max(Date.now(), lastMs + 1);
+  return new Date(lastMs).toISOString();
+};
 
 export interface CommentRec {
   id: number;
   body: string;
   createdAt: string;
+  /** Who wrote it: the token's user (orch) unless a test posted it as a person. */
+  author?: string;
+}
+
+/** A review of a pull request as a whole. */
+export interface ReviewRec {
+  id: number;
+  author: string;
+  state: 'approved' | 'changes_requested' | 'commented';
+  body: string;
+  submittedAt: string;
+  /** The head commit it reviewed. */
+  commitSha: string;
+  dismissed: boolean;
+}
+
+/** A comment on a line of a pull request's diff, or a reply in its thread. */
+export interface LineCommentRec {
+  id: number;
+  /** The review it came with; null for a reply. */
+  reviewId: number | null;
+  author: string;
+  path: string;
+  line: number;
+  body: string;
+  createdAt: string;
+  /** The thread's first comment, for a reply. */
+  inReplyTo: number | null;
+  /** Who resolved the thread, when someone did. */
+  resolvedBy: string | null;
+}
+
+/** A review as a person submits it: a verdict, a text, and comments on lines of the diff. */
+export interface NewReview {
+  author: string;
+  state: ReviewRec['state'];
+  body?: string;
+  comments?: { path: string; line: number; body: string }[];
 }
 
 /** The pull part of an issue: its branches, the commits they pointed at when opened, and the merge. */
@@ -27,6 +70,8 @@ export interface PullRec {
   merged: boolean;
   mergedAt: string | null;
   mergeCommitSha: string | null;
+  reviews: ReviewRec[];
+  lineComments: LineCommentRec[];
 }
 
 /** An issue or pull request; `L` is how the forge keeps its labels (GitHub: names, Gitea: label ids). */
@@ -42,6 +87,10 @@ export interface ForgeIssueRec<L> {
   updatedAt: string;
   closedAt: string | null;
   pull?: PullRec;
+  /** Issues that block this one (GitHub's issue dependencies, Gitea's dependencies). */
+  blockedBy: number[];
+  /** Sub-issues (GitHub). */
+  subIssues: number[];
 }
 
 /** A pull request as a test reads it back. */
@@ -92,6 +141,16 @@ export interface ForgeFake<V extends ForgeIssueView> {
   pulls(): ForgePullView[];
   /** A delivery's payload for an issue (`issues`, `issue_comment`), as the forge shapes it, for the webhook sender. */
   webhookPayload(event: 'issues' | 'issue_comment', n: number, action?: string): Record<string, unknown>;
+  /** The delivery the forge sends about the last review of pull request `n`: its event name and payload. */
+  reviewWebhook(n: number): { event: string; payload: Record<string, unknown> };
+  /** Submits a review of pull request `n` as a person would; its id and the ids of its line comments. */
+  review(n: number, r: NewReview): { id: number; comments: number[] };
+  /** A person's reply in the thread of line comment `to`. */
+  reply(n: number, to: number, author: string, body: string): number;
+  /** The line comments of pull request `n` with their replies, in order. */
+  lineComments(n: number): LineCommentRec[];
+  /** Issue `blocked` is blocked by issue `blocker`. */
+  block(blocker: number, blocked: number): void;
   close(): Promise<void>;
 }
 
@@ -119,7 +178,7 @@ export interface ForgeRepo<I extends ForgeIssueRec<unknown>> {
   issueParam(c: Context): I | undefined;
   /** Marks an issue changed now. */
   touch(i: I): void;
-  addComment(i: I, body: string): CommentRec;
+  addComment(i: I, body: string, author?: string): CommentRec;
   /** The last comment, or an empty new one (a webhook payload for an issue no one commented on). */
   lastComment(i: I): CommentRec;
   /** A sha or branch to the key statuses and check runs are kept under. */
@@ -129,6 +188,13 @@ export interface ForgeRepo<I extends ForgeIssueRec<unknown>> {
   /** A pull request for a test; with a bare repository its branches must exist there. */
   createPull(p: NewPull): Promise<number>;
   pulls(): ForgePullView[];
+  /** Records a review as a person submits it. */
+  review(n: number, r: NewReview): { id: number; comments: number[] };
+  /** A reply in the thread of line comment `to`. */
+  reply(n: number, to: number, author: string, body: string): LineCommentRec;
+  /** The pull part of issue `n`; throws when it is no pull request. */
+  pull(n: number): PullRec;
+  block(blocker: number, blocked: number): void;
 }
 
 export function forgeRepo<I extends ForgeIssueRec<unknown>>(opts: ForgeRepoOptions<I>): ForgeRepo<I> {
@@ -148,6 +214,8 @@ export function forgeRepo<I extends ForgeIssueRec<unknown>>(opts: ForgeRepoOptio
       createdAt: at,
       updatedAt: at,
       closedAt: null,
+      blockedBy: [],
+      subIssues: [],
       ...opts.defaults,
       ...i,
     } as unknown as I;
@@ -167,11 +235,18 @@ export function forgeRepo<I extends ForgeIssueRec<unknown>>(opts: ForgeRepoOptio
       merged: false,
       mergedAt: null,
       mergeCommitSha: null,
+      reviews: [],
+      lineComments: [],
     };
     return newIssue({ title: p.title, body: p.body ?? '', pull } as Partial<I> & { title: string });
   };
   const touch = (i: I) => {
     i.updatedAt = now();
+  };
+  const pullOf = (n: number): PullRec => {
+    const p = issues.get(n)?.pull;
+    if (!p) throw new Error(`${opts.vendor} fake: #${n} is no pull request`);
+    return p;
   };
 
   return {
@@ -181,8 +256,8 @@ export function forgeRepo<I extends ForgeIssueRec<unknown>>(opts: ForgeRepoOptio
     openPull,
     issueParam: (c) => issues.get(Number(c.req.param('n'))),
     touch,
-    addComment: (i, body) => {
-      const cm = { id: nextId++, body, createdAt: now() };
+    addComment: (i, body, author) => {
+      const cm = { id: nextId++, body, createdAt: now(), ...(author ? { author } : {}) };
       i.comments.push(cm);
       touch(i);
       return cm;
@@ -202,6 +277,61 @@ export function forgeRepo<I extends ForgeIssueRec<unknown>>(opts: ForgeRepoOptio
         }
       }
       return (await openPull(p)).number;
+    },
+    review(n, r) {
+      const p = pullOf(n);
+      const at = now();
+      const review: ReviewRec = {
+        id: nextId++,
+        author: r.author,
+        state: r.state,
+        body: r.body ?? '',
+        submittedAt: at,
+        commitSha: p.headSha,
+        dismissed: false,
+      };
+      p.reviews.push(review);
+      const comments = (r.comments ?? []).map((c) => {
+        const rec: LineCommentRec = {
+          id: nextId++,
+          reviewId: review.id,
+          author: r.author,
+          path: c.path,
+          line: c.line,
+          body: c.body,
+          createdAt: at,
+          inReplyTo: null,
+          resolvedBy: null,
+        };
+        p.lineComments.push(rec);
+        return rec.id;
+      });
+      return { id: review.id, comments };
+    },
+    reply(n, to, author, body) {
+      const p = pullOf(n);
+      const root = p.lineComments.find((c) => c.id === to);
+      if (!root) throw new Error(`${opts.vendor} fake: no line comment ${to} on #${n}`);
+      const rec: LineCommentRec = {
+        ...root,
+        id: nextId++,
+        reviewId: null,
+        author,
+        body,
+        createdAt: now(),
+        inReplyTo: root.inReplyTo ?? root.id,
+        resolvedBy: null,
+      };
+      p.lineComments.push(rec);
+      return rec;
+    },
+    pull: (n) => pullOf(n),
+    block(blocker, blocked) {
+      const i = issues.get(blocked);
+      if (!i || !issues.has(blocker))
+        throw new Error(`${opts.vendor} fake: no issue #${blocker} or #${blocked}`);
+      i.blockedBy.push(blocker);
+      touch(i);
     },
     pulls: () =>
       [...issues.values()]

@@ -188,3 +188,36 @@ export function makeOriginRepo(): OriginRepo {
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
 }
+
+/**
+ * Rebases `head` onto `base` in the bare repository, as a forge's rebase
+ * button does: `head` is force-pushed, `base` stays. A conflict leaves both.
+ */
+export function rebaseInBareRepo(bare: string, p: { base: string; head: string }): Promise<MergeOutcome> {
+  const run = queue.then(() => rebaseOnce(bare, p));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function rebaseOnce(
+  bare: string,
+  { base, head }: { base: string; head: string },
+): Promise<MergeOutcome> {
+  const dir = await mkdtemp(join(tmpdir(), 'fake-forge-rebase-'));
+  try {
+    await gitOk(dir, ['clone', '-q', '--branch', head, bare, '.']);
+    const r = await git(dir, ['rebase', '-q', `origin/${base}`]);
+    if (r.code !== 0) {
+      return {
+        ok: false,
+        reason: 'conflict',
+        message: `${head} does not rebase onto ${base}: ${r.stderr.trim()}`,
+      };
+    }
+    const push = await git(dir, ['push', '-q', '--force', 'origin', `HEAD:refs/heads/${head}`]);
+    if (push.code !== 0) return { ok: false, reason: 'moved', message: push.stderr.trim() };
+    return { ok: true, sha: await gitOk(dir, ['rev-parse', 'HEAD']) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

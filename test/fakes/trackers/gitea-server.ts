@@ -26,6 +26,8 @@ import {
   type ForgeIssueRec,
   type ForgeIssueView,
   type ForgePullView,
+  type LineCommentRec,
+  type ReviewRec,
 } from './forge-kit.ts';
 import { hasBranch, mergeInBareRepo, resolveCommit, type MergeMethod } from './git-merge.ts';
 import { pageOf, startFakeService } from './kit.ts';
@@ -160,6 +162,8 @@ export type GiteaIssueView = ForgeIssueView;
 export type GiteaPullView = ForgePullView;
 
 export interface GiteaFake extends ForgeFake<GiteaIssueView> {
+  /** Resolves the conversation of a line comment, as a person would in the web UI. */
+  resolve(n: number, comment: number, by: string): void;
   /** The instance root (the API is at `${url}/api/v1`), for the adapters' `url`. */
   url: string;
   kind: 'gitea' | 'forgejo';
@@ -323,12 +327,51 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
     html_url: web(`/issues/${i.number}#issuecomment-${cm.id}`),
     pull_request_url: '',
     issue_url: web(`/issues/${i.number}`),
-    user: bot(),
+    user: cm.author ? user(cm.author) : bot(),
     original_author: '',
     original_author_id: 0,
     body: cm.body,
     created_at: cm.createdAt,
     updated_at: cm.createdAt,
+  });
+
+  /** Gitea's PullReview. */
+  const reviewJson = (i: IssueRec, r: ReviewRec) => ({
+    id: r.id,
+    user: user(r.author),
+    team: null,
+    state: { approved: 'APPROVED', changes_requested: 'REQUEST_CHANGES', commented: 'COMMENT' }[r.state],
+    body: r.body,
+    commit_id: r.commitSha,
+    stale: false,
+    official: r.state !== 'commented',
+    dismissed: r.dismissed,
+    comments_count: i.pull!.lineComments.filter((c) => reviewOf(i, c) === r.id).length,
+    submitted_at: r.submittedAt,
+    updated_at: r.submittedAt,
+    html_url: web(`/pulls/${i.number}#issuecomment-${r.id}`),
+    pull_request_url: web(`/pulls/${i.number}`),
+  });
+  /** The review a line comment belongs to: its own, or its thread's first comment's for a reply. */
+  const reviewOf = (i: IssueRec, c: LineCommentRec): number | null =>
+    c.reviewId ?? i.pull!.lineComments.find((r) => r.id === c.inReplyTo)?.reviewId ?? null;
+  /** Gitea's PullReviewComment: `position` is the line in the new file. */
+  const reviewCommentJson = (i: IssueRec, c: LineCommentRec) => ({
+    id: c.id,
+    body: c.body,
+    user: user(c.author),
+    resolver: c.resolvedBy ? user(c.resolvedBy) : null,
+    pull_request_review_id: reviewOf(i, c),
+    created_at: c.createdAt,
+    updated_at: c.createdAt,
+    path: c.path,
+    commit_id: i.pull!.headSha,
+    original_commit_id: i.pull!.headSha,
+    diff_hunk: `@@ -1 +1,${c.line} @@`,
+    position: c.line,
+    original_position: 0,
+    html_url: web(`/pulls/${i.number}/files#issuecomment-${c.id}`),
+    pull_request_url: web(`/pulls/${i.number}`),
   });
 
   // ---- helpers ------------------------------------------------------------
@@ -449,6 +492,37 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         const i = issueParam(c);
         if (!i) return notFound(c);
         return c.json(i.comments.map((cm) => commentJson(i, cm)));
+      });
+
+      // ---- dependencies -------------------------------------------------------
+      app.get(`${base}/issues/:n/dependencies`, (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const page = paged(
+          c,
+          i.blockedBy.map((n) => issues.get(n)!),
+        );
+        return c.json(page.items.map(issueJson), 200, page.headers);
+      });
+
+      // ---- reviews ------------------------------------------------------------
+      app.get(`${base}/pulls/:n/reviews`, (c) => {
+        const i = issueParam(c);
+        if (!i?.pull) return notFound(c);
+        const page = paged(c, i.pull.reviews);
+        return c.json(
+          page.items.map((r) => reviewJson(i, r)),
+          200,
+          page.headers,
+        );
+      });
+      app.get(`${base}/pulls/:n/reviews/:id/comments`, (c) => {
+        const i = issueParam(c);
+        const id = Number(c.req.param('id'));
+        if (!i?.pull || !i.pull.reviews.some((r) => r.id === id)) return notFound(c);
+        return c.json(
+          i.pull.lineComments.filter((cm) => reviewOf(i, cm) === id).map((cm) => reviewCommentJson(i, cm)),
+        );
       });
 
       // ---- pull requests ----------------------------------------------------
@@ -606,6 +680,37 @@ export async function startGiteaFake(opts: GiteaFakeOptions = {}): Promise<Gitea
         updated_at: at,
       };
       statuses.set(sha, [...(statuses.get(sha) ?? []), status]);
+    },
+    review: repo.review,
+    reply: (n, to, author, body) => repo.reply(n, to, author, body).id,
+    lineComments: (n) => [...repo.pull(n).lineComments],
+    block: repo.block,
+    resolve(n: number, comment: number, by: string) {
+      const c = repo.pull(n).lineComments.find((x) => x.id === comment);
+      if (!c) throw new Error(`${kind} fake: no line comment ${comment} on #${n}`);
+      c.resolvedBy = by;
+    },
+    reviewWebhook(n) {
+      const i = repo.issue(n);
+      const review = i.pull?.reviews.at(-1);
+      if (!review) throw new Error(`${kind} fake: #${n} has no review`);
+      const event = {
+        approved: 'pull_request_approved',
+        changes_requested: 'pull_request_rejected',
+        commented: 'pull_request_comment',
+      }[review.state];
+      return {
+        event,
+        payload: {
+          action: 'reviewed',
+          number: n,
+          pull_request: pullJson(i),
+          requested_reviewer: null,
+          repository: { ...repoMeta(), owner: user(owner), html_url: web('') },
+          sender: user(review.author),
+          review: { type: event, content: review.body },
+        },
+      };
     },
     webhookPayload: (event, n, action) => {
       const i = repo.issue(n);

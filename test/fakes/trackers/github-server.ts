@@ -27,6 +27,8 @@ import {
   type ForgeIssueRec,
   type ForgeIssueView,
   type ForgePullView,
+  type LineCommentRec,
+  type ReviewRec,
 } from './forge-kit.ts';
 import { hasBranch, mergeInBareRepo, resolveCommit, type MergeMethod } from './git-merge.ts';
 import { pageOf, startFakeService } from './kit.ts';
@@ -74,6 +76,8 @@ type GhPull = Pick<
 > & { head: GhPullRef; base: GhPullRef; labels: GhLabel[] };
 type GhCombinedStatus = Omit<Schemas['combined-commit-status'], 'repository'> & { repository: GhRepoRef };
 type GhMergeResult = Schemas['pull-request-merge-result'];
+type GhReview = Schemas['pull-request-review'];
+type GhReviewComment = Schemas['pull-request-review-comment'];
 
 /** GitHub keeps an issue's labels by name, and why it was closed. */
 type IssueRec = ForgeIssueRec<string> & { stateReason: GhIssue['state_reason'] };
@@ -86,6 +90,8 @@ export interface GitHubIssueView extends ForgeIssueView {
 export type GitHubPullView = ForgePullView;
 
 export interface GitHubFake extends ForgeFake<GitHubIssueView> {
+  /** Makes issue `child` a sub-issue of `parent`. */
+  addSubIssue(parent: number, child: number): void;
   /** The API root, for `baseUrl`. */
   url: string;
   /** A commit status on a sha or branch (resolved to its commit when the fake has a repository). */
@@ -219,7 +225,22 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
     created_at: i.createdAt,
     updated_at: i.updatedAt,
     author_association: 'OWNER',
+    issue_dependencies_summary: {
+      blocked_by: openOf(i.blockedBy).length,
+      blocking: [...issues.values()].filter((o) => o.blockedBy.includes(i.number) && o.state === 'open')
+        .length,
+      total_blocked_by: i.blockedBy.length,
+      total_blocking: [...issues.values()].filter((o) => o.blockedBy.includes(i.number)).length,
+    },
+    sub_issues_summary: {
+      total: i.subIssues.length,
+      completed: i.subIssues.length - openOf(i.subIssues).length,
+      percent_completed: i.subIssues.length
+        ? Math.round((100 * (i.subIssues.length - openOf(i.subIssues).length)) / i.subIssues.length)
+        : 0,
+    },
   });
+  const openOf = (ns: number[]) => ns.filter((n) => issues.get(n)?.state === 'open');
   const pullRef = (branch: string, sha: string): GhPullRef => ({
     label: `${owner}:${branch}`,
     ref: branch,
@@ -260,13 +281,58 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
       merged_by: p.merged ? bot() : null,
     };
   };
+  const reviewJson = (i: IssueRec, r: ReviewRec): GhReview => ({
+    id: r.id,
+    node_id: `PRR_${r.id}`,
+    user: user(r.author),
+    body: r.body,
+    state: r.dismissed
+      ? 'DISMISSED'
+      : { approved: 'APPROVED', changes_requested: 'CHANGES_REQUESTED', commented: 'COMMENTED' }[r.state],
+    html_url: web(`/pull/${i.number}#pullrequestreview-${r.id}`),
+    pull_request_url: api(`/repos/${slug}/pulls/${i.number}`),
+    _links: {
+      html: { href: web(`/pull/${i.number}#pullrequestreview-${r.id}`) },
+      pull_request: { href: api(`/repos/${slug}/pulls/${i.number}`) },
+    },
+    submitted_at: r.submittedAt,
+    commit_id: r.commitSha,
+    author_association: 'MEMBER',
+  });
+  const reviewCommentJson = (i: IssueRec, c: LineCommentRec): GhReviewComment => ({
+    url: api(`/repos/${slug}/pulls/comments/${c.id}`),
+    pull_request_review_id: c.reviewId,
+    id: c.id,
+    node_id: `PRRC_${c.id}`,
+    diff_hunk: `@@ -1 +1,${c.line} @@`,
+    path: c.path,
+    commit_id: i.pull!.headSha,
+    original_commit_id: i.pull!.headSha,
+    ...(c.inReplyTo !== null ? { in_reply_to_id: c.inReplyTo } : {}),
+    user: user(c.author),
+    body: c.body,
+    created_at: c.createdAt,
+    updated_at: c.createdAt,
+    html_url: web(`/pull/${i.number}#discussion_r${c.id}`),
+    pull_request_url: api(`/repos/${slug}/pulls/${i.number}`),
+    author_association: 'MEMBER',
+    _links: {
+      self: { href: api(`/repos/${slug}/pulls/comments/${c.id}`) },
+      html: { href: web(`/pull/${i.number}#discussion_r${c.id}`) },
+      pull_request: { href: api(`/repos/${slug}/pulls/${i.number}`) },
+    },
+    line: c.line,
+    original_line: c.line,
+    side: 'RIGHT',
+    subject_type: 'line',
+  });
   const commentJson = (i: IssueRec, cm: IssueRec['comments'][number]): GhComment => ({
     id: cm.id,
     node_id: `IC_${cm.id}`,
     url: api(`/repos/${slug}/issues/comments/${cm.id}`),
     body: cm.body,
     html_url: web(`/issues/${i.number}#issuecomment-${cm.id}`),
-    user: bot(),
+    user: cm.author ? user(cm.author) : bot(),
     created_at: cm.createdAt,
     updated_at: cm.createdAt,
     issue_url: api(`/repos/${slug}/issues/${i.number}`),
@@ -390,6 +456,58 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
           200,
           page.headers,
         );
+      });
+
+      // ---- issue dependencies and sub-issues ----------------------------------
+      app.get(`${base}/issues/:n/dependencies/blocked_by`, (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const page = paged(
+          c,
+          i.blockedBy.map((n) => issues.get(n)!),
+        );
+        return c.json(page.items.map(issueJson), 200, page.headers);
+      });
+      app.get(`${base}/issues/:n/sub_issues`, (c) => {
+        const i = issueParam(c);
+        if (!i) return notFound(c);
+        const page = paged(
+          c,
+          i.subIssues.map((n) => issues.get(n)!),
+        );
+        return c.json(page.items.map(issueJson), 200, page.headers);
+      });
+
+      // ---- reviews --------------------------------------------------------------
+      app.get(`${base}/pulls/:n/reviews`, (c) => {
+        const i = issueParam(c);
+        if (!i?.pull) return notFound(c);
+        const page = paged(c, i.pull.reviews);
+        return c.json(
+          page.items.map((r) => reviewJson(i, r)),
+          200,
+          page.headers,
+        );
+      });
+      app.get(`${base}/pulls/:n/comments`, (c) => {
+        const i = issueParam(c);
+        if (!i?.pull) return notFound(c);
+        const page = paged(c, i.pull.lineComments);
+        return c.json(
+          page.items.map((cm) => reviewCommentJson(i, cm)),
+          200,
+          page.headers,
+        );
+      });
+      app.post(`${base}/pulls/:n/comments/:id/replies`, async (c) => {
+        const i = issueParam(c);
+        if (!i?.pull) return notFound(c);
+        const body = await readJson(c);
+        if (typeof body.body !== 'string' || body.body === '')
+          return invalid(c, 'Validation Failed', [{ field: 'body', code: 'missing_field' }]);
+        const to = Number(c.req.param('id'));
+        if (!i.pull.lineComments.some((cm) => cm.id === to)) return notFound(c);
+        return c.json(reviewCommentJson(i, repo.reply(i.number, to, 'orch-bot', body.body)), 201);
       });
 
       // ---- pull requests ----------------------------------------------------
@@ -604,6 +722,31 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
         pull_requests: [],
       };
       checkRuns.set(sha, [...(checkRuns.get(sha) ?? []), run]);
+    },
+    review: repo.review,
+    reply: (n, to, author, body) => repo.reply(n, to, author, body).id,
+    lineComments: (n) => [...repo.pull(n).lineComments],
+    block: repo.block,
+    addSubIssue(parent: number, child: number) {
+      const p = repo.issue(parent);
+      repo.issue(child);
+      p.subIssues.push(child);
+      touch(p);
+    },
+    reviewWebhook(n) {
+      const i = repo.issue(n);
+      const review = i.pull?.reviews.at(-1);
+      if (!review) throw new Error(`github fake: #${n} has no review`);
+      return {
+        event: 'pull_request_review',
+        payload: {
+          action: 'submitted',
+          review: reviewJson(i, review),
+          pull_request: pullJson(i),
+          repository: { ...repoRef(), owner: user(owner) },
+          sender: user(review.author),
+        },
+      };
     },
     webhookPayload: (event, n, action) => {
       const i = repo.issue(n);

@@ -38,6 +38,8 @@ interface IssueRec {
   created: string;
   updated: string;
   comments: CommentRec[];
+  /** Keys of the issues that block this one (a "Blocks" link with them on the inward side). */
+  blockedBy: string[];
 }
 
 /** An issue as a test reads it back. */
@@ -66,6 +68,10 @@ export interface JiraFake {
     assignee?: string;
   }): JiraIssueView;
   issue(key: string): JiraIssueView;
+  /** Links `blocker` as blocking `blocked` (a "Blocks" issue link), as a person would. */
+  block(blocker: string, blocked: string): void;
+  /** Moves an issue to a status directly, as an admin would. */
+  setStatus(key: string, status: string): void;
   /** JQL strings the search was asked, in order. */
   searches: string[];
   /** A delivery as Jira sends it, signed with `secret` (unsigned when null). */
@@ -147,6 +153,20 @@ export async function startJiraFake(
       },
     };
   };
+  const link = (key: string, side: 'inwardIssue' | 'outwardIssue') => {
+    const other = issues.find((o) => o.key === key)!;
+    return {
+      id: `${nextId++}`,
+      self: `${url}/rest/api/3/issueLink/${nextId}`,
+      type: { id: '10000', name: 'Blocks', inward: 'is blocked by', outward: 'blocks' },
+      [side]: {
+        id: other.id,
+        key: other.key,
+        self: `${url}/rest/api/3/issue/${other.id}`,
+        fields: { summary: other.summary, status: statusOut(other.status) },
+      },
+    };
+  };
   const issueOut = (i: IssueRec, fields: string[] | null) => {
     const all: Record<string, unknown> = {
       summary: i.summary,
@@ -157,6 +177,11 @@ export async function startJiraFake(
       created: i.created,
       updated: i.updated,
       issuetype: { id: '10001', name: 'Task', subtask: false },
+      // Both ends of every "Blocks" link, as Jira shows them on each issue.
+      issuelinks: [
+        ...i.blockedBy.map((key) => link(key, 'inwardIssue')),
+        ...issues.filter((o) => o.blockedBy.includes(i.key)).map((o) => link(o.key, 'outwardIssue')),
+      ],
       project: { id: '10000', key: project, name: 'Project' },
     };
     const pick = fields && !fields.includes('*all') ? fields : Object.keys(all);
@@ -372,6 +397,7 @@ export async function startJiraFake(
         created: at,
         updated: at,
         comments: [],
+        blockedBy: [],
       };
       issues.push(rec);
       return view(rec);
@@ -380,6 +406,19 @@ export async function startJiraFake(
       const rec = issues.find((i) => i.key === key);
       if (!rec) throw new Error(`jira fake: no issue ${key}`);
       return view(rec);
+    },
+    block(blocker, blocked) {
+      const rec = issues.find((i) => i.key === blocked);
+      if (!rec || !issues.some((i) => i.key === blocker))
+        throw new Error(`jira fake: no ${blocker} or ${blocked}`);
+      rec.blockedBy.push(blocker);
+      rec.updated = now();
+    },
+    setStatus(key, status) {
+      const rec = issues.find((i) => i.key === key);
+      if (!rec || !WORKFLOW[status]) throw new Error(`jira fake: no issue ${key} or status ${status}`);
+      rec.status = status;
+      rec.updated = now();
     },
     webhook(secret, key, event = 'jira:issue_updated') {
       const rec = issues.find((i) => i.key === key);

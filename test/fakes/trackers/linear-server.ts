@@ -72,8 +72,11 @@ type Issue {
   priority: Float! priorityLabel: String! labelIds: [String!]! previousIdentifiers: [String!]!
   reactionData: JSONObject! reactions: [Reaction!]! sharedAccess: IssueSharedAccess!
   createdAt: DateTime! updatedAt: DateTime! team: Team! state: WorkflowState! assignee: User
+  inverseRelations(first: Int, after: String): IssueRelationConnection!
 }
 type IssueConnection { nodes: [Issue!]! pageInfo: PageInfo! }
+type IssueRelation { id: String! type: String! issue: Issue! relatedIssue: Issue! }
+type IssueRelationConnection { nodes: [IssueRelation!]! pageInfo: PageInfo! }
 
 type Comment { id: String! body: String! url: String! createdAt: DateTime! updatedAt: DateTime! issue: Issue }
 
@@ -176,6 +179,10 @@ export interface LinearFake {
   createIssue(i: NewLinearIssue): LinearIssueView;
   /** By id or identifier; throws when there is none. */
   issue(idOrIdentifier: string): LinearIssueView;
+  /** Records that `blocker` blocks `blocked` (ids or identifiers), as a person would in Linear. */
+  block(blocker: string, blocked: string): void;
+  /** Moves an issue to a state of its team, by name. */
+  setState(idOrIdentifier: string, state: string): void;
   close(): Promise<void>;
 }
 
@@ -198,6 +205,8 @@ export async function startLinearFake(
   const labels: LabelRec[] = [];
   const users: UserRec[] = [];
   const issues: IssueRec[] = [];
+  /** `issueId` blocks `relatedIssueId` (type `blocks`), as Linear stores an issue relation. */
+  const relations: { id: string; type: string; issueId: string; relatedIssueId: string }[] = [];
   const operations: string[] = [];
   let clock = Date.parse('2025-01-01T00:00:00Z');
   const now = () => new Date((clock += 1000)).toISOString();
@@ -268,6 +277,20 @@ export async function startLinearFake(
       const u = users.find((x) => x.id === i.assigneeId);
       return u ? userObj(u) : null;
     },
+    inverseRelations: () => {
+      const nodes = relations
+        .filter((r) => r.relatedIssueId === i.id)
+        .map((r) => ({
+          id: r.id,
+          type: r.type,
+          issue: () => issueObj(findIssue(r.issueId)!),
+          relatedIssue: () => issueObj(i),
+        }));
+      return {
+        nodes,
+        pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null },
+      };
+    },
   });
 
   // --- Filters, as views Linear's filter language walks ---
@@ -292,6 +315,7 @@ export async function startLinearFake(
     state: stateView(stateById(i.stateId)),
     labels: i.labelIds.map((id) => labelView(labels.find((l) => l.id === id)!)),
     assignee: users.find((u) => u.id === i.assigneeId) ?? null,
+    hasBlockedByRelations: relations.some((r) => r.type === 'blocks' && r.relatedIssueId === i.id),
   });
 
   function page<R, V>(all: R[], view: (r: R) => V, obj: (r: R) => unknown, args: ConnArgs) {
@@ -493,6 +517,19 @@ export async function startLinearFake(
       const rec = findIssue(idOrIdentifier);
       if (!rec) throw new Error(`linear fake: no issue ${idOrIdentifier}`);
       return view(rec);
+    },
+    block(blocker, blocked) {
+      const a = findIssue(blocker);
+      const b = findIssue(blocked);
+      if (!a || !b) throw new Error(`linear fake: no issue ${blocker} or ${blocked}`);
+      relations.push({ id: randomUUID(), type: 'blocks', issueId: a.id, relatedIssueId: b.id });
+    },
+    setState(idOrIdentifier, state) {
+      const rec = findIssue(idOrIdentifier);
+      const to = rec && states.find((s) => s.teamId === rec.teamId && s.name === state);
+      if (!rec || !to) throw new Error(`linear fake: no issue ${idOrIdentifier} or state ${state}`);
+      rec.stateId = to.id;
+      rec.updatedAt = now();
     },
     close: () => service.close(),
   };

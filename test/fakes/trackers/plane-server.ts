@@ -45,6 +45,8 @@ interface ItemRec {
   created_at: string;
   updated_at: string;
   comments: CommentRec[];
+  /** Ids of the work items that block this one (Plane's `blocked_by` relation). */
+  blockedBy: string[];
 }
 
 /** A work item as a test reads it back: names, not ids. */
@@ -73,6 +75,10 @@ export interface PlaneFake {
     assignees?: string[];
   }): PlaneItemView;
   item(id: string): PlaneItemView;
+  /** Moves a work item to a state (by name), as a person would in Plane. */
+  setState(id: string, state: string): void;
+  /** Records that `blocker` blocks `blocked` (both work item ids), as the relations API does. */
+  block(blocker: string, blocked: string): void;
   /** A delivery as Plane sends it for a work item: signed body and headers. */
   webhook(secret: string, itemId: string, action?: string): { headers: Headers; body: string };
   close(): Promise<void>;
@@ -262,6 +268,25 @@ export async function startPlaneFake(
             return c.json(itemOut(item, []));
           }),
         );
+        // The relations of a work item: every relation type, ids of the items on the other end.
+        app.get(
+          `${proj}/${kind}/:id/relations/`,
+          scoped((c) => {
+            const item = findItem(c);
+            if (!item) return notFound(c, 'Work item not found');
+            const blocking = items.filter((i) => i.blockedBy.includes(item.id)).map((i) => i.id);
+            return c.json({
+              blocking,
+              blocked_by: item.blockedBy,
+              duplicate: [],
+              relates_to: [],
+              start_after: [],
+              start_before: [],
+              finish_after: [],
+              finish_before: [],
+            });
+          }),
+        );
         app.post(
           `${proj}/${kind}/:id/comments/`,
           scoped(async (c) => {
@@ -352,6 +377,7 @@ export async function startPlaneFake(
         created_at: at,
         updated_at: at,
         comments: [],
+        blockedBy: [],
       };
       items.push(rec);
       return view(rec);
@@ -360,6 +386,20 @@ export async function startPlaneFake(
       const rec = items.find((i) => i.id === id);
       if (!rec) throw new Error(`plane fake: no item ${id}`);
       return view(rec);
+    },
+    setState(id, state) {
+      const rec = items.find((i) => i.id === id);
+      const to = states.find((s) => s.name === state);
+      if (!rec || !to) throw new Error(`plane fake: no item ${id} or state ${state}`);
+      rec.state = to.id;
+      rec.updated_at = now();
+    },
+    block(blocker, blocked) {
+      const rec = items.find((i) => i.id === blocked);
+      if (!rec || !items.some((i) => i.id === blocker))
+        throw new Error(`plane fake: no item ${blocker} or ${blocked}`);
+      rec.blockedBy.push(blocker);
+      rec.updated_at = now();
     },
     webhook(secret, itemId, action = 'updated') {
       const rec = items.find((i) => i.id === itemId);

@@ -8,11 +8,13 @@
  * - Gitea: `X-Gitea-Event`, `X-Gitea-Event-Type`, `X-Gitea-Delivery`, `X-Gitea-Signature: <hex>`
  *   (plus the Gogs and GitHub-compatible copies Gitea also sends).
  * - Forgejo: the same under `X-Forgejo-*`, and the Gitea names too.
+ * - GitLab: `X-Gitlab-Event` (`Issue Hook`, `Note Hook`, …), `X-Gitlab-Event-UUID`, and the
+ *   hook's secret token as is in `X-Gitlab-Token` (GitLab does not sign).
  */
 import { createHmac, randomUUID } from 'node:crypto';
 
 export interface WebhookDeliveryInput {
-  kind: 'github' | 'gitea' | 'forgejo';
+  kind: 'github' | 'gitea' | 'forgejo' | 'gitlab';
   /** The hook's secret; null sends no signature. */
   secret: string | null;
   /** `issues`, `issue_comment`, `ping`, … */
@@ -42,6 +44,13 @@ export function webhookRequest(d: WebhookDeliveryInput): WebhookRequest {
   const key = d.signWith ?? d.secret;
   const signature = key === null ? null : hmacHex(key, body);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (d.kind === 'gitlab') {
+    headers['x-gitlab-event'] = d.event;
+    headers['x-gitlab-event-uuid'] = deliveryId;
+    headers['x-gitlab-instance'] = 'https://gitlab.example.com';
+    if (key !== null) headers['x-gitlab-token'] = key;
+    return { headers, body, deliveryId };
+  }
   if (d.kind === 'github') {
     headers['x-github-event'] = d.event;
     headers['x-github-delivery'] = deliveryId;

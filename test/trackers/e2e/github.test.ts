@@ -97,4 +97,22 @@ describe('GitHub end to end', () => {
     });
     expect((await hook.post(delivery({ payload: '{not json' }))).status).toBe(400);
   });
+
+  it('a review delivery names the pull request it is about, once', async () => {
+    const { fake, origin, project } = await setup({ poll_interval_s: 0 });
+    origin.commit('orch/T-1', { 'x.txt': 'x\n' });
+    const pr = await fake.createPull({ head: 'orch/T-1', base: 'main', title: 'T-1' });
+    fake.review(pr, { author: 'alice', state: 'changes_requested', body: 'No.' });
+    const ctx = own(await project.context());
+    Object.assign(ctx.env, env);
+    const hook = webhookRoute(ctx);
+    const { event, payload } = fake.reviewWebhook(pr);
+    const d = webhookRequest({ kind: 'github', secret: SECRET, event, payload, deliveryId: 'r-1' });
+    expect(await hook.post(d)).toEqual({
+      status: 202,
+      body: { reviews: [{ pull_request: pr, head: 'orch/T-1' }] },
+    });
+    expect(await hook.post(d)).toEqual({ status: 200, body: { duplicate: true } });
+    expect(await hook.keys()).toEqual([]);
+  });
 });

@@ -1,7 +1,8 @@
 /**
- * A task: its stage timeline, runs (role, model · effort, duration, tokens,
- * cost, exit), the live log of a run, the attempt ledger, gate results, the
- * terminal packet, and the actions (cancel, retry with a raised budget, approve).
+ * A task: what it waits for and what waits for it, its stage timeline, runs
+ * (role, model · effort, duration, tokens, cost, exit), the live log of a
+ * run, the attempt ledger, gate results, the terminal packet, and the actions
+ * (cancel, retry with a raised budget, approve).
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { STAGES } from '../../../src/core/stages.ts';
@@ -14,6 +15,37 @@ import { clock, duration, elapsedMs, modelEffortLabel, tokens, usd } from '../fo
 import { renderMarkdown } from '../markdown.ts';
 
 type Run = TaskDetailJson['runs'][number];
+type Linked = TaskDetailJson['depends_on'][number];
+
+/** One end of the task's dependencies: each task with where it stands (a tracker's key until imported). */
+function Dependencies(props: { title: string; tasks: Linked[] }) {
+  if (props.tasks.length === 0) return null;
+  return (
+    <div class="deps">
+      <h3>{props.title}</h3>
+      <ul>
+        {props.tasks.map((t) => (
+          <li key={t.key} data-key={t.key}>
+            {t.stage === null ? (
+              <>
+                <span class="key">{t.key}</span> <span class="muted">not imported yet</span>
+              </>
+            ) : (
+              <>
+                <a href={`#/tasks/${encodeURIComponent(t.key)}`} class="key">
+                  {t.key}
+                </a>{' '}
+                {t.title} <Pill kind="stage">{t.stage}</Pill>{' '}
+                <StatusPill status={t.status ?? 'queued'} reason={t.terminal_reason} />
+              </>
+            )}
+            {t.origin === 'tracker' && <span class="muted"> · from the tracker</span>}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
 const TERMINAL = ['done', 'cancelled'];
 
 export function TaskPage(props: { taskKey: string }) {
@@ -71,6 +103,12 @@ export function TaskPage(props: { taskKey: string }) {
       <ErrorNote error={detail.error} />
       {d.status_detail && <p class="detail">{d.status_detail}</p>}
       {d.description && <p class="description">{d.description}</p>}
+      {(d.depends_on.length > 0 || d.blocks.length > 0) && (
+        <Section title="Dependencies" id="dependencies">
+          <Dependencies title="Waits for" tasks={d.depends_on} />
+          <Dependencies title="Blocks" tasks={d.blocks} />
+        </Section>
+      )}
 
       <div class="totals">
         <Figure label="runs" value={String(d.runs.length)} />
