@@ -81,4 +81,6 @@ export const forgeFields = {
    * developer. Default false.
    */
   require_review: z.boolean().default(false),
+  /** Seconds between reads of the pull request's reviews while one is awaited (a review webhook reads them at once). */
+  review_poll_s: z.number().min(0.1).max(86_400).default(60),
 };

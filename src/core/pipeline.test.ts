@@ -73,6 +73,7 @@ const task = (over: Partial<TaskState> = {}): TaskState => ({
   approved: false,
   terminalReason: null,
   hasLiveJob: true,
+  readiness: { ready: true },
   ...over,
 });
 
@@ -571,5 +572,85 @@ describe('a person’s commands', () => {
     expect(run(PLAN, task({ stage: 'done', status: 'done' }), { kind: 'cancel' })).toMatchObject({
       kind: 'refuse',
     });
+  });
+});
+
+describe('dependencies', () => {
+  const blocked = {
+    ready: false as const,
+    detail: 'waiting for T-2 (development, running)',
+    waitsOnPerson: false,
+  };
+
+  it('a task is not dispatched while a task it depends on is not done: it waits, blocked, with no job', () => {
+    expect(run(PLAN, task({ stage: 'created', readiness: blocked }), claimed('created'))).toEqual({
+      kind: 'wait',
+      status: 'blocked',
+      detail: blocked.detail,
+      requeueInMs: null,
+    });
+    // A landing already under way is not held back.
+    expect(
+      run(PLAN, task({ stage: 'deploy', readiness: blocked }), claimed('deploy', { step: 'land' })),
+    ).toMatchObject({ kind: 'work' });
+  });
+
+  it('when its blockers settle, a blocked task resumes at its stage once all are done, else says why now', () => {
+    const waiting = task({ stage: 'created', status: 'blocked', hasLiveJob: false });
+    expect(run(PLAN, waiting, { kind: 'blockers_changed' })).toEqual({
+      kind: 'resume',
+      job: jobFor(PLAN, 'created'),
+    });
+    const stuck = {
+      ready: false as const,
+      detail: 'blocked by T-2 (escalated: max_attempts)',
+      waitsOnPerson: true,
+    };
+    expect(run(PLAN, { ...waiting, readiness: stuck }, { kind: 'blockers_changed' })).toMatchObject({
+      kind: 'wait',
+      status: 'blocked',
+      detail: stuck.detail,
+    });
+    expect(run(PLAN, task({ status: 'running' }), { kind: 'blockers_changed' })).toMatchObject({
+      kind: 'refuse',
+    });
+  });
+});
+
+describe('a review on the forge', () => {
+  const land = job('deploy', { step: 'land' });
+  const asked = (t: TaskState): Decision =>
+    run(PLAN, t, {
+      kind: 'changes_requested',
+      job: land,
+      url: 'http://pr/1',
+      feedback: 'rename it',
+      handled: ['review:1'],
+    });
+
+  it('changes requested judge the last attempt again: rejected, and back to development with the words', () => {
+    const d = asked(task({ stage: 'deploy', attempts: [attempt(1, 'approved', 'A')] }));
+    expect(d).toMatchObject({
+      kind: 'advance',
+      to: 'development',
+      feedback: 'rename it',
+      amend: { n: 1, verdict: 'rejected', reason: 'changes_requested', feedback: 'rename it' },
+      review: { url: 'http://pr/1', handled: ['review:1'] },
+    });
+    expect((d as { attempt?: unknown }).attempt).toBeUndefined();
+  });
+
+  it('and as a review’s rejection would be: the same diff as the attempt before is no progress', () => {
+    const t = task({ stage: 'deploy', attempts: [attempt(1, 'rejected', 'A'), attempt(2, 'approved', 'A')] });
+    expect(asked(t)).toMatchObject({
+      kind: 'escalate',
+      reason: 'no_progress',
+      amend: { n: 2, reason: 'no_progress' },
+    });
+    const used = task({
+      stage: 'deploy',
+      attempts: [attempt(1, 'rejected', 'A'), attempt(2, 'rejected', 'B'), attempt(3, 'approved', 'C')],
+    });
+    expect(asked(used)).toMatchObject({ kind: 'escalate', reason: 'max_attempts' });
   });
 });

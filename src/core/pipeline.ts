@@ -37,6 +37,7 @@ import {
   type TerminalReason,
 } from './build-loop.ts';
 import type { RunOutcome } from './run-outcome.ts';
+import type { Readiness } from './dependencies.ts';
 
 export type StageKind = 'agent' | 'command' | 'human';
 
@@ -111,6 +112,8 @@ export interface TaskState {
   terminalReason: TerminalReason | null;
   /** The task has a queued or running job. */
   hasLiveJob: boolean;
+  /** Whether every task it depends on is done. */
+  readiness: Readiness;
 }
 
 /** What the last run of a claimed job left: a job whose run ended ok but was never decided resumes at its gates. */
@@ -163,12 +166,22 @@ export type PipelineEvent =
   | { kind: 'land_pending'; job: JobState; detail: string; pollMs: number }
   /** The landing failed: a conflict, red CI, a refused merge. */
   | { kind: 'land_failed'; job: JobState; gate: string; output: string; feedback: string }
+  /** A person asked for changes on the pull request (a review, or comments on lines of the diff). */
+  | { kind: 'changes_requested'; job: JobState; url: string; feedback: string; handled: readonly string[] }
+  /** A task it depends on settled (done, escalated, cancelled) or an edge was removed: look again. */
+  | { kind: 'blockers_changed' }
   /** A person approved the task's waiting stage. */
   | { kind: 'approve'; by: string }
   /** A person retried an escalated task, maybe with a raised budget. */
   | { kind: 'retry' }
   /** A person cancelled the task. */
   | { kind: 'cancel' };
+
+/** The review on the forge a decision answers: its pull request and the reviews and comments handled. */
+export interface ReviewNote {
+  url: string;
+  handled: readonly string[];
+}
 
 /** Tokens, cost and time of a development run, for an attempt judged by the development stage's gates. */
 export interface AttemptTotals {
@@ -204,13 +217,24 @@ export type Decision =
       job: JobSpec;
       feedback: string | null;
       attempt?: AttemptRecord;
+      /** The last recorded attempt, judged again (a person's review on the forge rejected it). */
+      amend?: AttemptRecord;
+      review?: ReviewNote;
       /** The failure route taken (`from>to`), counted against {@link Plan.maxLoops}. */
       loop?: string;
     }
   /** The last stage passed: queue the landing. */
   | { kind: 'land'; job: JobSpec; attempt?: AttemptRecord }
   | { kind: 'done' }
-  | { kind: 'escalate'; reason: TerminalReason; detail: string; feedback?: string; attempt?: AttemptRecord }
+  | {
+      kind: 'escalate';
+      reason: TerminalReason;
+      detail: string;
+      feedback?: string;
+      attempt?: AttemptRecord;
+      amend?: AttemptRecord;
+      review?: ReviewNote;
+    }
   /** The job is no longer ours (another worker holds it now): write nothing. */
   | { kind: 'release' }
   /** A person's command: the task resumes at `stage` with a new job. */
@@ -259,6 +283,8 @@ export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decis
       return task.stage === 'done' || task.stage === 'cancelled'
         ? { kind: 'refuse', message: `${task.key} is already ${task.stage}` }
         : { kind: 'cancel' };
+    case 'blockers_changed':
+      return onBlockersChanged(plan, task);
     default:
       break;
   }
@@ -296,7 +322,69 @@ export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decis
       return { kind: 'wait', status: 'waiting', detail: event.detail, requeueInMs: event.pollMs };
     case 'land_failed':
       return backToDevelopment(plan, task, job.stage, event.gate, event.feedback);
+    case 'changes_requested':
+      return onChangesRequested(plan, task, event);
   }
+}
+
+/**
+ * A person's "changes requested" on the pull request is the final judgment of the last attempt:
+ * it is rejected after all, with their words as the feedback, and judged as a review's rejection
+ * is (the same diff twice is no progress, A B A oscillation, budgets and attempts apply).
+ */
+function onChangesRequested(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'changes_requested' }>,
+): Decision {
+  const review: ReviewNote = { url: event.url, handled: event.handled };
+  const last = task.attempts.at(-1);
+  if (!last) {
+    const d = backToDevelopment(plan, task, event.job.stage, 'review', event.feedback);
+    return d.kind === 'advance' || d.kind === 'escalate' ? { ...d, review } : d;
+  }
+  const rejected: AttemptRecord = {
+    ...last,
+    verdict: 'rejected',
+    feedback: event.feedback,
+    reason: 'changes_requested',
+  };
+  const verdict = judgeAttempt(
+    task.attempts.slice(0, -1),
+    rejected,
+    task.budget,
+    task.spend,
+    plan.projectUsdPerDay,
+  );
+  if (verdict.kind === 'stop')
+    return {
+      kind: 'escalate',
+      reason: verdict.reason,
+      detail: verdict.detail,
+      feedback: event.feedback,
+      amend: { ...rejected, reason: verdict.reason },
+      review,
+    };
+  return {
+    kind: 'advance',
+    to: 'development',
+    job: jobFor(plan, 'development'),
+    feedback: event.feedback,
+    amend: rejected,
+    review,
+  };
+}
+
+/**
+ * A task it depends on settled: a blocked task with no job resumes at its stage once every
+ * blocker is done; otherwise it stays blocked, saying why now.
+ */
+function onBlockersChanged(plan: Plan, task: TaskState): Decision {
+  if (task.status !== 'blocked' || task.hasLiveJob)
+    return { kind: 'refuse', message: `${task.key} is not blocked` };
+  if (!task.readiness.ready)
+    return { kind: 'wait', status: 'blocked', detail: task.readiness.detail, requeueInMs: null };
+  return { kind: 'resume', job: jobFor(plan, task.stage) };
 }
 
 /**
@@ -317,6 +405,9 @@ function onClaimed(
   const { job } = event;
   const over = interruptionsOver(plan, job, 0);
   if (over) return { kind: 'escalate', reason: 'runs_interrupted', detail: over };
+  // A task waits for the tasks it depends on before any of its work (not before its landing).
+  if (job.step === 'work' && !task.readiness.ready)
+    return { kind: 'wait', status: 'blocked', detail: task.readiness.detail, requeueInMs: null };
   if (job.stage === 'created') return { kind: 'work', from: 'run' };
   const stage = stageOf(plan, job.stage);
   // A stage disabled by a config edit since its job was queued is passed over.

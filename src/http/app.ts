@@ -21,6 +21,7 @@ import { Pulse } from './events.ts';
 import { WEB_DIST, dashboardResponse } from './dashboard.ts';
 import { redactDeep } from './redact.ts';
 import { webhookEndpoint } from './webhooks.ts';
+import { landingReviewed } from '../runtime/tasks.ts';
 
 export interface AppOptions {
   /** Bearer token required on every API and metrics request; null (default) serves open, loopback only. */
@@ -129,7 +130,14 @@ export function createApp(ctx: OrchContext, opts: AppOptions = {}): OrchApp {
     workers: opts.workers ?? 0,
   });
   endpoints.push(
-    webhookEndpoint(ctx, opts.onWorkQueued ?? (() => {})),
+    webhookEndpoint(ctx, opts.onWorkQueued ?? (() => {}), (project, signals) => {
+      // A review on a task's pull request: its landing looks now rather than at its next poll.
+      void Promise.all(signals.map((s) => landingReviewed(ctx, project.id, s.head)))
+        .then((found) => {
+          if (found.some(Boolean)) opts.onWorkQueued?.();
+        })
+        .catch(() => {});
+    }),
     endpoint({
       method: 'get',
       path: '/api/openapi.json',

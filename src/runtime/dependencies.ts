@@ -17,6 +17,7 @@ import {
   type Readiness,
 } from '../core/dependencies.ts';
 import { OrchError } from '../errors.ts';
+import { Transitions } from './transitions.ts';
 import type { Task } from '../store/schema.ts';
 import type { Executor } from '../store/store.ts';
 import type { LinkedTask } from '../store/dependency-store.ts';
@@ -84,13 +85,14 @@ export async function addDependencies(ctx: OrchContext, key: string, on: readonl
   return task;
 }
 
-/** Drops the edge "`key` waits for `on`"; refused when there is none. */
+/** Drops the edge "`key` waits for `on`"; refused when there is none. A task blocked by it may go now. */
 export async function removeDependency(ctx: OrchContext, key: string, on: string): Promise<Task> {
   const task = await ctx.store.getTaskByKey(key);
   const blocker = await ctx.store.getTaskByKey(on);
   const removed = await ctx.store.tx((tx) => ctx.store.dependencies.removeEdge(tx, task.id, blocker.id));
   if (!removed) throw new OrchError('invalid_state', `${task.key} does not depend on ${blocker.key}`);
-  return task;
+  await new Transitions({ ctx, log: { info: () => {}, warn: () => {} } }).blockersChanged(task.key);
+  return ctx.store.getTask(task.id);
 }
 
 /**
@@ -108,15 +110,8 @@ export async function addTaskAfter(
   const first = await ctx.store.getTaskByKey(after[0]!.trim());
   const project = await pickProject(ctx, opts.project ?? (await ctx.store.getProject(first.project_id)).name);
   const blockers = await blockersOf(ctx, { key: '(the new task)', project_id: project.id }, after);
-  const task = await addTask(ctx, title, { ...opts, project: project.name });
-  await ctx.store.tx((tx) =>
-    ctx.store.dependencies.add(
-      tx,
-      task.project_id,
-      blockers.map((b) => ({ taskId: task.id, blockerTaskId: b.id })),
-    ),
-  );
-  return task;
+  // The edges are made with the task, in its transaction: its first job never runs before them.
+  return addTask(ctx, title, { ...opts, project: project.name, dependsOn: blockers.map((b) => b.id) });
 }
 
 /**
@@ -132,7 +127,7 @@ export async function importBlockers(
   blockedBy: readonly ExternalBlocker[],
 ): Promise<string[]> {
   const deps = ctx.store.dependencies;
-  return ctx.store.tx(async (tx: Executor) => {
+  const result = await ctx.store.tx(async (tx: Executor) => {
     await deps.lockProject(tx, task.project_id);
     const dropped: string[] = [];
     // The graph without this task's imported edges, which are about to be replaced.
@@ -172,4 +167,9 @@ export async function importBlockers(
     }
     return dropped;
   });
+  // Its edges may have gone (a blocker closed on the tracker): a task blocked on them may go now.
+  const writer = new Transitions({ ctx, log: { info: () => {}, warn: () => {} } });
+  const fresh = await ctx.store.getTask(task.id);
+  if (fresh.status === 'blocked') await writer.blockersChanged(fresh.key);
+  return result;
 }

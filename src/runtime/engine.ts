@@ -57,6 +57,7 @@ export interface EngineDeps {
 type Landing =
   | { kind: 'landed'; gate: GateOutcome; pr?: PullRequest }
   | { kind: 'pending'; detail: string; pollMs: number }
+  | { kind: 'changes_requested'; url: string; feedback: string; handled: string[] }
   | { kind: 'failed'; gate: GateOutcome; feedback: string }
   | { kind: 'cancelled' };
 
@@ -485,6 +486,11 @@ export class Engine {
       await this.report(job, { kind: 'land_pending', detail: landing.detail, pollMs: landing.pollMs });
       return;
     }
+    if (landing.kind === 'changes_requested') {
+      const { kind: _kind, ...review } = landing;
+      await this.report(job, { kind: 'changes_requested', ...review });
+      return;
+    }
     const stage = rt.pipeline.stages.at(-1)?.name ?? job.stage;
     await recordGate(this.deps.ctx, task, stage, landing.gate, startedAt);
     this.deps.emit({ kind: 'gate', key: task.key, name: landing.gate.name, passed: landing.gate.passed });
@@ -549,6 +555,10 @@ export class Engine {
     stillWanted: () => Promise<boolean>,
   ): Promise<Landing> {
     const cfg = rt.raw.forge!;
+    // The reviews and comments the last rework answered, if not answered on the pull request yet.
+    const asked = await this.store.lastEventOf(task.id, 'review_changes_requested');
+    const answered = await this.store.lastEventOf(task.id, 'review_answered');
+    const handled = asked && (!answered || answered.id < asked.id) ? (asked.payload.handled as string[]) : [];
     const outcome = await landViaForge({
       repo: rt.project.root_path,
       worktree,
@@ -563,6 +573,11 @@ export class Engine {
       since: Date.parse(job.created_at),
       stillWanted,
       onPullRequest: (pr) => this.recordPullRequest(task, pr),
+      answer: {
+        handled,
+        onAnswered: () =>
+          this.store.tx((tx) => this.store.appendEvent(tx, task.id, 'review_answered', { handled })),
+      },
     });
     if (outcome.ok)
       return {
@@ -570,8 +585,10 @@ export class Engine {
         gate: { name: 'check_merge_clean', passed: true, output: outcome.detail },
         pr: outcome.pr,
       };
-    if (outcome.pending) return { kind: 'pending', detail: outcome.message, pollMs: cfg.ci_poll_s * 1000 };
+    if (outcome.pending) return { kind: 'pending', detail: outcome.message, pollMs: outcome.pollMs };
     if (outcome.cancelled) return { kind: 'cancelled' };
+    if (outcome.changesRequested)
+      return { kind: 'changes_requested', url: outcome.pr.url, ...outcome.changesRequested };
     return {
       kind: 'failed',
       gate: { name: outcome.gate, passed: false, output: outcome.message },

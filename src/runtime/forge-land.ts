@@ -9,18 +9,29 @@
  */
 import type { ForgeConfig } from '../config/integrations-config.ts';
 import type { Forge, PullRequest } from '../trackers/types.ts';
+import { answerReview, readReview } from '../trackers/review.ts';
 import { FETCH, git, gitRaw, refreshBaseFromOrigin, trackingSpec, withRepoLock } from './git.ts';
 
 export type ForgeLandOutcome =
   | { ok: true; commit: string; pr: PullRequest; detail: string }
-  /** CI is still running: look again later. */
-  | { ok: false; pending: true; cancelled?: undefined; message: string; pr: PullRequest }
+  /** CI is still running, or a review is awaited: look again later (after `pollMs`). */
+  | { ok: false; pending: true; cancelled?: undefined; message: string; pr: PullRequest; pollMs: number }
   /** `stillWanted` said no before the merge. */
   | { ok: false; pending?: undefined; cancelled: true; message: string }
+  /** A person asked for changes on the pull request (`require_review`). */
   | {
       ok: false;
       pending?: undefined;
       cancelled?: undefined;
+      changesRequested: { feedback: string; handled: string[] };
+      message: string;
+      pr: PullRequest;
+    }
+  | {
+      ok: false;
+      pending?: undefined;
+      cancelled?: undefined;
+      changesRequested?: undefined;
       /** The gate the failure counts against: CI red, or a merge the forge (or git) refused. */
       gate: 'check_ci_green' | 'check_merge_clean';
       message: string;
@@ -46,6 +57,11 @@ export interface ForgeLandInput {
   stillWanted?: () => Promise<boolean>;
   /** Called once the pull request exists (to record it). */
   onPullRequest?: (pr: PullRequest) => Promise<void>;
+  /**
+   * Reviews and comments a developer attempt answered (a `changes_requested` decision's
+   * `handled`): answered on the pull request once its commits are pushed, then `onAnswered`.
+   */
+  answer?: { handled: readonly string[]; onAnswered: () => Promise<void> } | null;
 }
 
 export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutcome> {
@@ -81,6 +97,11 @@ export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutc
   const pr = await forge.openPullRequest({ head: branch, base, title: input.title, body: input.body });
   await input.onPullRequest?.(pr);
 
+  if (input.answer?.handled.length) {
+    await answerReview(forge, pr, input.answer.handled, `Addressed in ${head.slice(0, 12)}.`);
+    await input.answer.onAnswered();
+  }
+
   if (config.require_ci) {
     const ci = await forge.ciStatus(head);
     if (ci.state === 'failure')
@@ -100,8 +121,27 @@ export async function landViaForge(input: ForgeLandInput): Promise<ForgeLandOutc
           conflicts: [],
           pr,
         };
-      return { ok: false, pending: true, message: `waiting for CI on ${pr.url}: ${ci.summary}`, pr };
+      return {
+        ok: false,
+        pending: true,
+        message: `waiting for CI on ${pr.url}: ${ci.summary}`,
+        pr,
+        pollMs: config.ci_poll_s * 1000,
+      };
     }
+  }
+  if (config.require_review) {
+    // Merged only once someone other than orch approved, with no change asked for after it.
+    const review = await readReview(forge, pr);
+    if (review.kind === 'waiting')
+      return { ok: false, pending: true, message: review.detail, pr, pollMs: config.review_poll_s * 1000 };
+    if (review.kind === 'changes_requested')
+      return {
+        ok: false,
+        changesRequested: { feedback: review.feedback, handled: review.handled },
+        message: `changes requested on ${pr.url}`,
+        pr,
+      };
   }
   if (input.stillWanted && !(await input.stillWanted()))
     return { ok: false, cancelled: true, message: 'the landing was called off' };

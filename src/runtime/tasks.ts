@@ -4,7 +4,7 @@
  * state machine's writer decides and applies.
  */
 import { paths, type OrchContext } from './context.ts';
-import { removeCleanWorktree } from './git.ts';
+import { removeCleanWorktree, taskBranch } from './git.ts';
 import { hasControlCharacters, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
@@ -37,7 +37,14 @@ export async function pickProject(ctx: OrchContext, name?: string): Promise<Proj
 export async function addTask(
   ctx: OrchContext,
   title: string,
-  opts: { description?: string; project?: string; priority?: number; labels?: string[] },
+  opts: {
+    description?: string;
+    project?: string;
+    priority?: number;
+    labels?: string[];
+    /** Ids of tasks of the same project it waits for (checked by the caller). */
+    dependsOn?: readonly number[];
+  },
 ): Promise<Task> {
   if (!title.trim()) throw new OrchError('invalid_argument', 'a task needs a non-empty title');
   if (title.length > MAX_TITLE_CHARS)
@@ -67,6 +74,7 @@ export async function addTask(
     description,
     priority: opts.priority ?? 0,
     labels: opts.labels ?? [],
+    ...(opts.dependsOn?.length ? { dependsOn: opts.dependsOn } : {}),
   });
 }
 
@@ -102,4 +110,17 @@ export function retryTask(ctx: OrchContext, key: string, raise: BudgetRaise): Pr
 /** Approves a task waiting for a person: the stage is queued again. */
 export function approveTask(ctx: OrchContext, key: string, by = 'cli'): Promise<Task> {
   return writer(ctx).approve(key, by);
+}
+
+/**
+ * A review came by webhook on the pull request of branch `head`: the task's landing, polling
+ * for the review, looks now instead of at its next poll. Returns whether one was found.
+ */
+export async function landingReviewed(ctx: OrchContext, projectId: number, head: string): Promise<boolean> {
+  for (const task of await ctx.store.listTasks({ projectId, status: 'waiting' })) {
+    if (taskBranch(task.key) !== head) continue;
+    const job = await ctx.store.liveJobOf(task.id);
+    return job?.step === 'land' ? ctx.store.dueNow(job.id) : false;
+  }
+  return false;
 }

@@ -25,6 +25,7 @@ import {
 } from '../core/pipeline.ts';
 import type { AttemptRecord, TaskBudget } from '../core/build-loop.ts';
 import { OrchError } from '../errors.ts';
+import { dependencyReadiness } from '../core/dependencies.ts';
 import { attemptRecord, taskBudget, writeLedger, writeTerminalPacket } from './packet.ts';
 import type { ProgressEvent } from './progress.ts';
 import type { Logger } from './logger.ts';
@@ -152,10 +153,20 @@ export class Transitions {
     return this.command(key, { kind: 'cancel' }, async () => {});
   }
 
+  /**
+   * A task it depends on settled, or one of its edges went: a blocked task resumes once every
+   * blocker is done, or stays blocked saying why now. Nothing happens to a task not blocked.
+   */
+  async blockersChanged(key: string): Promise<void> {
+    await this.command(key, { kind: 'blockers_changed' }, async () => {}).catch((error: unknown) => {
+      if (!(error instanceof OrchError && error.code === 'invalid_state')) throw error;
+    });
+  }
+
   /** A person's command: decided and applied in one transaction, refused with the reason. */
   private async command(
     key: string,
-    event: Extract<PipelineEvent, { kind: 'approve' | 'retry' | 'cancel' }>,
+    event: Extract<PipelineEvent, { kind: 'approve' | 'retry' | 'cancel' | 'blockers_changed' }>,
     also: (tx: Executor, task: Task, decision: Decision) => Promise<void>,
   ): Promise<Task> {
     const found = await this.store.getTaskByKey(key);
@@ -196,6 +207,7 @@ export class Transitions {
       approved: await this.store.isApproved(tx, task.id, task.stage),
       terminalReason: task.terminal_reason,
       hasLiveJob: (await this.store.liveJobOf(task.id, tx)) !== undefined,
+      readiness: dependencyReadiness(await this.store.dependencies.unfinishedBlockers(task.id, tx)),
     };
   }
 
@@ -210,8 +222,21 @@ export class Transitions {
   ): Promise<Job | null> {
     const { store } = this;
     const now = new Date().toISOString();
-    const record = (attempt: AttemptRecord | undefined) =>
-      attempt ? this.recordAttempt(tx, task, attempt, opts) : Promise.resolve();
+    const record = async (attempt: AttemptRecord | undefined) => {
+      if (attempt) await this.recordAttempt(tx, task, attempt, opts);
+      if ('amend' in d && d.amend)
+        await store.amendAttempt(tx, task.id, d.amend.n, {
+          verdict: d.amend.verdict,
+          feedback: d.amend.feedback,
+          reason: d.amend.reason,
+        });
+      // The review's comments are answered once the fix is pushed to the same pull request.
+      if ('review' in d && d.review)
+        await store.appendEvent(tx, task.id, 'review_changes_requested', {
+          url: d.review.url,
+          handled: d.review.handled,
+        });
+    };
     const enqueue = (spec: Extract<Decision, { job: unknown }>['job']) =>
       store.enqueueJob(tx, { task, spec, repo: rt.project.name });
     switch (d.kind) {
@@ -338,6 +363,12 @@ export class Transitions {
     }
   }
 
+  /** Looks again at every blocked task that depends on this one. */
+  async settleDependents(taskId: number): Promise<void> {
+    for (const dependent of await this.store.dependencies.blocks(taskId))
+      if (dependent.status === 'blocked') await this.blockersChanged(dependent.key);
+  }
+
   private async recordAttempt(
     tx: Executor,
     task: Task,
@@ -363,12 +394,15 @@ export class Transitions {
   /** After the commit: the audit files and the progress lines. A failure here never undoes the decision. */
   private async after(o: Outcome, rt: ProjectRuntime, from: string, role: string): Promise<void> {
     if (!o.applied) return;
+    // A task that settled may let the tasks that depend on it go (or tells them why not).
+    if (['done', 'escalate', 'cancel'].includes(o.decision.kind)) await this.settleDependents(o.task.id);
     const { emit } = this.deps;
     const d = o.decision;
     const key = o.task.key;
     // The ledger catches up with the database after every attempt, and on every move of a task in
     // the loop: a crash between an attempt's commit and its append is mended by the next step.
-    const wroteAttempt = 'attempt' in d && d.attempt !== undefined;
+    const wroteAttempt =
+      ('attempt' in d && d.attempt !== undefined) || ('amend' in d && d.amend !== undefined);
     const inLoop = o.task.attempt > 0 && ['continue', 'advance', 'land'].includes(d.kind);
     try {
       if (d.kind === 'escalate') {

@@ -38,6 +38,8 @@ export interface NewTaskInput {
   labels?: string[];
   /** Where the task was imported from; a task already imported from there is returned as is. */
   external?: ExternalRef;
+  /** Tasks of the same project it waits for: their edges are made with it, before its first job can run. */
+  dependsOn?: readonly number[];
 }
 
 export interface ExternalRef {
@@ -262,6 +264,11 @@ export class Store {
         spec: { stage: 'created', step: 'work', agent: 'orch', adapter: null },
         repo: project.name,
       });
+      await this.dependencies.add(
+        tx,
+        input.projectId,
+        (input.dependsOn ?? []).map((blockerTaskId) => ({ taskId: task.id, blockerTaskId })),
+      );
       await this.appendEvent(tx, task.id, 'task_created', { key: task.key, title: task.title });
       return task;
     });
@@ -774,6 +781,44 @@ export class Store {
       .values({ ...a, created_at: nowIso() })
       .returningAll()
       .executeTakeFirstOrThrow();
+  }
+
+  /** Makes a queued job due now (a review webhook came: the landing need not wait for its poll). */
+  async dueNow(jobId: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('jobs')
+      .set({ run_after: this.clock() })
+      .where('id', '=', jobId)
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  /** Judges a recorded attempt again (a person's review on the forge rejected it after all). */
+  async amendAttempt(
+    tx: Executor,
+    taskId: number,
+    n: number,
+    judged: Pick<Attempt, 'verdict' | 'feedback' | 'reason'>,
+  ): Promise<void> {
+    await tx.updateTable('attempts').set(judged).where('task_id', '=', taskId).where('n', '=', n).execute();
+  }
+
+  /** The payload of the task's latest event of `kind`, with its id; undefined when there is none. */
+  async lastEventOf(
+    taskId: number,
+    kind: string,
+    ex: Executor = this.db,
+  ): Promise<{ id: number; payload: Record<string, unknown> } | undefined> {
+    const row = await ex
+      .selectFrom('events')
+      .select(['id', 'payload'])
+      .where('task_id', '=', taskId)
+      .where('kind', '=', kind)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? { id: row.id, payload: JSON.parse(row.payload) as Record<string, unknown> } : undefined;
   }
 
   attemptsOfTask(taskId: number, ex: Executor = this.db): Promise<Attempt[]> {
