@@ -265,6 +265,16 @@ config
     }, false),
   );
 config
+  .command('diagram')
+  .description("the pipeline's state diagram (Mermaid); with --default, of the built-in pipeline")
+  .option('-p, --project <name>', 'only this project')
+  .option('--default', 'the built-in pipeline, outside any project')
+  .action(async (o: { project?: string; default?: boolean }) => {
+    const { configDiagram } = await import('./commands/config.ts');
+    if (o.default) return out(await configDiagram(null));
+    return withContext(async (ctx) => out(await configDiagram(ctx, o.project)));
+  });
+config
   .command('schema')
   .description('print the JSON Schema of orch.yaml (for editors)')
   .action(async () => out(json((await import('./commands/config.ts')).configJsonSchema())));

@@ -16,7 +16,8 @@ import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
 import { DEFAULT_MAX_INTERRUPTIONS, DEFAULT_MAX_LOOPS } from '../core/pipeline.ts';
 import { AgentConfigSchema, type AgentConfig, type ProjectConfig } from './project-config.ts';
-import { resolvePipeline, type StagePlan } from './pipeline-config.ts';
+import { resolvePipeline, type PipelinePlan, type StagePlan } from './pipeline-config.ts';
+import type { Plan } from '../core/pipeline.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -268,4 +269,23 @@ export function reaperInvariantProblems(cfg: ProjectConfig, env: Env): { key: st
   const fromFile =
     rawInt(env.ORCH_REAPER_MAX_RUNNING_S) === undefined && cfg.timeouts.reaper_max_running_s !== undefined;
   return reaperProblems(config.timeouts, timeoutSources(cfg, config), fromFile);
+}
+
+/** The pipeline as the state machine sees it (core/pipeline.ts): stages, routes, caps. */
+export function planOf(config: EffectiveConfig, pipeline: PipelinePlan): Plan {
+  return {
+    stages: pipeline.stages,
+    retry: config.retry,
+    maxInterruptions: config.maxInterruptions,
+    maxLoops: config.maxLoops,
+    projectUsdPerDay: config.projectUsdPerDay,
+  };
+}
+
+/** A project's plan, from its raw config and the environment. */
+export function projectPlan(raw: ProjectConfig, env: Env): { config: EffectiveConfig; pipeline: PipelinePlan; plan: Plan } {
+  const config = effectiveConfig(raw, env);
+  // Jobs carry the adapter their role needs, so workers claim only what they can run.
+  const pipeline = resolvePipeline(raw.pipeline, raw.merge, raw.worktrees, (role) => config.agents[role].adapter);
+  return { config, pipeline, plan: planOf(config, pipeline) };
 }

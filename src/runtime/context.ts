@@ -13,7 +13,7 @@ import { Store } from '../store/store.ts';
 import type { Project, Task } from '../store/schema.ts';
 import {
   globalSettings,
-  effectiveConfig,
+  projectPlan,
   reaperInvariantProblems,
   type Env,
   type EffectiveConfig,
@@ -24,7 +24,7 @@ import { OrchError } from '../errors.ts';
 import { localProjectRoot } from './project-clone.ts';
 import { configureOrigin } from './git.ts';
 import { safeName } from './safe-names.ts';
-import { resolvePipeline, type PipelinePlan } from '../config/pipeline-config.ts';
+import type { PipelinePlan } from '../config/pipeline-config.ts';
 import type { Plan } from '../core/pipeline.ts';
 
 export interface ProjectRuntime {
@@ -114,21 +114,7 @@ export async function openContext(
     // The reaper must outlast every timeout a run can get: a file (or environment) that breaks
     // that is refused here, at start and at every reload alike.
     const raw = loadProjectConfig(configPath, (cfg) => reaperInvariantProblems(cfg, env));
-    const config = effectiveConfig(raw, env);
-    // Jobs carry the adapter their role needs, so workers claim only what they can run.
-    const pipeline = resolvePipeline(
-      raw.pipeline,
-      raw.merge,
-      raw.worktrees,
-      (role) => config.agents[role].adapter,
-    );
-    const plan: Plan = {
-      stages: pipeline.stages,
-      retry: config.retry,
-      maxInterruptions: config.maxInterruptions,
-      maxLoops: config.maxLoops,
-      projectUsdPerDay: config.projectUsdPerDay,
-    };
+    const { config, pipeline, plan } = projectPlan(raw, env);
     return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs };
   };
   const ctx: OrchContext = {
