@@ -16,7 +16,7 @@ import { Reaper } from './runtime/reaper.ts';
 import { Transitions } from './runtime/transitions.ts';
 import { newWorkerId } from './runtime/worker-id.ts';
 import { Outbox } from './notify/outbox.ts';
-import { TrackerPoller } from './trackers/sync.ts';
+import { TrackerPoller } from './runtime/tracker-sync.ts';
 
 export interface OrchestratorOptions {
   ctx: OrchContext;

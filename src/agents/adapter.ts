@@ -17,16 +17,8 @@
 import type { AgentConfig } from '../config/project-config.ts';
 import type { AgentEvent, LineParser } from './events.ts';
 
-export const ADAPTER_NAMES = ['scripted', 'command', 'claude-code', 'codex', 'gemini', 'opencode'] as const;
-export type AdapterName = (typeof ADAPTER_NAMES)[number];
-
-export const PERMISSION_MODES = ['bypass', 'edits', 'read_only'] as const;
-/**
- * `bypass`: no prompts, no CLI sandbox (default); `edits`: file edits without
- * prompts, commands only as the CLI's own policy allows; `read_only`: the
- * CLI's plan or read-only mode.
- */
-export type PermissionMode = (typeof PERMISSION_MODES)[number];
+export { ADAPTER_NAMES, PERMISSION_MODES, type AdapterName, type PermissionMode } from '../core/adapters.ts';
+import type { AdapterName } from '../core/adapters.ts';
 
 /** What one run adds to the role config. */
 export interface LaunchVars {

@@ -9,7 +9,7 @@ import { ROLES } from '../core/stages.ts';
 import { EFFORT_LEVELS } from '../core/model.ts';
 import type { Variant } from '../core/variants.ts';
 import { OrchError } from '../errors.ts';
-import { ADAPTER_NAMES, PERMISSION_MODES } from '../agents/adapter.ts';
+import { ADAPTER_NAMES, PERMISSION_MODES } from '../core/adapters.ts';
 import {
   MergeSchema,
   PipelineSchema,

@@ -283,9 +283,17 @@ export function planOf(config: EffectiveConfig, pipeline: PipelinePlan): Plan {
 }
 
 /** A project's plan, from its raw config and the environment. */
-export function projectPlan(raw: ProjectConfig, env: Env): { config: EffectiveConfig; pipeline: PipelinePlan; plan: Plan } {
+export function projectPlan(
+  raw: ProjectConfig,
+  env: Env,
+): { config: EffectiveConfig; pipeline: PipelinePlan; plan: Plan } {
   const config = effectiveConfig(raw, env);
   // Jobs carry the adapter their role needs, so workers claim only what they can run.
-  const pipeline = resolvePipeline(raw.pipeline, raw.merge, raw.worktrees, (role) => config.agents[role].adapter);
+  const pipeline = resolvePipeline(
+    raw.pipeline,
+    raw.merge,
+    raw.worktrees,
+    (role) => config.agents[role].adapter,
+  );
   return { config, pipeline, plan: planOf(config, pipeline) };
 }

@@ -19,11 +19,17 @@ export function stateDiagram(plan: Plan): string {
   edge('created', nextStage(plan, 'created'), 'worktree made');
   for (const s of plan.stages) {
     const next = nextStage(plan, s.name);
-    const pass = s.name === 'review' ? 'approved, gates pass' : s.kind === 'human' ? 'approved by a person' : 'gates pass';
+    const pass =
+      s.name === 'review'
+        ? 'approved, gates pass'
+        : s.kind === 'human'
+          ? 'approved by a person'
+          : 'gates pass';
     edge(s.name, next === 'done' ? 'landing' : next, pass);
     if (s.approval && s.kind !== 'human') edge(s.name, s.name, 'waits for approval');
     if (s.name === 'review') edge('review', 'development', 'rejected (attempt recorded)');
-    if (s.onFail === 'escalate') edge(s.name, 'escalated', s.name === 'architecture' ? 'gate fails (design_rejected)' : 'gate fails');
+    if (s.onFail === 'escalate')
+      edge(s.name, 'escalated', s.name === 'architecture' ? 'gate fails (design_rejected)' : 'gate fails');
     else if (s.onFail === 'development')
       edge(
         s.name,

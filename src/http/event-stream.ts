@@ -9,7 +9,7 @@ import { endpoint, type Endpoint } from './endpoint.ts';
 import { EventsQuery } from './schemas.ts';
 import { EventFeed } from './events.ts';
 import { redactDeep } from './redact.ts';
-import type { RouteDeps } from './routes.ts';
+import type { RouteDeps } from './types.ts';
 
 export function eventStreamEndpoint(d: RouteDeps): Endpoint {
   const { ctx, secrets } = d;

@@ -7,7 +7,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { OrchContext } from '../runtime/context.ts';
 import { paths } from '../runtime/context.ts';
 import { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
 import { addTask, approveTask, cancelTask, pickProject, retryTask } from '../runtime/tasks.ts';
@@ -37,27 +36,14 @@ import {
   StatsQuery,
   TaskListQuery,
 } from './schemas.ts';
-import { eventRowData, type Pulse } from './events.ts';
+import { eventRowData } from './events.ts';
 import { eventStreamEndpoint } from './event-stream.ts';
 import { fileSize, readBytes, readLogRange } from './log-lines.ts';
 import { costReport, reportStart } from './costs.ts';
 import { redact, redactDeep } from './redact.ts';
-import type { AgentJson, LogResponse, QueueJson } from './types.ts';
+import type { AgentJson, LogResponse, QueueJson, RouteDeps } from './types.ts';
 
-export interface RouteDeps {
-  ctx: OrchContext;
-  /** Values that must never appear in a response. */
-  secrets: readonly string[];
-  pulse: Pulse;
-  /** SSE poll interval in ms. */
-  ssePollMs: number;
-  /** SSE keep-alive comment interval in ms. */
-  sseKeepAliveMs: number;
-  /** Called after the API queued work, to wake a scheduler in this process. */
-  onWorkQueued: () => void;
-  /** Agents the scheduler in this process runs at once; 0 when it runs none. */
-  workers: number;
-}
+export type { RouteDeps } from './types.ts';
 
 const KEY = { key: 'task key, e.g. `ORCH-7`' };
 const RUN = { id: 'run id' };

@@ -6,6 +6,8 @@ import type { attemptView, gateView, runView, taskDetail, taskSummary } from '..
 import type { StatusData } from '../runtime/status.ts';
 import type { LogLine } from './log-lines.ts';
 import type { QueuedJob } from '../store/report-store.ts';
+import type { OrchContext } from '../runtime/context.ts';
+import type { Pulse } from './events.ts';
 
 export type TaskSummaryJson = ReturnType<typeof taskSummary>;
 export type TaskDetailJson = Awaited<ReturnType<typeof taskDetail>>;
@@ -70,4 +72,20 @@ export interface EventJson {
   task: string | null;
   payload: Record<string, unknown>;
   created_at: string;
+}
+
+/** What the API's routes are given. */
+export interface RouteDeps {
+  ctx: OrchContext;
+  /** Values that must never appear in a response. */
+  secrets: readonly string[];
+  pulse: Pulse;
+  /** SSE poll interval in ms. */
+  ssePollMs: number;
+  /** SSE keep-alive comment interval in ms. */
+  sseKeepAliveMs: number;
+  /** Called after the API queued work, to wake a scheduler in this process. */
+  onWorkQueued: () => void;
+  /** Agents the scheduler in this process runs at once; 0 when it runs none. */
+  workers: number;
 }

@@ -9,7 +9,7 @@ import type { OrchContext } from '../runtime/context.ts';
 import { endpoint, type Endpoint } from './endpoint.ts';
 import { ApiError } from './errors.ts';
 import { createTracker, createWebhookReceiver } from '../trackers/index.ts';
-import { importFilter, importTask, matchesImport } from '../trackers/sync.ts';
+import { importFilter, importTask, matchesImport } from '../runtime/tracker-sync.ts';
 import {
   TrackerError,
   type ReviewSignal,

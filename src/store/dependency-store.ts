@@ -9,7 +9,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Dialect } from './migrations.ts';
 import type { Database } from './schema.ts';
-import type { Executor } from './store.ts';
+import type { Executor } from './schema.ts';
 
 const nowIso = (): string => new Date().toISOString();
 

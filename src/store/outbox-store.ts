@@ -8,7 +8,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Dialect } from './migrations.ts';
 import type { Database, OrchEvent, OutboxItem } from './schema.ts';
-import type { Executor } from './store.ts';
+import type { Executor } from './schema.ts';
 
 const nowIso = (): string => new Date().toISOString();
 const isoIn = (ms: number): string => new Date(Date.now() + ms).toISOString();

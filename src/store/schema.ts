@@ -2,7 +2,7 @@
  * Table types. Timestamps are ISO-8601 UTC text (`toISOString()`), which sorts
  * and compares correctly as text on SQLite and PostgreSQL alike.
  */
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Generated, Insertable, Kysely, Selectable, Transaction, Updateable } from 'kysely';
 import type { Stage, TaskStatus } from '../core/stages.ts';
 import type { TerminalReason } from '../core/build-loop.ts';
 import type { JobStep } from '../core/pipeline.ts';
@@ -256,3 +256,6 @@ export type GateResult = Selectable<GateResultsTable>;
 export type OrchEvent = Selectable<EventsTable>;
 export type OutboxItem = Selectable<OutboxTable>;
 export type TaskDependency = Selectable<TaskDependenciesTable>;
+
+/** Where a statement runs: the database, or one transaction of it. */
+export type Executor = Kysely<Database> | Transaction<Database>;

@@ -2,7 +2,7 @@
  * Every read and write of orch's state. Each state change is one transaction;
  * a stage advance is a compare-and-set on the task's version.
  */
-import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
 import type { Dialect } from './migrations.ts';
 import type {
   AgentRun,
@@ -26,7 +26,8 @@ import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
 
-export type Executor = Kysely<Database> | Transaction<Database>;
+export type { Executor } from './schema.ts';
+import type { Executor } from './schema.ts';
 
 const nowIso = (): string => new Date().toISOString();
 

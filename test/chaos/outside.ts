@@ -13,7 +13,7 @@ import { startGitHubFake, type GitHubFake } from '../fakes/trackers/github-serve
 import type { OrchContext } from '../../src/runtime/context.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
 import { createTracker } from '../../src/trackers/index.ts';
-import { TrackerPoller } from '../../src/trackers/sync.ts';
+import { TrackerPoller } from '../../src/runtime/tracker-sync.ts';
 
 /** The label that marks an issue for orch (the project imports issues carrying it). */
 export const IMPORT_LABEL = 'orch';

@@ -25,7 +25,8 @@ describe('orch.yaml JSON Schema', () => {
 describe('the pipeline state diagram', () => {
   it('docs/architecture.md holds the one the plan draws (regenerate: orch config diagram --default)', async () => {
     const doc = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
-    const block = /<!-- state-diagram:start -->\s*```mermaid\n([\s\S]*?)```\s*<!-- state-diagram:end -->/.exec(doc);
+    const block =
+      /<!-- state-diagram:start -->\s*```mermaid\n([\s\S]*?)```\s*<!-- state-diagram:end -->/.exec(doc);
     expect(block?.[1]).toBe(await configDiagram(null));
   });
 });

@@ -12,7 +12,7 @@ import { startGitHubFake } from '../fakes/trackers/github-server.ts';
 import { startLinearFake } from '../fakes/trackers/linear-server.ts';
 import { makeOriginRepo } from '../fakes/trackers/git-merge.ts';
 import { makeForgeProject } from './e2e/e2e-kit.ts';
-import { TrackerPoller } from '../../src/trackers/sync.ts';
+import { TrackerPoller } from '../../src/runtime/tracker-sync.ts';
 import { createLogger } from '../../src/runtime/logger.ts';
 import type { OrchContext } from '../../src/runtime/context.ts';
 

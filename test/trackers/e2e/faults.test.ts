@@ -23,7 +23,7 @@ import { startJiraFake } from '../../fakes/trackers/jira-server.ts';
 import { makeOriginRepo, type OriginRepo } from '../../fakes/trackers/git-merge.ts';
 import { webhookRequest, type WebhookDeliveryInput } from '../../fakes/trackers/webhook-sender.ts';
 import type { Fault } from '../../fakes/trackers/kit.ts';
-import { TrackerPoller } from '../../../src/trackers/sync.ts';
+import { TrackerPoller } from '../../../src/runtime/tracker-sync.ts';
 import { createLogger } from '../../../src/runtime/logger.ts';
 import type { OrchContext } from '../../../src/runtime/context.ts';
 import {

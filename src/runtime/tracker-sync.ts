@@ -5,15 +5,15 @@
  * only refreshes its title and description. Polling backs off when the
  * tracker is down or rate limiting, by what the tracker said when it said it.
  */
-import type { OrchContext, ProjectRuntime } from '../runtime/context.ts';
-import type { Logger } from '../runtime/logger.ts';
+import type { OrchContext, ProjectRuntime } from './context.ts';
+import type { Logger } from './logger.ts';
 import type { Task } from '../store/schema.ts';
 import { cleanText, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
 import type { TrackerConfig } from '../config/integrations-config.ts';
-import { TrackerError, type ExternalTask, type Tracker } from './types.ts';
-import { createTracker } from './index.ts';
-import { isOpenClosed } from './services.ts';
-import { importBlockers } from '../runtime/dependencies.ts';
+import { TrackerError, type ExternalTask, type Tracker } from '../trackers/types.ts';
+import { createTracker } from '../trackers/index.ts';
+import { isOpenClosed } from '../trackers/services.ts';
+import { importBlockers } from './dependencies.ts';
 
 /**
  * Whether a task the tracker sent matches the project's import filter
