@@ -7,6 +7,8 @@ import { openContextFrom, type OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
+import { terminalSafe } from '../core/text.ts';
+import { out } from './output.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -18,7 +20,6 @@ const log = createLogger({
   secrets: secretValues(env),
   level: env.ORCH_LOG_LEVEL === 'debug' ? 'debug' : 'info',
 });
-const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -348,9 +349,12 @@ program
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof OrchError) {
-    process.stderr.write(`orch: ${error.message}\n`);
+    // An error may quote what an agent or a tracker wrote (a file name in git's message, a title).
+    process.stderr.write(`orch: ${terminalSafe(error.message)}\n`);
   } else {
-    process.stderr.write(`orch: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(
+      `orch: unexpected error: ${terminalSafe((error as Error).stack ?? String(error))}\n`,
+    );
   }
   process.exitCode = exitCodeFor(error);
 });
