@@ -9,6 +9,7 @@ import type { Usage } from '../agents/events.ts';
 import { mergeReportedModel } from '../core/model.ts';
 import { OrchError } from '../errors.ts';
 import { OutboxStore } from './outbox-store.ts';
+import { ProcessStore } from './process-store.ts';
 import { elapsedMs } from '../core/stages.ts';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
@@ -88,10 +89,13 @@ export class Store {
   private readonly adapterFor: StoreOptions['adapterFor'];
   /** Deliveries of events to chats, webhooks and trackers. */
   readonly outbox: OutboxStore;
+  /** Gate, command-stage and hook processes, recorded while they run. */
+  readonly processes: ProcessStore;
   constructor(db: Kysely<Database>, dialect: Dialect, opts: StoreOptions = {}) {
     this.db = db;
     this.dialect = dialect;
     this.outbox = new OutboxStore(db, dialect, (fn) => this.tx(fn));
+    this.processes = new ProcessStore(db);
     this.adapterFor = opts.adapterFor;
   }
 
