@@ -24,6 +24,7 @@ import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
 import { renderPrompt } from './prompts.ts';
+import type { PromptTemplate } from '../config/config-files.ts';
 import type { Logger } from './logger.ts';
 
 export { SCRIPTED_AGENT_PATH } from '../agents/scripted/argv.ts';
@@ -73,8 +74,11 @@ export interface LaunchRequest {
   limits?: LaunchLimits;
   onEvent?: (runId: number, event: AgentEvent) => void;
   onLine?: (runId: number, line: string) => void;
-  /** A stage's own prompt template, replacing the role's built-in one. */
-  promptTemplate?: string;
+  /**
+   * A stage's own prompt template, replacing the role's built-in one: the stage plan's `template`
+   * (parsed when the config loaded), or its text.
+   */
+  promptTemplate?: string | PromptTemplate;
   /** A CLI session to continue (adapters that support resume); default a new session. */
   resumeSessionId?: string | null;
 }
