@@ -5,7 +5,7 @@
  * parses its events, and records usage. Finalizing the run (advance, retry,
  * escalate) is the engine's job.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
@@ -24,6 +24,7 @@ import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
 import { renderPrompt } from './prompts.ts';
+import { replaceFile } from './worktree-files.ts';
 import type { PromptTemplate } from '../config/config-files.ts';
 import type { Logger } from './logger.ts';
 
@@ -175,7 +176,8 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     req.promptTemplate,
   );
   try {
-    writeFileSync(promptFile, prompt);
+    // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
+    await replaceFile(promptFile, prompt);
   } catch (error) {
     // A full or read-only disk: the run cannot start, like one whose log file cannot be opened,
     // and ends as a spawn error (retried, then escalated). Thrown, it left the run recorded as

@@ -15,22 +15,29 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { processesIn, type TempProject } from '../helpers/kit.ts';
+import { processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import type { OrchContext } from '../../src/runtime/context.ts';
+import { processGroupAlive } from '../../src/runtime/process/process-group.ts';
 import { bwrapStatus } from '../../src/runtime/process/sandbox.ts';
 import {
   allSettled,
   expectTerminalSafe,
+  gatedProject,
   hostileProject,
   killLeftovers,
   serveUntil,
+  startAndReachGate,
   ANSWER_WITHIN_MS,
 } from './hostile-kit.ts';
 
 const bwrap = await bwrapStatus();
 
 let project: TempProject | undefined;
+let ctx: OrchContext | undefined;
 let outside = '';
-afterEach(() => {
+afterEach(async () => {
+  await ctx?.close();
+  ctx = undefined;
   const left = killLeftovers(project);
   project?.cleanup();
   project = undefined;
@@ -122,3 +129,29 @@ describe.each([
     300_000,
   );
 });
+
+describe.each([{ command: ['run'] }, { command: ['worker'] }, { command: ['serve', '--port', '0'] }])(
+  'a second signal: orch $command.0',
+  ({ command }) => {
+    it('SIGKILLs every process group it started at once, says so, and exits 130', async () => {
+      outside = mkdtempSync(join(tmpdir(), 'orch-gate-marks-'));
+      // A long grace: the gate is still there, ending, when the second signal comes.
+      const p = (project = gatedProject(outside, { killGraceS: 120 }).project);
+      ctx = await p.context();
+      const { child, exited, gate, output } = await startAndReachGate(p, command, ctx);
+      child.kill('SIGTERM');
+      await waitFor(() => output().includes('stopping'), 30_000, 'the first signal to be handled');
+      // The gate ignores the first SIGTERM; the second one cannot wait for its grace.
+      child.kill('SIGTERM');
+      expect(await exited, output()).toBe(130);
+      expect(output()).toMatch(
+        new RegExp(
+          `SIGTERM again: killed 1 process group at once \\(gate check_ci_green of T-1, group ${gate.pgid}\\)`,
+        ),
+      );
+      expect(processGroupAlive(gate.pgid)).toBe(false);
+      expect(processesIn(p.dir)).toEqual([]);
+      expectTerminalSafe('orch output', output());
+    }, 240_000);
+  },
+);

@@ -2,16 +2,22 @@
  * Hostile agents, and orch watched while it works them. The agent is a real
  * shell script committed in the project (`hostile.sh`, run by the command
  * adapter, sandboxed or not); the task's title says which misdeed it does.
- * `serveUntil` runs `orch serve` as a user would and, the whole time, asks
- * `/api/status` every 200 ms with a one-second limit: an event loop stopped by
- * a FIFO or a huge read shows up as a request that timed out.
+ * `serveUntil` runs `orch serve` as a user would and, the whole time (once a
+ * first request has warmed it up), asks `/api/status` every 200 ms with a
+ * one-second limit: an event loop stopped by a FIFO or a huge read shows up as
+ * a request that timed out, and as a stall in orch's own log.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
+import { join } from 'node:path';
 import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import type { OrchContext } from '../../src/runtime/context.ts';
+import type { ProcessRow } from '../../src/store/schema.ts';
 
 /** How soon `/api/status` must answer while orch works, ms. */
 export const ANSWER_WITHIN_MS = 1000;
+/** Unanswered polls after which `serveUntil` stops waiting for the work. */
+const UNANSWERED_GIVE_UP = 10;
 
 /**
  * The agent. `$ORCH_ROLE:<first word of the title>` picks what it does; anything not listed does
@@ -121,10 +127,14 @@ export async function serveUntil(
     90_000,
     `orch serve to start:\n${stderr}`,
   );
-  const get = async (path: string): Promise<unknown> => (await fetch(`${url}${path}`)).json();
+  // Bounded like the polls: an orch that stopped answering must not hang the test too.
+  const get = async (path: string): Promise<unknown> =>
+    (await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) })).json();
   const unanswered: string[] = [];
   let polls = 0;
   let polling = true;
+  // The first request loads the API's code paths; the clock starts once it has answered.
+  await fetch(`${url}/api/status`, { signal: AbortSignal.timeout(30_000) }).then((r) => r.arrayBuffer());
   const poller = (async () => {
     while (polling) {
       const at = Date.now();
@@ -142,6 +152,8 @@ export async function serveUntil(
   try {
     while (!(await done(get).catch(() => false))) {
       if (Date.now() > deadline) throw new Error(`gave up waiting; orch said:\n${stdout}\n${stderr}`);
+      // An orch that stopped answering will not finish either: the caller's check of `unanswered` says so.
+      if (unanswered.length >= UNANSWERED_GIVE_UP) break;
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {
@@ -175,4 +187,58 @@ export function killLeftovers(project: TempProject | undefined): number[] {
     }
   }
   return left;
+}
+
+/**
+ * A project whose testing gate (`project.test_command`) ignores SIGTERM and sleeps; its first run
+ * writes `first` to `<marks>/gate-runs`, later runs write `again` and pass at once. One task added.
+ */
+export function gatedProject(
+  marks: string,
+  opts: { killGraceS?: number } = {},
+): { project: TempProject; mark: string } {
+  const mark = join(marks, 'gate-runs');
+  const script = `if [ -s '${mark}' ]; then echo again >> '${mark}'; exit 0; fi; echo first >> '${mark}'; echo gate-started; trap '' TERM; sleep 300 & wait`;
+  const project = hostileProject({
+    sandbox: false,
+    config: {
+      project: { name: 'sample', key_prefix: 'T', base_branch: 'main', test_command: ['sh', '-c', script] },
+      pipeline: pipeline(['testing']),
+      timeouts: { agent_kill_grace_seconds: opts.killGraceS ?? 2 },
+    },
+  });
+  expect(project.orch(['task', 'add', 'gated']).code).toBe(0);
+  return { project, mark };
+}
+
+/** Starts an orch command in the background and waits until its test gate is recorded running. */
+export async function startAndReachGate(
+  project: TempProject,
+  args: string[],
+  ctx: OrchContext,
+): Promise<{ child: ChildProcess; exited: Promise<number | null>; gate: ProcessRow; output: () => string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: project.dir,
+    env: project.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.add(child);
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      started.delete(child);
+      resolve(code);
+    }),
+  );
+  const [gate] = await waitFor(
+    async () => {
+      const rows = (await ctx.store.processes.running()).filter((r) => r.kind === 'gate');
+      return rows.length ? rows : null;
+    },
+    150_000,
+    `the test gate to run; orch said:\n${output}`,
+  );
+  return { child, exited, gate: gate!, output: () => output };
 }
