@@ -11,7 +11,7 @@ import type { Job, Task } from '../store/schema.ts';
 import type { StagePlan } from '../config/pipeline-config.ts';
 import { resolveTimeoutS } from '../core/timeouts.ts';
 import { tail } from '../core/gates.ts';
-import { runOwnedProcess } from './owned-process.ts';
+import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import type { LaunchResult } from './launcher.ts';
 
@@ -65,10 +65,7 @@ export async function runCommandStage(
       label: `command stage ${job.stage} of ${task.key}`,
       timeoutS,
       killGraceS: rt.config.timeouts.agentKillGraceSeconds,
-      stallTimeoutS: 0,
-      resultGraceMs: 0,
-      drainMs: 2_000,
-      maxLineBytes: 1024 * 1024,
+      ...COMMAND_LIMITS,
       // The run's result is the output's tail, kept as it is read: the log is never read back.
       outputTailChars: OUTPUT_TAIL_CHARS,
       signal,

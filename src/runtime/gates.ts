@@ -10,7 +10,7 @@ import type { GateRef } from '../config/pipeline-config.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { gitRaw } from './git.ts';
 import { renderPath } from './prompts.ts';
-import { runOwnedProcess } from './owned-process.ts';
+import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
 import { inspectWorktreeFile } from './worktree-files.ts';
 
 export interface GateOutcome {
@@ -78,10 +78,7 @@ async function evaluate(
         label: `gate ${name} of ${task.key}`,
         timeoutS,
         killGraceS: rt.config.timeouts.agentKillGraceSeconds,
-        stallTimeoutS: 0,
-        resultGraceMs: 0,
-        drainMs: 2_000,
-        maxLineBytes: 1024 * 1024,
+        ...COMMAND_LIMITS,
         outputTailChars: GATE_OUTPUT_CHARS,
         ...(opts.signal ? { signal: opts.signal } : {}),
       },

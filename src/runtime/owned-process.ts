@@ -14,6 +14,17 @@ import { processIdentity } from './process/process-group.ts';
 import type { ProcessKind, ProcessOutcome } from '../store/process-store.ts';
 import { processOwnerId } from './worker-id.ts';
 
+/**
+ * What a command (not an agent) is watched with: no stall watchdog (a test suite may be silent
+ * for minutes), no result line, its pipes drained 2 s after it exits, lines cut at 1 MiB.
+ */
+export const COMMAND_LIMITS = {
+  stallTimeoutS: 0,
+  resultGraceMs: 0,
+  drainMs: 2_000,
+  maxLineBytes: 1024 * 1024,
+} as const satisfies Partial<AgentProcessSpec>;
+
 export interface OwnedProcessRequest {
   ctx: OrchContext;
   kind: ProcessKind;

@@ -17,7 +17,7 @@
  *   the gate runs once more (not twice side by side), and the tester that had
  *   finished is not run again.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ import {
   expectTerminalSafe,
   gatedProject,
   hostileProject,
-  killLeftovers,
+  endTest,
   pipeline,
   serveUntil,
   startAndReachGate,
@@ -43,13 +43,8 @@ let project: TempProject | undefined;
 let ctx: OrchContext | undefined;
 let marks = '';
 afterEach(async () => {
-  await ctx?.close();
-  ctx = undefined;
-  const left = killLeftovers(project);
-  project?.cleanup();
-  project = undefined;
-  if (marks) rmSync(marks, { recursive: true, force: true });
-  marks = '';
+  const left = await endTest(project, ctx, [marks]);
+  [project, ctx, marks] = [undefined, undefined, ''];
   expect(left, 'processes left running in the project').toEqual([]);
 });
 

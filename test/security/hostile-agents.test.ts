@@ -11,7 +11,7 @@
  * What needs the engine to use these pieces (an ADR left as a FIFO, a nested
  * repository, a sparse file, signals during a gate) is in hard-stops.test.ts.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ import {
   expectTerminalSafe,
   gatedProject,
   hostileProject,
-  killLeftovers,
+  endTest,
   serveUntil,
   startAndReachGate,
   ANSWER_WITHIN_MS,
@@ -36,13 +36,8 @@ let project: TempProject | undefined;
 let ctx: OrchContext | undefined;
 let outside = '';
 afterEach(async () => {
-  await ctx?.close();
-  ctx = undefined;
-  const left = killLeftovers(project);
-  project?.cleanup();
-  project = undefined;
-  if (outside) rmSync(outside, { recursive: true, force: true });
-  outside = '';
+  const left = await endTest(project, ctx, [outside]);
+  [project, ctx, outside] = [undefined, undefined, ''];
   expect(left, 'processes left running in the project').toEqual([]);
 });
 

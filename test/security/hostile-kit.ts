@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
 import type { OrchContext } from '../../src/runtime/context.ts';
@@ -174,8 +175,24 @@ export async function allSettled(get: (path: string) => Promise<unknown>, count:
   return tasks.length === count && tasks.every((t) => ['done', 'escalated', 'cancelled'].includes(t.status));
 }
 
+/**
+ * Ends what a test made: its context, the orch processes started here and anything still running
+ * in its project (returned, so the test fails on them), the project and the temporary directories.
+ */
+export async function endTest(
+  project: TempProject | undefined,
+  ctx: OrchContext | undefined,
+  dirs: string[],
+): Promise<number[]> {
+  await ctx?.close();
+  const left = killLeftovers(project);
+  project?.cleanup();
+  for (const dir of dirs) if (dir) rmSync(dir, { recursive: true, force: true });
+  return left;
+}
+
 /** Kills what a failed test left: orch processes started here, and anything running in the project. */
-export function killLeftovers(project: TempProject | undefined): number[] {
+function killLeftovers(project: TempProject | undefined): number[] {
   for (const child of started) child.kill('SIGKILL');
   started.clear();
   const left = project ? processesIn(project.dir) : [];
