@@ -53,17 +53,32 @@ const MAX_LEDGER_BYTES = 16 * 1024 * 1024;
 /** Largest ADR hashed into the ledger header, bytes. */
 export const MAX_HANDOFF_BYTES = 1024 * 1024;
 
+/** Ledger syncs in flight, by path: one at a time per file in this process. */
+const syncing = new Map<string, Promise<unknown>>();
+
 /**
  * Brings the ledger file in line with the database's attempts. Returns its path. The file is read
  * as untrusted (worktree-files.ts): one that is not a regular file, too large, or unreadable
- * counts as disagreeing and is replaced atomically, never opened for writing.
+ * counts as disagreeing and is replaced atomically, never opened for writing. Syncs of one file
+ * take turns: reading and appending are asynchronous, and two jobs of a task finishing together
+ * (a review's record and the next development's catch-up) would otherwise both append a line.
  */
-export async function syncLedger(
+export function syncLedger(dir: string, header: LedgerHeader, attempts: readonly Attempt[]): Promise<string> {
+  const path = join(dir, LEDGER_FILE);
+  const previous = syncing.get(path) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(() => syncLedgerNow(dir, path, header, attempts));
+  syncing.set(path, next);
+  return next.finally(() => {
+    if (syncing.get(path) === next) syncing.delete(path);
+  });
+}
+
+async function syncLedgerNow(
   dir: string,
+  path: string,
   header: LedgerHeader,
   attempts: readonly Attempt[],
 ): Promise<string> {
-  const path = join(dir, LEDGER_FILE);
   const wanted = [JSON.stringify(header), ...attempts.map(attemptLine)];
   const read = await readWorktreeFile(dir, LEDGER_FILE, { maxBytes: MAX_LEDGER_BYTES });
   const current = read.ok ? read.text : '';
