@@ -9,6 +9,7 @@
  * its root, below a size cap, opened non-blocking, and always asynchronously.
  * Refusals are values that name the file and the reason.
  */
+import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
@@ -177,15 +178,18 @@ export async function readWorktreeFile(
  */
 export async function replaceFile(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await rm(tmp, { force: true });
+  // Its own name: two replacements of one file at once must not share (and remove) a temporary.
+  const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
   const handle = await open(tmp, CREATE_FLAGS, 0o644);
   try {
     await handle.writeFile(text);
   } finally {
     await handle.close();
   }
-  await rename(tmp, path);
+  await rename(tmp, path).catch(async (error: unknown) => {
+    await rm(tmp, { force: true });
+    throw error;
+  });
 }
 
 /**

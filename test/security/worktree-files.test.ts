@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net';
 import {
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -119,7 +120,7 @@ describe('opening and writing orch files an agent could have replaced', () => {
     expect((await readRange(join(root, 'docs', 'adr.md'), 2, 3)).toString()).toBe('ADR');
   });
 
-  it('replaceFile replaces a FIFO, a symlink out, and a planted temporary file, without opening them', async () => {
+  it('replaceFile replaces a FIFO and a symlink out without opening them, and never leaves a temporary', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'orch-wt-replace-'));
     try {
       const fifo = join(dir, 'ledger.jsonl');
@@ -128,9 +129,12 @@ describe('opening and writing orch files an agent could have replaced', () => {
       expect(readFileSync(fifo, 'utf8')).toBe('one\n');
       const link = join(dir, 'packet.md');
       symlinkSync(join(outside, 'secret.txt'), link);
-      execFileSync('mkfifo', [`${link}.${process.pid}.tmp`]);
       await replaceFile(link, 'packet\n');
       expect(readFileSync(link, 'utf8')).toBe('packet\n');
+      // Replacements of one file at once each use a temporary of their own; the last one wins.
+      await Promise.all(['a', 'b', 'c', 'd'].map((t) => replaceFile(link, t)));
+      expect(['a', 'b', 'c', 'd']).toContain(readFileSync(link, 'utf8'));
+      expect(readdirSync(dir).sort()).toEqual(['ledger.jsonl', 'packet.md']);
       expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('OUTSIDE-SECRET\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
