@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'invalid_state'
   | 'db_open_failed'
   | 'db_migration_failed'
-  | 'git_failed';
+  | 'git_failed'
+  /** The worktree holds what cannot be committed (runtime/git-refusal.ts): the stage's failure, not orch's. */
+  | 'git_refused';
 
 export class OrchError extends Error {
   readonly code: ErrorCode;

@@ -11,6 +11,8 @@ import { ORCH_VERSION } from '../version.ts';
 import { TASK_STATUSES } from '../core/stages.ts';
 import { INIT_AGENTS, adapterOf } from './commands/init-agent.ts';
 import { commandSpec, completionScript, SHELLS, type Shell } from './completion.ts';
+import { terminalSafe } from '../core/text.ts';
+import { out } from './output.ts';
 
 // Each command loads what it needs when it runs: `orch run` never loads the HTTP server, the
 // metrics or the dashboard, and every process stays smaller (issue 12: memory).
@@ -22,7 +24,6 @@ const log = createLogger({
   secrets: secretValues(env),
   level: env.ORCH_LOG_LEVEL === 'debug' ? 'debug' : 'info',
 });
-const out = (text: string): void => void process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 
 const positiveInt = (v: string) => {
   const n = Number(v);
@@ -468,9 +469,12 @@ program
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof OrchError) {
-    process.stderr.write(`orch: ${error.message}\n`);
+    // An error may quote what an agent or a tracker wrote (a file name in git's message, a title).
+    process.stderr.write(`orch: ${terminalSafe(error.message)}\n`);
   } else {
-    process.stderr.write(`orch: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(
+      `orch: unexpected error: ${terminalSafe((error as Error).stack ?? String(error))}\n`,
+    );
   }
   process.exitCode = exitCodeFor(error);
 });

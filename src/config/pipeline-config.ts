@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ROLES, STAGE_ROLE, WORK_STAGES, type Role, type WorkStage } from '../core/stages.ts';
 import { QG_CHECKS } from '../core/gates.ts';
 import type { StageRoute } from '../core/pipeline.ts';
+import type { PromptTemplate } from './config-files.ts';
 
 const argv = z.array(z.string().min(1)).min(1);
 const positiveInt = z.number().int().positive();
@@ -92,6 +93,11 @@ export interface StagePlan extends StageRoute {
   timeoutS: number | null;
   prompt: string | null;
   promptFile: string | null;
+  /**
+   * The stage's own prompt template (inline `prompt`, or `prompt_file` read when the config
+   * loaded), parsed; null for the role's built-in prompt. Nothing reads `promptFile` again.
+   */
+  template: PromptTemplate | null;
 }
 
 export interface PipelinePlan {
@@ -135,6 +141,8 @@ export function resolvePipeline(
   merge: z.infer<typeof MergeSchema>,
   worktrees: z.infer<typeof WorktreesSchema>,
   adapterOf: (role: Role) => string | null = () => null,
+  /** Templates read and parsed at load (config-files.ts); without them a plan's `template` is null. */
+  templates: Partial<Record<WorkStage, PromptTemplate>> = {},
 ): PipelinePlan {
   const stages: StagePlan[] = [];
   for (const name of WORK_STAGES) {
@@ -155,6 +163,7 @@ export function resolvePipeline(
       timeoutS: c.timeout_s ?? null,
       prompt: c.prompt ?? null,
       promptFile: c.prompt_file ?? null,
+      template: templates[name] ?? null,
     });
   }
   return { stages, mergeStrategy: merge.strategy, removeWorktrees: worktrees.remove === 'on_done' };

@@ -2,7 +2,7 @@
  * `orch.yaml`: a project's pipeline configuration. Parsed with positions so
  * every problem is reported at once with file, line and key.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
 import { z } from 'zod';
 import { ROLES } from '../core/stages.ts';
@@ -410,16 +410,7 @@ export function parseProjectConfig(
     const problems = semanticProblems(result.data);
     if (!problems.length) problems.push(...more(result.data));
     if (!problems.length) return result.data;
-    const located = problems.slice(0, MAX_CONFIG_ISSUES).map((p) => {
-      const path = p.key.split('.');
-      return {
-        file,
-        ...at(nodeAt(doc.contents as YamlNode | null, path)?.range?.[0]),
-        key: p.key,
-        message: p.message,
-      };
-    });
-    throw new ConfigError(capped(located, problems.length, file));
+    throw new ConfigError(locateProblems(doc, lineCounter, file, problems));
   }
   const found = result.error.issues.flatMap((issue): { issue: z.core.$ZodIssue; path: PropertyKey[] }[] =>
     issue.code === 'unrecognized_keys'
@@ -444,6 +435,37 @@ export function parseProjectConfig(
   throw new ConfigError(capped(issues, found.length, file));
 }
 
+/** A problem found beside the schema (a pipeline route, a path that leads nowhere), by its dotted key. */
+export interface KeyProblem {
+  key: string;
+  message: string;
+}
+
+/** Problems named by dotted key, located in the document (the key's value, else its nearest ancestor). */
+function locateProblems(
+  doc: ReturnType<typeof parseDocument>,
+  lineCounter: LineCounter,
+  file: string,
+  problems: readonly KeyProblem[],
+): ConfigIssue[] {
+  const located = problems.slice(0, MAX_CONFIG_ISSUES).map((p) => {
+    const offset = nodeAt(doc.contents as YamlNode | null, p.key.split('.'))?.range?.[0];
+    const pos = offset === undefined ? null : lineCounter.linePos(offset);
+    return { file, line: pos?.line ?? null, column: pos?.col ?? null, key: p.key, message: p.message };
+  });
+  return capped(located, problems.length, file);
+}
+
+/**
+ * Problems (by dotted key) in a config that parsed, located in its text: for checks made after
+ * parsing, such as the files it names (config/config-files.ts). The text must be the one parsed.
+ */
+export function configErrorAt(text: string, file: string, problems: readonly KeyProblem[]): ConfigError {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  return new ConfigError(locateProblems(doc, lineCounter, file, problems));
+}
+
 function keyOffset(root: YamlNode | null, path: readonly PropertyKey[]): number | undefined {
   const parent = nodeAt(root, path.slice(0, -1));
   if (!isMap(parent)) return parent?.range?.[0];
@@ -451,23 +473,37 @@ function keyOffset(root: YamlNode | null, path: readonly PropertyKey[]): number 
   return (pair?.key as YamlNode | undefined)?.range?.[0];
 }
 
+/**
+ * The text of `orch.yaml`, or null when there is none. Opened non-blocking and checked on the open
+ * file, so a FIFO or a device put in its place (a landing can bring a symlink) is refused at once
+ * and never read; a regular file is read up to {@link MAX_CONFIG_BYTES}.
+ */
+export function readConfigText(path: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw fileProblem(path, `cannot read: ${(error as Error).message}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw fileProblem(path, 'not a regular file');
+    if (stat.size > MAX_CONFIG_BYTES)
+      throw fileProblem(path, `${stat.size} bytes, over the limit of ${MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)`);
+    return readFileSync(fd, 'utf8');
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw fileProblem(path, `cannot read: ${(error as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Loads `orch.yaml` from a path; a missing file is the default config. */
 export function loadProjectConfig(
   path: string,
   more: (cfg: ProjectConfig) => Problem[] = () => [],
 ): ProjectConfig {
-  let text: string;
-  try {
-    // Checked before reading: a FIFO or a device would block the read or never end it.
-    const stat = statSync(path);
-    if (!stat.isFile()) throw fileProblem(path, 'not a regular file');
-    if (stat.size > MAX_CONFIG_BYTES)
-      throw fileProblem(path, `${stat.size} bytes, over the limit of ${MAX_CONFIG_BYTES} (MAX_CONFIG_BYTES)`);
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') text = '{}';
-    else throw fileProblem(path, `cannot read: ${(error as Error).message}`);
-  }
-  return parseProjectConfig(text, path, more);
+  return parseProjectConfig(readConfigText(path) ?? '{}', path, more);
 }

@@ -286,6 +286,8 @@ export function planOf(config: EffectiveConfig, pipeline: PipelinePlan): Plan {
 export function projectPlan(
   raw: ProjectConfig,
   env: Env,
+  /** Prompt templates read and parsed at load (config-files.ts). */
+  templates: Parameters<typeof resolvePipeline>[4] = {},
 ): { config: EffectiveConfig; pipeline: PipelinePlan; plan: Plan } {
   const config = effectiveConfig(raw, env);
   // Jobs carry the adapter their role needs, so workers claim only what they can run.
@@ -294,6 +296,7 @@ export function projectPlan(
     raw.merge,
     raw.worktrees,
     (role) => config.agents[role].adapter,
+    templates,
   );
   return { config, pipeline, plan: planOf(config, pipeline) };
 }

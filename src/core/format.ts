@@ -1,7 +1,9 @@
 /** Text formats shared by the CLI, the notifications and the API: tables, durations, money, JSON. Pure. */
 import { modelEffortLabel } from './model.ts';
+import { terminalSafeJson } from './text.ts';
 
-export const json = (value: unknown): string => JSON.stringify(value, null, 2);
+/** Indented JSON for people and scripts; no raw character a terminal acts on (DEL, C1 are escaped). */
+export const json = (value: unknown): string => terminalSafeJson(value, 2);
 
 export function duration(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '–';

@@ -62,6 +62,7 @@ export const HTTP_STATUS: Readonly<Record<ApiErrorCode, ContentfulStatusCode>> =
   db_open_failed: 500,
   db_migration_failed: 500,
   git_failed: 500,
+  git_refused: 409,
   internal: 500,
   unavailable: 503,
 };

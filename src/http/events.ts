@@ -166,23 +166,23 @@ export class EventFeed {
       if (this.tails.has(run.id) || !run.log_path) continue;
       // Agents already running at the first poll are followed from their current end (the
       // client reads earlier lines with a range read); agents started since, from their start.
-      this.tails.set(run.id, { run, offset: first ? fileSize(run.log_path) : 0 });
+      this.tails.set(run.id, { run, offset: first ? await fileSize(run.log_path) : 0 });
     }
     const out: FeedEvent[] = [];
     for (const [id, tail] of this.tails) {
       const finished = !runningIds.has(id);
-      for (const line of this.readTail(tail, finished))
+      for (const line of await this.readTail(tail, finished))
         out.push({ event: 'log', data: logData(tail.run, line) });
       if (finished) this.tails.delete(id);
     }
     return out;
   }
 
-  private readTail(tail: Tail, final: boolean): LogLine[] {
+  private async readTail(tail: Tail, final: boolean): Promise<LogLine[]> {
     const path = tail.run.log_path;
-    const size = fileSize(path);
+    const size = await fileSize(path);
     if (!path || size <= tail.offset) return [];
-    const buf = readBytes(path, tail.offset, Math.min(size - tail.offset, MAX_LOG_READ_BYTES));
+    const buf = await readBytes(path, tail.offset, Math.min(size - tail.offset, MAX_LOG_READ_BYTES));
     const atEnd = tail.offset + buf.length >= size;
     const { lines, consumed } = splitLines(buf, tail.offset, final && atEnd);
     tail.offset += consumed;

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,19 +79,19 @@ describe('splitLines and utf8Boundary', () => {
 });
 
 describe('readLogRange', () => {
-  it('returns a line longer than the window cut on a character boundary, and moves on', () => {
+  it('returns a line longer than the window cut on a character boundary, and moves on', async () => {
     const path = join(dir, 'long.log');
     writeFileSync(path, `${'✓'.repeat(10)}\nnext\n`);
-    const first = readLogRange(path, 0, 8, false);
+    const first = await readLogRange(path, 0, 8, false);
     expect(first.lines).toHaveLength(1);
     expect(first.lines[0]!.text).toBe('✓✓');
     expect(first.next_offset).toBe(6);
-    const rest = readLogRange(path, 31, 100, false);
+    const rest = await readLogRange(path, 31, 100, false);
     expect(rest.lines.map((l) => l.text)).toEqual(['next']);
   });
 
-  it('answers a missing file and an offset past the end with no lines', () => {
-    expect(readLogRange(join(dir, 'nope.log'), 0, 100, true)).toEqual({
+  it('answers a missing file and an offset past the end with no lines', async () => {
+    expect(await readLogRange(join(dir, 'nope.log'), 0, 100, true)).toEqual({
       offset: 0,
       next_offset: 0,
       size: 0,
@@ -98,6 +99,12 @@ describe('readLogRange', () => {
     });
     const path = join(dir, 'short.log');
     writeFileSync(path, 'a\n');
-    expect(readLogRange(path, 50, 100, true)).toMatchObject({ next_offset: 50, size: 2, lines: [] });
+    expect(await readLogRange(path, 50, 100, true)).toMatchObject({ next_offset: 50, size: 2, lines: [] });
+  });
+
+  it('answers a log swapped for a FIFO with no lines, at once', async () => {
+    const path = join(dir, 'fifo.log');
+    execFileSync('mkfifo', [path]);
+    expect(await readLogRange(path, 0, 100, true)).toEqual({ offset: 0, next_offset: 0, size: 0, lines: [] });
   });
 });

@@ -4,7 +4,7 @@
  * (the log holds the agent's stream-json lines, `[stderr] ` lines and
  * orch's own `[orch] ` notes).
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { readRange, regularFileSize } from '../runtime/worktree-files.ts';
 import { parseStreamJsonLine } from '../agents/stream-json.ts';
 import type { AgentEvent } from '../agents/events.ts';
 
@@ -109,31 +109,15 @@ export function splitLines(
   return { lines, consumed: pos };
 }
 
-/** Reads up to `length` bytes at `position`. */
-export function readBytes(path: string, position: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    let got = 0;
-    while (got < length) {
-      const n = readSync(fd, buf, got, length - got, position + got);
-      if (n <= 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
+/**
+ * Up to `length` bytes at `position`, read asynchronously from a regular file only: the server
+ * keeps answering whatever the log has become (a FIFO an agent swapped in reads as empty).
+ */
+export const readBytes = (path: string, position: number, length: number): Promise<Buffer> =>
+  readRange(path, position, length);
 
-export const fileSize = (path: string | null): number => {
-  if (!path) return 0;
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
-};
+/** The log's size; 0 when there is none, or it is not a regular file. */
+export const fileSize = (path: string | null): Promise<number> => regularFileSize(path);
 
 /** A byte range of a log, cut back to the last whole line. */
 export interface LogRange {
@@ -149,11 +133,16 @@ export interface LogRange {
  * without its newline is left for the next read while the run may still
  * write it (`final` false); a single line longer than `limit` is returned cut.
  */
-export function readLogRange(path: string | null, offset: number, limit: number, final: boolean): LogRange {
-  const size = fileSize(path);
+export async function readLogRange(
+  path: string | null,
+  offset: number,
+  limit: number,
+  final: boolean,
+): Promise<LogRange> {
+  const size = await fileSize(path);
   if (!path || offset >= size) return { offset, next_offset: Math.max(offset, 0), size, lines: [] };
   const want = Math.min(limit, size - offset);
-  const buf = readBytes(path, offset, want);
+  const buf = await readBytes(path, offset, want);
   const atEnd = offset + buf.length >= size;
   const { lines, consumed } = splitLines(buf, offset, final && atEnd);
   if (consumed === 0 && buf.length === limit) {

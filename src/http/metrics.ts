@@ -25,6 +25,7 @@ import {
   type StatsDimension,
   type StatsRows,
 } from '../core/stats.ts';
+import { loopDelaySnapshot, type LoopDelaySnapshot } from '../runtime/loop-watchdog.ts';
 
 /** Terminal reasons that mean a budget stopped the build loop. */
 export const BUDGET_REASONS = ['budget_exhausted', 'max_attempts'] as const;
@@ -150,14 +151,20 @@ export function createMetrics(ctx: OrchContext, opts: { processMetrics?: boolean
   const registry = new Registry();
   let current: Promise<Snapshot> | null = null;
   const snapshot = (): Promise<Snapshot> => (current ??= loadSnapshot(ctx));
+  // The event loop's delay, taken once per scrape: taking it starts the next window.
+  let loop: LoopDelaySnapshot | null | undefined;
+  const loopDelay = (): LoopDelaySnapshot | null =>
+    loop === undefined ? (loop = loopDelaySnapshot()) : loop;
   let queue: Promise<unknown> = Promise.resolve();
   const scrape = (): Promise<string> => {
     const next = queue.then(async () => {
       current = null;
+      loop = undefined;
       try {
         return await registry.metrics();
       } finally {
         current = null;
+        loop = undefined;
       }
     });
     queue = next.catch(() => {});
@@ -406,6 +413,41 @@ export function createMetrics(ctx: OrchContext, opts: { processMetrics?: boolean
     },
     async () => (await snapshot()).outcomes.durations,
   );
+
+  new Gauge({
+    name: 'orch_event_loop_delay_seconds',
+    help: "Delay of this process's event loop since the previous scrape, by stat (p50, p99, max); absent while no watchdog runs.",
+    labelNames: ['stat'] as const,
+    registers,
+    collect() {
+      const d = loopDelay();
+      this.reset();
+      if (!d) return;
+      this.set({ stat: 'p50' }, d.p50S);
+      this.set({ stat: 'p99' }, d.p99S);
+      this.set({ stat: 'max' }, d.maxS);
+    },
+  });
+
+  new Counter({
+    name: 'orch_event_loop_stalls_total',
+    help: "Times this process's event loop was blocked for a second or more since it started (each is also a warning in the log).",
+    registers,
+    collect() {
+      const d = loopDelay();
+      this.reset();
+      if (d) this.inc(d.stalls);
+    },
+  });
+
+  new Gauge({
+    name: 'orch_event_loop_longest_stall_seconds',
+    help: "The longest time this process's event loop was blocked since it started (0 without a stall).",
+    registers,
+    collect() {
+      this.set(loopDelay()?.longestStallS ?? 0);
+    },
+  });
 
   const httpRequests = new Counter({
     name: 'orch_http_requests_total',

@@ -3,8 +3,6 @@
  * agents in flight, spend, status, and the event stream. Each endpoint is a
  * thin call into the runtime; shapes are the CLI's `--json` views.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { paths } from '../runtime/context.ts';
@@ -41,6 +39,7 @@ import { eventStreamEndpoint } from './event-stream.ts';
 import { fileSize, readBytes, readLogRange } from './log-lines.ts';
 import { costReport, reportStart } from './costs.ts';
 import { redact, redactDeep } from './redact.ts';
+import { readWorktreeFile } from '../runtime/worktree-files.ts';
 import type { AgentJson, LogResponse, QueueJson, RouteDeps } from './types.ts';
 
 export type { RouteDeps } from './types.ts';
@@ -287,12 +286,13 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       responses: { 200: 'the packet', 404: 'no such task, or no packet' },
       handle: async (c, { params }) => {
         const task = await taskOf(params.key!);
-        const file = join(
-          paths.artifacts(await ctx.store.getProject(task.project_id), task),
-          'terminal-packet.md',
-        );
-        if (!existsSync(file)) throw new ApiError('not_found', `${task.key} has no terminal packet`);
-        return c.body(redact(readFileSync(file, 'utf8'), secrets), 200, {
+        const dir = paths.artifacts(await ctx.store.getProject(task.project_id), task);
+        // Read like a worktree file: a FIFO or a huge file there must not stop the server.
+        const packet = await readWorktreeFile(dir, 'terminal-packet.md');
+        if (!packet.ok && packet.reason === 'missing')
+          throw new ApiError('not_found', `${task.key} has no terminal packet`);
+        if (!packet.ok) throw new ApiError('not_found', `${task.key}'s terminal packet: ${packet.message}`);
+        return c.body(redact(packet.text, secrets), 200, {
           'Content-Type': 'text/markdown; charset=utf-8',
         });
       },
@@ -337,14 +337,14 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       responses: { 200: 'lines, offsets and the file size', 400: ERR[400], 404: 'no such run' },
       handle: async (c, { params, query }) => {
         const run = await runOf(params.id!);
-        const path = run.log_path && existsSync(run.log_path) ? run.log_path : null;
-        const size = fileSize(path);
+        const path = run.log_path;
+        const size = await fileSize(path);
         let offset = query.offset;
         if (query.tail !== undefined) {
           // Start at the first line that begins inside the last `tail` bytes.
           offset = Math.max(0, size - query.tail);
           if (offset > 0 && path) {
-            const head = readBytes(path, offset - 1, Math.min(query.tail + 1, size - offset + 1));
+            const head = await readBytes(path, offset - 1, Math.min(query.tail + 1, size - offset + 1));
             const nl = head.indexOf(0x0a);
             offset = nl === -1 ? size : offset + nl;
           }
@@ -353,7 +353,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
         if (query.format === 'raw') {
           const bytes =
             path && offset < size
-              ? readBytes(path, offset, Math.min(query.limit, size - offset))
+              ? await readBytes(path, offset, Math.min(query.limit, size - offset))
               : Buffer.alloc(0);
           return c.body(redact(bytes.toString('utf8'), secrets), 200, {
             'Content-Type': 'text/plain; charset=utf-8',
@@ -362,7 +362,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
             'X-Log-Size': String(size),
           });
         }
-        const range = readLogRange(path, offset, query.limit, !running);
+        const range = await readLogRange(path, offset, query.limit, !running);
         const body: LogResponse = { run_id: run.id, task: run.task_key, running, ...range };
         return send(c, body);
       },

@@ -3,7 +3,7 @@
  * task's worktree under the same process control as an agent; exit 0 is
  * success. Its output is the run's log, and its tail the run's result.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
@@ -11,9 +11,12 @@ import type { Job, Task } from '../store/schema.ts';
 import type { StagePlan } from '../config/pipeline-config.ts';
 import { runTimeoutS } from '../config/settings.ts';
 import { tail } from '../core/gates.ts';
-import { runAgentProcess } from './process/run-agent-process.ts';
+import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import type { LaunchResult } from './launcher.ts';
+
+/** Output of a command stage kept for its result, characters (core/gates.ts `tail` cuts it further). */
+const OUTPUT_TAIL_CHARS = 64_000;
 
 export async function runCommandStage(
   ctx: OrchContext,
@@ -47,26 +50,29 @@ export async function runCommandStage(
     contractEnv(task, job.stage, role, worktree, { ORCH_RUN_ID: String(runId) }),
     plan.env,
   );
-  const outcome = await runAgentProcess({
-    argv: plan.command!,
-    cwd: worktree,
-    env,
-    logPath,
-    timeoutS,
-    killGraceS: rt.config.timeouts.agentKillGraceSeconds,
-    stallTimeoutS: 0,
-    resultGraceMs: 0,
-    drainMs: 2_000,
-    maxLineBytes: 1024 * 1024,
-    signal,
-    onSpawn: ({ pid, pgid }) => void ctx.store.setRunProcess(runId, pid, pgid).catch(() => {}),
+  const outcome = await runOwnedProcess({
+    ctx,
+    kind: 'command',
+    name: job.stage,
+    taskId: task.id,
+    jobId: job.id,
+    workerId,
+    spec: {
+      argv: plan.command!,
+      cwd: worktree,
+      env,
+      logPath,
+      label: `command stage ${job.stage} of ${task.key}`,
+      timeoutS,
+      killGraceS: rt.config.timeouts.agentKillGraceSeconds,
+      ...COMMAND_LIMITS,
+      // The run's result is the output's tail, kept as it is read: the log is never read back.
+      outputTailChars: OUTPUT_TAIL_CHARS,
+      signal,
+      onSpawn: ({ pid, pgid }) => void ctx.store.setRunProcess(runId, pid, pgid).catch(() => {}),
+    },
   });
-  let output = '';
-  try {
-    output = tail(readFileSync(logPath, 'utf8'));
-  } catch {
-    /* no output */
-  }
+  const output = tail(outcome.outputTail);
   const kind = outcome.spawnError
     ? 'spawn_error'
     : outcome.canceled

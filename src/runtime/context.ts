@@ -19,7 +19,8 @@ import {
   type EffectiveConfig,
   type GlobalSettings,
 } from '../config/settings.ts';
-import { loadProjectConfig, type ProjectConfig } from '../config/project-config.ts';
+import { parseProjectConfig, readConfigText, type ProjectConfig } from '../config/project-config.ts';
+import { loadConfigFiles } from '../config/config-files.ts';
 import { OrchError } from '../errors.ts';
 import { localProjectRoot } from './project-clone.ts';
 import { configureOrigin } from './git.ts';
@@ -37,6 +38,8 @@ export interface ProjectRuntime {
   configPath: string;
   /** The config file's modification time when it was loaded (ms). */
   loadedMtimeMs: number;
+  /** The files the config names that were read with it (prompt files), and their modification times (ms). */
+  files: { path: string; mtimeMs: number }[];
 }
 
 export interface OrchContext {
@@ -111,12 +114,20 @@ export async function openContext(
     const project = { ...row, root_path: rootPath };
     const configPath = join(project.root_path, 'orch.yaml');
     const loadedMtimeMs = mtimeOf(configPath);
+    const text = readConfigText(configPath);
     // The reaper must outlast every timeout a run can get: a file (or environment) that breaks
     // that is refused here, at start and at every reload alike.
-    const raw = loadProjectConfig(configPath, (cfg) => reaperInvariantProblems(cfg, env));
-    const { config, pipeline, plan } = projectPlan(raw, env);
-    return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs };
+    const raw = parseProjectConfig(text ?? '{}', configPath, (cfg) => reaperInvariantProblems(cfg, env));
+    // The files it names are checked now (a missing prompt file is a config error, not a failed
+    // task later), and templates parsed once.
+    const named = await loadConfigFiles(raw, text ?? '', configPath, project.root_path);
+    const files = named.read.map((path) => ({ path, mtimeMs: mtimeOf(path) }));
+    const { config, pipeline, plan } = projectPlan(raw, env, named.templates);
+    return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs, files };
   };
+  /** Whether the loaded config is still what is on disk: neither orch.yaml nor a file it named changed. */
+  const current = (rt: ProjectRuntime): boolean =>
+    mtimeOf(rt.configPath) === rt.loadedMtimeMs && rt.files.every((f) => mtimeOf(f.path) === f.mtimeMs);
   const ctx: OrchContext = {
     home,
     env,
@@ -125,7 +136,7 @@ export async function openContext(
     database: location,
     async projectRuntime(projectId) {
       const hit = cache.get(projectId);
-      if (hit && mtimeOf(hit.configPath) === hit.loadedMtimeMs) return hit;
+      if (hit && current(hit)) return hit;
       try {
         const rt = await load(projectId);
         cache.set(projectId, rt);
@@ -137,8 +148,9 @@ export async function openContext(
         const message = (error as Error).message;
         if (errors.get(projectId) !== message) onConfigError?.(hit.project.name, message);
         errors.set(projectId, message);
-        // Keep the last good config, and do not re-read the bad file until it changes again.
+        // Keep the last good config, and do not re-read the bad files until they change again.
         hit.loadedMtimeMs = mtimeOf(hit.configPath);
+        for (const f of hit.files) f.mtimeMs = mtimeOf(f.path);
         return hit;
       }
     },

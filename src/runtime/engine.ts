@@ -5,8 +5,7 @@
  * (transitions.ts), which decides with the pure core and applies the
  * decision. The engine only reads what the next step of the work needs.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { AgentRun, Job, Task } from '../store/schema.ts';
@@ -34,7 +33,7 @@ import type { AgentEvent } from '../agents/events.ts';
 import { recordGate, runGate, type GateOutcome } from './gates.ts';
 import { runCommandStage } from './command-stage.ts';
 import type { GateRef, StagePlan } from '../config/pipeline-config.ts';
-import { OrchError } from '../errors.ts';
+import { GitRefusal } from './git-refusal.ts';
 import { taskBudget } from './packet.ts';
 import type { AbortReason, ProgressEvent } from './progress.ts';
 import type { Holder, JobEvent, Outcome, Transitions } from './transitions.ts';
@@ -213,16 +212,15 @@ export class Engine {
         `${task.key}: ${job.stage} (${plan.kind === 'command' ? 'command' : plan.role}, run ${run?.id ?? '?'})\n\n${task.title}`,
       );
     } catch (error) {
-      if (!(error instanceof OrchError && error.code === 'git_failed')) throw error;
-      // A refusal of git's (a nested repository an agent left, say) fails the try, with git's
-      // words as the feedback the next run sees.
-      const message = error.message;
+      if (!(error instanceof GitRefusal)) throw error;
+      // A refusal of git's (a nested repository an agent left, a file too large to commit) fails
+      // the try, with what to do about it as the feedback the next run sees.
       await this.report(job, {
         kind: 'run_failed',
         outcome: 'failed',
         runId: run?.id ?? null,
-        error: message,
-        feedback: `orch could not commit your work: ${message}. Leave the worktree in a state git can commit (no nested repositories, no files git refuses), then finish the change.`,
+        error: error.message,
+        feedback: error.feedback,
       });
       return;
     }
@@ -295,7 +293,7 @@ export class Engine {
       signal,
       log: this.deps.log,
       remainingUsd,
-      ...(plan.prompt || plan.promptFile ? { promptTemplate: this.promptTemplate(rt, plan) } : {}),
+      ...(plan.template ? { promptTemplate: plan.template } : {}),
       ...(this.deps.limits ? { limits: this.deps.limits } : {}),
       onEvent: (runId, event) => {
         if (event.type === 'started')
@@ -304,11 +302,6 @@ export class Engine {
       },
       ...(this.deps.onAgentLine ? { onLine: this.deps.onAgentLine } : {}),
     });
-  }
-
-  private promptTemplate(rt: ProjectRuntime, plan: StagePlan): string {
-    if (plan.prompt) return plan.prompt;
-    return readFileSync(resolve(rt.project.root_path, plan.promptFile!), 'utf8');
   }
 
   private emitFinished(task: Task, role: string, stage: string, res: LaunchResult, outcome: string): void {
@@ -411,10 +404,18 @@ export class Engine {
     for (const ref of plan.gates) {
       if (signal.aborted) return this.abandoned(job, signal);
       if (runsCommand(ref)) this.leftClean.delete(worktree);
-      const gate = await runGate(this.deps.ctx, rt, task, plan.name, ref, worktree, {
-        approved,
-        lastVerdict,
-      });
+      const gate = await runGate(
+        this.deps.ctx,
+        rt,
+        task,
+        plan.name,
+        ref,
+        worktree,
+        { approved, lastVerdict },
+        { signal, workerId: this.deps.workerId, jobId: job.id },
+      );
+      // Stopped before it could decide (shutdown, cancel, a lost lease): neither passed nor failed.
+      if (gate.interrupted) return this.abandoned(job, signal);
       this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
       if (!gate.passed) {
         await this.report(

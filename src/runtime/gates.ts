@@ -3,9 +3,6 @@
  * `task show`, the API and the terminal packet can show them.
  */
 import { redact, secretValues } from './secrets.ts';
-import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import type { Task } from '../store/schema.ts';
 import { DEFAULT_ARTIFACTS, tail } from '../core/gates.ts';
@@ -13,11 +10,18 @@ import type { GateRef } from '../config/pipeline-config.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { gitRaw } from './git.ts';
 import { renderPath } from './prompts.ts';
+import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
+import { inspectWorktreeFile } from './worktree-files.ts';
 
 export interface GateOutcome {
   name: string;
   passed: boolean;
   output: string;
+  /**
+   * The gate was stopped before it could decide (its abort signal fired: shutdown, cancel, a lost
+   * lease). Neither passed nor failed: it is not stored as a result, and its job is to be redone.
+   */
+  interrupted?: true;
 }
 
 /** Facts a gate may need that only the engine knows. */
@@ -26,43 +30,18 @@ export interface GateFacts {
   lastVerdict: string | null;
 }
 
-function runCommand(
-  argv: readonly string[],
-  cwd: string,
-  env: Record<string, string>,
-  timeoutS: number,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolvePromise) => {
-    let output = '';
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    const onData = (chunk: Buffer) => {
-      output = tail(output + chunk.toString('utf8'), 64_000);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => {
-      output += `\n[orch] gate timed out after ${timeoutS}s`;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }, timeoutS * 1000);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolvePromise({ code: null, output: `cannot run ${argv[0]}: ${error.message}` });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, output });
-    });
-  });
+/** How a gate runs; all optional, so a gate can run outside a job (tests, a preview). */
+export interface GateRunOptions {
+  /** Aborting ends a gate's command (TERM to its group, KILL after the kill grace): the gate is `interrupted`. */
+  signal?: AbortSignal;
+  /** The worker running the job, recorded as the command's owner. Default: this process. */
+  workerId?: string;
+  /** The job the gate belongs to, recorded with its command. */
+  jobId?: number;
 }
+
+/** Output of a gate's command kept, characters. */
+const GATE_OUTPUT_CHARS = 64_000;
 
 async function evaluate(
   ctx: OrchContext,
@@ -72,6 +51,7 @@ async function evaluate(
   ref: GateRef,
   worktree: string,
   facts: GateFacts,
+  opts: GateRunOptions,
 ): Promise<GateOutcome> {
   const vars = {
     task: { key: task.key, title: task.title, description: task.description },
@@ -84,13 +64,44 @@ async function evaluate(
   };
   const command = async (name: string, argv: readonly string[], timeoutS: number): Promise<GateOutcome> => {
     const env = agentEnv(ctx.env, contractEnv(task, stage, 'gate', worktree), {});
-    const r = await runCommand(argv, worktree, env, timeoutS);
+    const r = await runOwnedProcess({
+      ctx,
+      kind: 'gate',
+      name,
+      taskId: task.id,
+      jobId: opts.jobId ?? null,
+      ...(opts.workerId ? { workerId: opts.workerId } : {}),
+      spec: {
+        argv: [...argv],
+        cwd: worktree,
+        env,
+        label: `gate ${name} of ${task.key}`,
+        timeoutS,
+        killGraceS: rt.config.timeouts.agentKillGraceSeconds,
+        ...COMMAND_LIMITS,
+        outputTailChars: GATE_OUTPUT_CHARS,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    });
+    const exit = r.exitCode ?? 'none';
+    if (r.canceled)
+      return {
+        name,
+        passed: false,
+        interrupted: true,
+        output: `$ ${argv.join(' ')}  (interrupted: ${String(opts.signal?.reason ?? 'aborted')}, exit ${exit})`,
+      };
+    const notes = [
+      r.spawnError,
+      r.timedOut ? `[orch] gate timed out after ${timeoutS}s` : null,
+      r.recordError ?? null,
+    ].filter((n): n is string => n !== null);
     // A test that prints a secret must not put it in the store, the feedback or the developer's prompt.
     return {
       name,
-      passed: r.code === 0,
+      passed: r.exitCode === 0 && !r.timedOut && r.spawnError === null,
       output: redact(
-        tail(`$ ${argv.join(' ')}  (exit ${r.code ?? 'none'})\n${r.output}`),
+        tail(`$ ${argv.join(' ')}  (exit ${exit})\n${r.outputTail}${notes.map((n) => `\n${n}`).join('')}`),
         secretValues(ctx.env),
       ),
     };
@@ -165,25 +176,31 @@ async function evaluate(
   }
 }
 
-function artifacts(files: readonly string[], worktree: string): GateOutcome {
-  const missing = files.filter((f) => {
-    try {
-      return statSync(join(worktree, f)).size === 0;
-    } catch {
-      return true;
-    }
-  });
-  const passed = missing.length === 0;
+/**
+ * Each file must be a regular file inside the worktree, not empty. A FIFO, a device, a symlink out
+ * of the worktree or to nothing fails the gate with a line that names the file and what it is.
+ */
+async function artifacts(files: readonly string[], worktree: string): Promise<GateOutcome> {
+  const problems: string[] = [];
+  for (const f of files) {
+    const found = await inspectWorktreeFile(worktree, f);
+    if (!found.ok) problems.push(found.reason === 'missing' ? `${f} is missing` : found.message);
+    else if (found.size === 0) problems.push(`${f} is empty`);
+  }
+  const passed = problems.length === 0;
   return {
     name: 'check_artifacts_present',
     passed,
     output: passed
       ? `present: ${files.join(', ') || '(none required)'}`
-      : `missing or empty: ${missing.join(', ')}`,
+      : `missing or unusable: ${problems.join('; ')}`,
   };
 }
 
-/** Evaluates a gate and stores its result. */
+/**
+ * Evaluates a gate and stores its result. An interrupted gate (its signal fired) is not stored:
+ * it decided nothing, and its stage is to be worked again.
+ */
 export async function runGate(
   ctx: OrchContext,
   rt: ProjectRuntime,
@@ -192,10 +209,11 @@ export async function runGate(
   ref: GateRef,
   worktree: string,
   facts: GateFacts,
+  opts: GateRunOptions = {},
 ): Promise<GateOutcome> {
   const startedAt = new Date().toISOString();
-  const outcome = await evaluate(ctx, rt, task, stage, ref, worktree, facts);
-  await recordGate(ctx, task, stage, outcome, startedAt);
+  const outcome = await evaluate(ctx, rt, task, stage, ref, worktree, facts, opts);
+  if (!outcome.interrupted) await recordGate(ctx, task, stage, outcome, startedAt);
   return outcome;
 }
 

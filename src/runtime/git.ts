@@ -9,6 +9,9 @@ import { dirname, join, resolve } from 'node:path';
 import { OrchError } from '../errors.ts';
 import { safeName } from './safe-names.ts';
 import { clearStaleLocksFor, lockInTheWay, waitOutLock } from './git-locks.ts';
+import { GitRefusal, machineTrouble, parseStatusZ, refusedPaths } from './git-refusal.ts';
+
+export { GitRefusal, MAX_COMMIT_FILE_BYTES } from './git-refusal.ts';
 
 export interface GitResult {
   code: number;
@@ -221,40 +224,55 @@ export function headCommit(worktree: string): string | null {
  * Drops what an unfinished run left in the worktree (a killed agent's partial
  * edits), so the next run starts from the last commit: only a clean run's work
  * is ever committed. A merge in progress is a landing conflict left for the
- * developer on purpose, and is kept.
+ * developer on purpose, and is kept. `clean -ff` removes repositories an agent
+ * made inside the worktree too (`-f` alone keeps them, and the next commit
+ * would be refused again for the same leftover).
  */
 export async function discardUncommitted(worktree: string): Promise<boolean> {
   if (mergeInProgress(worktree)) return false;
   const status = await git(worktree, ['status', '--porcelain']);
   if (!status.trim()) return false;
   await git(worktree, ['reset', '-q', '--hard', 'HEAD']);
-  await git(worktree, ['clean', '-q', '-fd']);
+  await git(worktree, ['clean', '-q', '-ffd']);
   return true;
 }
 
 /**
  * Commits everything in the worktree; returns the new commit or null when
  * nothing changed. A clean worktree costs one git call (`status`), the usual
- * case for stages that only read.
+ * case for stages that only read. What the worktree holds that cannot be
+ * committed (a repository of its own, a file over `MAX_COMMIT_FILE_BYTES`, or
+ * anything else git refuses) throws a {@link GitRefusal} carrying feedback for
+ * the developer; a failure of the machine (disk full…) stays an `OrchError`.
  */
 export async function commitAll(worktree: string, message: string): Promise<string | null> {
   // A merge left in progress (a landing conflict the developer resolved) is concluded even when
   // the resolution leaves no difference to show.
   const merging = mergeInProgress(worktree);
-  if (!merging && !(await git(worktree, ['status', '--porcelain'])).trim()) return null;
-  await git(worktree, ['add', '-A']);
+  const status = await git(worktree, ['status', '--porcelain=v1', '-z', '--untracked-files=all']);
+  if (!merging && !status) return null;
+  const refused = await refusedPaths(worktree, parseStatusZ(status));
+  if (refused.length) throw new GitRefusal(worktree, { paths: refused });
+  const added = await gitRaw(worktree, ['add', '-A']);
+  if (added.code !== 0) throw commitFailure(worktree, 'add -A', added);
   const committed = await gitRaw(worktree, ['commit', '-q', '--no-verify', '-m', message]);
   if (committed.code !== 0) {
     // Staged changes that undo each other (an edit reverted before the run ended) leave nothing.
     if (!merging && /nothing to commit|no changes added/.test(committed.stdout + committed.stderr))
       return null;
-    throw new OrchError(
-      'git_failed',
-      `git commit failed in ${worktree}: ${committed.stderr.trim() || committed.stdout.trim()}`,
-      { context: { cwd: worktree } },
-    );
+    throw commitFailure(worktree, 'commit', committed);
   }
   return headCommit(worktree) ?? (await git(worktree, ['rev-parse', 'HEAD'])).trim();
+}
+
+/** A failed `git add` or `git commit`: the worktree's content refused, or (disk full…) the machine's trouble. */
+function commitFailure(worktree: string, command: string, r: GitResult): OrchError {
+  const said = r.stderr.trim() || r.stdout.trim();
+  if (machineTrouble(r.stderr))
+    return new OrchError('git_failed', `git ${command} failed in ${worktree}: ${said}`, {
+      context: { cwd: worktree },
+    });
+  return new GitRefusal(worktree, { gitMessage: said });
 }
 
 /** {@link diffHash} of an empty diff. */

@@ -5,7 +5,7 @@
  * parses its events, and records usage. Finalizing the run (advance, retry,
  * escalate) is the engine's job.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
@@ -27,6 +27,8 @@ import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
 import { renderPrompt } from './prompts.ts';
+import { replaceFile } from './worktree-files.ts';
+import type { PromptTemplate } from '../config/config-files.ts';
 import type { Logger } from './logger.ts';
 
 export { SCRIPTED_AGENT_PATH } from '../agents/scripted/argv.ts';
@@ -80,8 +82,11 @@ export interface LaunchRequest {
   limits?: LaunchLimits;
   onEvent?: (runId: number, event: AgentEvent) => void;
   onLine?: (runId: number, line: string) => void;
-  /** A stage's own prompt template, replacing the role's built-in one. */
-  promptTemplate?: string;
+  /**
+   * A stage's own prompt template, replacing the role's built-in one: the stage plan's `template`
+   * (parsed when the config loaded), or its text.
+   */
+  promptTemplate?: string | PromptTemplate;
   /** A CLI session to continue (adapters that support resume); default a new session. */
   resumeSessionId?: string | null;
 }
@@ -182,7 +187,8 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     req.promptTemplate,
   );
   try {
-    writeFileSync(promptFile, prompt);
+    // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
+    await replaceFile(promptFile, prompt);
   } catch (error) {
     // A full or read-only disk: the run cannot start, like one whose log file cannot be opened,
     // and ends as a spawn error (retried, then escalated). Thrown, it left the run recorded as

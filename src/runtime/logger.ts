@@ -1,8 +1,11 @@
 /**
  * orch's own log: one JSON object a line on stderr (or plain text on a
- * terminal), redacted (runtime/secrets.ts) before anything is written.
+ * terminal), redacted (runtime/secrets.ts) before anything is written. A
+ * message may quote an agent's output or a tracker's text: the text form is
+ * neutralised for the terminal, the JSON form escapes every control character.
  */
 import { redact } from './secrets.ts';
+import { terminalSafe, terminalSafeJson } from '../core/text.ts';
 
 export { redact, secretValues } from './secrets.ts';
 
@@ -30,8 +33,10 @@ export function createLogger(opts: {
   const emit = (level: Level, message: string, fields: Record<string, unknown> = {}) => {
     if (LEVELS[level] < min) return;
     const line = json
-      ? JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })
-      : `${level === 'info' ? '' : `${level}: `}${message}${Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}`;
+      ? terminalSafeJson({ time: new Date().toISOString(), level, msg: message, ...fields })
+      : terminalSafe(
+          `${level === 'info' ? '' : `${level}: `}${message}${Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}`,
+        );
     write(redact(line, secrets));
   };
   return {

@@ -4,11 +4,12 @@
  * attempt and every escalation, and read by the tracker channel when it
  * posts the packet as the escalation comment.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { paths, type OrchContext, type ProjectRuntime } from './context.ts';
 import { diffStat } from './git.ts';
-import { LEDGER_FILE, ledgerHeader, syncLedger } from './ledger.ts';
+import { handoffText, LEDGER_FILE, ledgerHeader, syncLedger } from './ledger.ts';
+import { replaceFile } from './worktree-files.ts';
 import type { Attempt, Task } from '../store/schema.ts';
 import type { AttemptRecord, TaskBudget, TerminalReason } from '../core/build-loop.ts';
 import { elapsedMs } from '../core/stages.ts';
@@ -70,10 +71,8 @@ export async function terminalPacketText(ctx: OrchContext, task: Task, rt: Proje
 export async function writeLedger(ctx: OrchContext, task: Task, rt: ProjectRuntime): Promise<string> {
   const fresh = await ctx.store.getTask(task.id);
   const dir = paths.artifacts(rt.project, fresh);
-  const handoffFile = join(paths.worktree(ctx, rt.project, fresh), 'docs', 'tasks', fresh.key, 'adr.md');
-  const handoff = existsSync(handoffFile)
-    ? readFileSync(handoffFile, 'utf8')
-    : `${fresh.title}\n${fresh.description}`;
+  // The architect's ADR is an agent's file: read as untrusted input (regular files only, capped).
+  const handoff = await handoffText(paths.worktree(ctx, rt.project, fresh), fresh);
   const header = ledgerHeader(fresh, { budget: rt.config.budget, retry: rt.config.retry }, handoff);
   return syncLedger(dir, header, await ctx.store.attemptsOfTask(fresh.id));
 }
@@ -84,6 +83,6 @@ export async function writeTerminalPacket(ctx: OrchContext, task: Task, rt: Proj
   mkdirSync(dir, { recursive: true });
   await writeLedger(ctx, task, rt);
   const path = join(dir, 'terminal-packet.md');
-  writeFileSync(path, await terminalPacketText(ctx, task, rt));
+  await replaceFile(path, await terminalPacketText(ctx, task, rt));
   return path;
 }

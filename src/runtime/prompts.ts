@@ -80,15 +80,31 @@ const engine = new Liquid({
   memoryLimit: 10_000_000,
 });
 
+/** A parsed template. */
+export type CompiledPrompt = ReturnType<Liquid['parse']>;
+
 /** Parses a template now, so errors surface at load time with the template named. */
-export function compilePrompt(source: string) {
+export function compilePrompt(source: string): CompiledPrompt {
   return engine.parse(source);
 }
 
-const builtIn = new Map<Role, ReturnType<typeof compilePrompt>>();
+const builtIn = new Map<Role, CompiledPrompt>();
 
-export function renderPrompt(role: Role, vars: PromptVars, override?: string): string {
-  let template = override !== undefined ? compilePrompt(override) : builtIn.get(role);
+/**
+ * The prompt of a run: the role's built-in template, or the stage's own (`override`): its text, or
+ * better the template parsed when the config loaded (config/config-files.ts `PromptTemplate`).
+ */
+export function renderPrompt(
+  role: Role,
+  vars: PromptVars,
+  override?: string | { parsed: CompiledPrompt },
+): string {
+  let template =
+    override === undefined
+      ? builtIn.get(role)
+      : typeof override === 'string'
+        ? compilePrompt(override)
+        : override.parsed;
   if (!template) {
     template = compilePrompt(ROLE_PROMPTS[role]);
     builtIn.set(role, template);

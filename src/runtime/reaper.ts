@@ -16,6 +16,7 @@ import type { Transitions } from './transitions.ts';
 import type { AbortReason } from './progress.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
 import { onThisHost, ownerDead } from './worker-id.ts';
+import { recoverOrphanedProcesses } from './process-recovery.ts';
 
 export interface ReaperOptions {
   ctx: OrchContext;
@@ -70,6 +71,8 @@ export class Reaper {
    */
   async recover(): Promise<void> {
     const { store } = this.opts.ctx;
+    // Gates, command stages and hooks a dead orch started on this host: ended before anything is redone.
+    await recoverOrphanedProcesses(this.opts.ctx, { log: this.opts.log });
     for (const run of await store.runningRuns()) {
       const job = run.job_id !== null ? await store.getJob(run.job_id) : undefined;
       const why = orphaned(run, job);

@@ -9,6 +9,9 @@ const HOST = hostname();
 
 export const newWorkerId = (): string => `${HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 
+/** This process as an owner, for what it starts outside any worker (a gate run without a worker id). */
+export const processOwnerId: string = newWorkerId();
+
 /** Whether a worker id names a worker on this host (only then is its process ours to look at). */
 export const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === HOST;
 

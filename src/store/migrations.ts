@@ -363,6 +363,36 @@ function m0006(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Processes orch starts besides agent runs (gates, command stages, hooks): each process group is
+ * recorded while it runs, so a restart after a crash can end what a dead orch left running
+ * instead of starting it a second time beside the first (runtime/process-recovery.ts).
+ */
+function m0005(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await id(db.schema.createTable('processes'), dialect)
+        .addColumn('task_id', 'integer')
+        .addColumn('job_id', 'integer')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('pid', 'integer', (c) => c.notNull())
+        .addColumn('pgid', 'integer', (c) => c.notNull())
+        .addColumn('identity', 'text')
+        .addColumn('worker_id', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text')
+        .addColumn('exit_code', 'integer')
+        .addColumn('detail', 'text')
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('processes_status').on('processes').columns(['status', 'id']).execute();
+      await db.schema.createIndex('processes_task').on('processes').columns(['task_id', 'id']).execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -370,6 +400,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0002_scale_out': m0002(dialect),
       '0003_outbox_trackers': m0003(dialect),
       '0004_state_machine': m0004(),
+      '0005_processes': m0005(dialect),
       '0006_dependencies': m0006(dialect),
       '0007_stats': m0007(),
     }),

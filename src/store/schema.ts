@@ -231,6 +231,35 @@ export interface TaskDependenciesTable {
   created_at: string;
 }
 
+/**
+ * A process group orch started besides an agent run (a gate's command, a command stage, a hook),
+ * recorded while it runs so a restart can end what a dead orch left behind.
+ */
+export interface ProcessesTable {
+  id: Generated<number>;
+  task_id: number | null;
+  job_id: number | null;
+  /** gate, command (a command stage), hook. */
+  kind: string;
+  /** The gate's name, the stage's name, the hook's name. */
+  name: string;
+  pid: number;
+  pgid: number;
+  /** `<boot id>:<start time in clock ticks>` of the group's leader (Linux), so a reused pgid is never signalled; null elsewhere. */
+  identity: string | null;
+  /** The worker (`<host>:<pid>:<random>`) that started it: only a process on that host can end it. */
+  worker_id: string;
+  /** running, finished. */
+  status: string;
+  /** ok, failed, timeout, interrupted, spawn_error. */
+  outcome: string | null;
+  exit_code: number | null;
+  /** Why it was finalized by someone else than its owner (recovery). */
+  detail: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -243,6 +272,7 @@ export interface Database {
   channel_refs: ChannelRefsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   task_dependencies: TaskDependenciesTable;
+  processes: ProcessesTable;
 }
 
 export type Project = Selectable<ProjectsTable>;
@@ -259,3 +289,4 @@ export type TaskDependency = Selectable<TaskDependenciesTable>;
 
 /** Where a statement runs: the database, or one transaction of it. */
 export type Executor = Kysely<Database> | Transaction<Database>;
+export type ProcessRow = Selectable<ProcessesTable>;

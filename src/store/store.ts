@@ -25,6 +25,7 @@ import { DependencyStore } from './dependency-store.ts';
 import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
+import { ProcessStore } from './process-store.ts';
 
 export type { Executor } from './schema.ts';
 import type { Executor } from './schema.ts';
@@ -108,6 +109,8 @@ export class Store {
   readonly stats: StatsStore;
   /** Which tasks wait for which. */
   readonly dependencies: DependencyStore;
+  /** Gate, command-stage and hook processes, recorded while they run. */
+  readonly processes: ProcessStore;
   constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
@@ -115,6 +118,7 @@ export class Store {
     this.reports = new ReportStore(db);
     this.stats = new StatsStore(db, dialect);
     this.dependencies = new DependencyStore(db, dialect);
+    this.processes = new ProcessStore(db);
   }
 
   /**

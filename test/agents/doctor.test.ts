@@ -61,7 +61,7 @@ describe('orch doctor', () => {
         agents: {
           default: { adapter: 'scripted' },
           developer: { adapter: 'codex', model: 'gpt-5.5', max_turns: 10 },
-          reviewer: { adapter: 'opencode', binary: './tools/opencode' },
+          reviewer: { adapter: 'opencode', binary: 'no-such-opencode' },
           tester: { adapter: 'claude-code', env: { ANTHROPIC_API_KEY: SECRET } },
         },
       },
@@ -78,22 +78,31 @@ describe('orch doctor', () => {
     );
     expect(check(report, /developer \(codex\) config/)[0]).toMatchObject({ status: 'warn' });
     expect(check(report, /reviewer \(opencode\) binary/)[0]).toMatchObject({ status: 'fail' });
-    expect(check(report, /reviewer \(opencode\) binary/)[0]?.detail).toContain(
-      `${project.dir}/tools/opencode not found`,
-    );
+    expect(check(report, /reviewer \(opencode\) binary/)[0]?.detail).toMatch(/^no-such-opencode not found/);
     expect(check(report, /tester \(claude-code\) permissions/)).toHaveLength(isRoot() ? 1 : 0);
     expect(report.failures).toBe(report.checks.filter((c) => c.status === 'fail').length);
     expect(stdout).not.toContain(SECRET);
   });
 
   it('prints one line a check, and says how many failed', () => {
-    project = developerProject({ adapter: 'gemini', binary: '/nope/gemini' });
+    project = developerProject({ adapter: 'gemini', binary: 'no-such-gemini' });
     const r = project.orch(['doctor']);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toContain(
-      `✘ agent sample · developer (gemini) binary: /nope/gemini not found: install it, put it on PATH, or set agents.<role>.binary`,
+      `✘ agent sample · developer (gemini) binary: no-such-gemini not found: install it, put it on PATH, or set agents.<role>.binary`,
     );
     expect(lines.at(-1)).toMatch(/^\d+ checks? failed$/);
+  });
+
+  it('a binary given as a path that is not there is a config problem, with its line', () => {
+    project = developerProject({ adapter: 'gemini', binary: '/nope/gemini' });
+    const r = project.orch(['doctor']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /✘ project sample config: invalid configuration \(1 problem\):\n +\S+orch\.yaml:\d+:\d+ +agents\.developer\.binary: \/nope\/gemini is not an executable file/,
+    );
+    // Everything else refuses to work with it, like any invalid configuration.
+    expect(project.orch(['task', 'list']).code).toBe(2);
   });
 });

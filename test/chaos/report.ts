@@ -132,6 +132,35 @@ notes count the repeats seen.
   \`/proc\`), and, in the user's own checkout, when it is also older than the orch process
   (\`src/runtime/git-locks.ts\`).
 
+## Hard stops and hostile agents
+
+What holds whatever the agents do, checked by \`test/security/hostile-agents.test.ts\` and
+\`test/security/hard-stops.test.ts\` through the real CLI, with and without the sandbox:
+
+- **Every process orch starts is owned.** Agents, command stages and gates' commands run through
+  one runner, each in its own process group, with an abort signal and the kill ladder (SIGTERM to
+  the group, SIGKILL after \`agent_kill_grace_seconds\`). SIGINT or SIGTERM to \`orch run\`, \`orch
+  worker\` or \`orch serve\` ends them all that way, records them \`interrupted\`, and requeues their
+  jobs without counting the try. A second signal, or a stop still running after the longest kill
+  grace plus 10 s, SIGKILLs every process group the orch started at once (listed in its log)
+  and exits; nothing it started is left running.
+- **After a crash, nothing runs twice.** Gates' and command stages' process groups are recorded
+  in the store while they run (\`processes\`), with their leader's identity; at start, the groups
+  a dead orch on the same host left running are ended and recorded \`interrupted\`
+  (\`src/runtime/process-recovery.ts\`), as agent runs are. A group whose leader's pid now belongs
+  to another process is never signalled.
+- **Nothing an agent writes can stop orch.** Files orch reads from a worktree or its artifacts are
+  read only when they are regular files inside their root and under a size cap, opened
+  non-blocking and read asynchronously (\`src/runtime/worktree-files.ts\`): a FIFO, a device, a
+  symlink to \`/dev/zero\` or out of the worktree, or a 10 GB sparse file fails the stage's gate
+  with a message naming it. An event-loop watchdog logs any stall of a second or more and exports
+  the loop's delay in \`/metrics\`.
+- **Nothing an agent prints reaches the terminal raw.** Escape sequences and control characters
+  are neutralised in every CLI command's output; the run's log keeps the bytes.
+- **What git cannot commit is the developer's to fix.** A nested repository, a file over 100 MiB
+  or any other refusal of \`git add\`/\`git commit\` is a \`GitRefusal\` carrying git's message
+  (\`src/runtime/git-refusal.ts\`).
+
 ## Adding faults and invariants
 
 Faults are the \`FAULTS\` list in [test/chaos/faults.ts](../test/chaos/faults.ts) (a name, a size, an

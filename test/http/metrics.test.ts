@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiFixture, fakeRun, type ApiFixture } from './http-kit.ts';
 import { createApp } from '../../src/http/app.ts';
+import { createLogger } from '../../src/runtime/logger.ts';
+import { startLoopWatchdog } from '../../src/runtime/loop-watchdog.ts';
 
 let f: ApiFixture;
 beforeAll(async () => {
@@ -141,5 +143,34 @@ describe('/metrics', () => {
     await fakeRun(f, (await f.ctx.store.getTask(job!.task_id)).key, { jobId: job!.id });
     expect(sample(await scrape(), 'orch_running_agents')).toBe(1);
     expect(key).toBeTruthy();
+  });
+
+  it("shows the event loop's delay and counts a stall, which is also a warning in the log", async () => {
+    const before = await scrape();
+    // No watchdog runs in this process yet: nothing to show but zero stalls.
+    expect(sample(before, 'orch_event_loop_delay_seconds', { stat: 'max' })).toBeUndefined();
+    const warnings: string[] = [];
+    const stop = startLoopWatchdog({ log: createLogger({ write: (l) => warnings.push(l), json: false }) });
+    try {
+      // The delay histogram's first sample is its baseline: let it take one.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // What a synchronous read of a FIFO would do, for a bounded while: block the loop.
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        // busy
+      }
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const text = await scrape();
+      expect(sample(text, 'orch_event_loop_stalls_total')).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'orch_event_loop_longest_stall_seconds')).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'orch_event_loop_delay_seconds', { stat: 'max' })).toBeGreaterThanOrEqual(1);
+      expect(warnings.join('\n')).toMatch(/warn: the event loop was blocked for 1\d{3} ms/);
+      // Each scrape starts a new window: the stall is history for the delay, not for the count.
+      const next = await scrape();
+      expect(sample(next, 'orch_event_loop_delay_seconds', { stat: 'max' })).toBeLessThan(1);
+      expect(sample(next, 'orch_event_loop_stalls_total')).toBe(sample(text, 'orch_event_loop_stalls_total'));
+    } finally {
+      stop();
+    }
   });
 });

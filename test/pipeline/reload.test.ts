@@ -1,10 +1,11 @@
 /**
  * Issue 6: an edited orch.yaml applies to new jobs without a restart; an
  * invalid edit keeps the last good config and is reported; prompt templates
- * are strict and checked at load.
+ * are strict and checked at load, and so is every file orch.yaml names.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { makeProject, waitFor, type TempProject } from '../helpers/kit.ts';
@@ -122,6 +123,66 @@ describe('prompts', () => {
     expect(r.stderr).toMatch(/pipeline\.testing\.prompt: invalid prompt template.*shout/);
   });
 
+  it('every file orch.yaml names is checked at load: exit 2 with file, line and key, every problem at once', () => {
+    project = makeProject({ config: baseConfig });
+    const dir = project.dir;
+    mkdirSync(join(dir, 'prompts'));
+    execFileSync('mkfifo', [join(dir, 'prompts', 'fifo.md')]);
+    symlinkSync('/etc/passwd', join(dir, 'prompts', 'outside.md'));
+    writeFileSync(join(dir, 'prompts', 'broken.md'), 'Review {{ task.nope }}');
+    writeFileSync(
+      join(dir, 'orch.yaml'),
+      stringify({
+        ...baseConfig,
+        agents: {
+          default: { adapter: 'scripted', script: 'no/such-script.yaml' },
+          reviewer: { adapter: 'claude-code', binary: './bin/no-such-claude' },
+        },
+        pipeline: {
+          analysis: { prompt_file: 'prompts/missing.md' },
+          architecture: { prompt_file: 'prompts/fifo.md' },
+          development: { prompt_file: 'prompts/outside.md' },
+          review: { prompt_file: 'prompts/broken.md' },
+        },
+      }),
+    );
+    const r = project.orch(['task', 'list'], { timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(2);
+    const problem = (key: string, message: RegExp) =>
+      expect(r.stderr).toMatch(
+        new RegExp(`orch\\.yaml:\\d+:\\d+ +${key.replace(/\./g, '\\.')}: ${message.source}`),
+      );
+    problem('pipeline.analysis.prompt_file', /prompts\/missing\.md does not exist/);
+    problem(
+      'pipeline.architecture.prompt_file',
+      /prompts\/fifo\.md is a FIFO \(named pipe\), not a regular file/,
+    );
+    problem('pipeline.development.prompt_file', /prompts\/outside\.md leads out of the project/);
+    problem('pipeline.review.prompt_file', /prompts\/broken\.md: invalid prompt template/);
+    problem('agents.default.script', /no\/such-script\.yaml does not exist/);
+    problem('agents.reviewer.binary', /\.\/bin\/no-such-claude is not an executable file/);
+    expect(r.stderr).toContain('invalid configuration (6 problems)');
+  });
+
+  it("a prompt_file's template is read at load and used for the stage; an edited file, at the next load", () => {
+    project = makeProject({
+      config: { ...baseConfig, pipeline: { analysis: { prompt_file: 'prompts/analysis.md' } } },
+      files: { 'prompts/analysis.md': 'From a file: {{ task.key }} at {{ stage }}.' },
+      script: {},
+    });
+    expect(project.orch(['task', 'add', 'file prompt']).code).toBe(0);
+    expect(project.orch(['run', '--until-idle']).code).toBe(0);
+    const logs = join(project.dir, '.orch', 'logs');
+    expect(readFileSync(join(logs, 'T-1', '1-analyst.prompt.md'), 'utf8')).toBe(
+      'From a file: T-1 at analysis.',
+    );
+    writeFileSync(join(project.dir, 'prompts', 'analysis.md'), 'Edited: {{ task.key }}.');
+    expect(project.orch(['task', 'add', 'edited prompt']).code).toBe(0);
+    expect(project.orch(['run', '--until-idle']).code).toBe(0);
+    const second = readdirSync(join(logs, 'T-2')).find((f) => f.endsWith('-analyst.prompt.md'))!;
+    expect(readFileSync(join(logs, 'T-2', second), 'utf8')).toBe('Edited: T-2.');
+  });
+
   it('a pipeline that routes a failure forward, or a command stage without a command, is refused', () => {
     project = makeProject({ config: baseConfig });
     writeFileSync(
@@ -140,7 +201,10 @@ describe('prompts', () => {
 
 describe('orch config show', () => {
   it('prints the effective configuration with defaults and the resolved pipeline', () => {
-    project = makeProject({ config: { ...baseConfig, pipeline: { 'deploy-staging': { enabled: false } } } });
+    project = makeProject({
+      config: { ...baseConfig, pipeline: { 'deploy-staging': { enabled: false } } },
+      script: {},
+    });
     const r = project.orch(['config', 'show', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const cfg = JSON.parse(r.stdout) as Record<

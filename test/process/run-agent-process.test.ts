@@ -3,8 +3,8 @@
  * run must leave no process of its group behind; an after-each fails the test
  * (and cleans up) if one is.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -314,6 +314,33 @@ describe('runAgentProcess', () => {
     const noLog = await run([fixture('sleep-forever.sh')], { logPath: join(file, 'run.log') });
     expect(noLog.outcome.spawnError).toContain('cannot open log file');
     expect([bad.pgid, noLog.pgid, bad.outcome.pid, noLog.outcome.pid]).toEqual([null, null, null, null]);
+  });
+
+  it('a log path taken by a FIFO or a symlink starts nothing, at once (the open never waits for a reader)', async () => {
+    const fifo = join(dir, 'fifo.log');
+    spawnSync('mkfifo', [fifo]);
+    const onFifo = await run([fixture('sleep-forever.sh')], { logPath: fifo });
+    expect(onFifo.outcome.spawnError).toMatch(/cannot open log file .*fifo\.log: .*ENXIO/);
+    const target = join(dir, 'elsewhere.txt');
+    writeFileSync(target, 'untouched\n');
+    const link = join(dir, 'link.log');
+    symlinkSync(target, link);
+    const onLink = await run([fixture('sleep-forever.sh')], { logPath: link });
+    expect(onLink.outcome.spawnError).toMatch(/cannot open log file .*link\.log: .*ELOOP/);
+    expect(readFileSync(target, 'utf8')).toBe('untouched\n');
+    expect([onFifo.pgid, onLink.pgid]).toEqual([null, null]);
+  });
+
+  it('without a log file, keeps the output tail of stdout and stderr, each in order, redacted', async () => {
+    const script = `echo one; echo two >&2; echo 'token ghp_${'x'.repeat(36)}'; echo four`;
+    const r = await run(['sh', '-c', script], { logPath: undefined, outputTailChars: 60 });
+    expect(r.outcome).toMatchObject({ exitCode: 0, spawnError: null });
+    // Each stream's lines in order; the two pipes are read side by side, so across them as they came.
+    expect(r.outcome.outputTail.split('\n').sort()).toEqual(['', 'four', 'one', 'token [REDACTED]', 'two']);
+    expect(r.outcome.outputTail).toMatch(/one\n(.*\n)?token \[REDACTED\]\n(.*\n)?four\n/);
+    expect(existsSync(r.logPath)).toBe(false);
+    const long = await run(['sh', '-c', 'seq 1 1000'], { logPath: undefined, outputTailChars: 10 });
+    expect(long.outcome.outputTail).toBe('\n998\n999\n1000\n'.slice(-10));
   });
 
   it('a grandchild holding stdout open does not hang the run', async () => {

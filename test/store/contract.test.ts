@@ -91,7 +91,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies, processes RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -163,6 +163,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0002_scale_out',
       '0003_outbox_trackers',
       '0004_state_machine',
+      '0005_processes',
       '0006_dependencies',
       '0007_stats',
     ];
@@ -963,4 +964,50 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     // The racing import either found the task or hit the unique index; it never made a second one.
     if (!(b instanceof Error)) expect(b.id).toBe(tasks[0]!.id);
   });
+
+  // ------------------------------------------------------------------ processes
+
+  contract(
+    'records a gate process from start to end, finalizes it once, and lists what still runs',
+    async () => {
+      const p = await project();
+      const t = await store.createTask({ projectId: p.id, title: 'gated' });
+      const base = {
+        taskId: t.id,
+        jobId: 7,
+        name: 'check_ci_green',
+        identity: 'boot:123',
+        workerId: 'h:1:a',
+      };
+      const gate = await store.processes.start({ ...base, kind: 'gate', pid: 4242, pgid: 4242 });
+      const command = await store.processes.start({
+        ...base,
+        kind: 'command',
+        name: 'deploy',
+        pid: 4343,
+        pgid: 4343,
+      });
+      expect((await store.processes.running()).map((r) => [r.id, r.kind, r.pgid, r.status])).toEqual([
+        [gate, 'gate', 4242, 'running'],
+        [command, 'command', 4343, 'running'],
+      ]);
+      // The owner and a recovering process race to finalize: one wins, the other changes nothing.
+      const [mine, theirs] = await Promise.all([
+        store.processes.finish(gate, { outcome: 'ok', exitCode: 0 }),
+        (await another()).processes.finish(gate, {
+          outcome: 'interrupted',
+          exitCode: -9,
+          detail: 'owner died',
+        }),
+      ]);
+      expect([mine, theirs].sort()).toEqual([false, true]);
+      const [row] = (await store.processes.ofTask(t.id)).filter((r) => r.id === gate);
+      expect(row).toMatchObject({ status: 'finished', job_id: 7, worker_id: 'h:1:a', identity: 'boot:123' });
+      expect(row!.outcome === 'ok' ? row!.exit_code : row!.detail).toBe(
+        row!.outcome === 'ok' ? 0 : 'owner died',
+      );
+      expect(row!.finished_at).not.toBeNull();
+      expect((await store.processes.running()).map((r) => r.id)).toEqual([command]);
+    },
+  );
 });

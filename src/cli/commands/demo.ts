@@ -19,6 +19,7 @@ import { ensureDashboard } from '../../http/dashboard.ts';
 import { duration, table, usd } from '../../core/format.ts';
 import { elapsedMs } from '../../core/stages.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import { printLine } from '../output.ts';
 
 const LIBRARY = {
   'package.json':
@@ -112,7 +113,7 @@ export async function demoCommand(opts: {
   print?: (line: string) => void;
   dir?: string;
 }): Promise<{ dir: string; statuses: Record<string, string> }> {
-  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const print = opts.print ?? printLine;
   const started = Date.now();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'orch-demo-'));
   for (const [path, content] of Object.entries(LIBRARY)) {

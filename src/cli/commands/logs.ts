@@ -1,8 +1,26 @@
-/** `orch logs KEY [-f]`: the task's agent logs, in run order, followed live. */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+/**
+ * `orch logs KEY [-f]`: the task's agent logs, in run order, followed live.
+ * The log files keep every byte an agent printed; what reaches the terminal is
+ * neutralised line by line (core/text.ts), so an escape sequence split across
+ * two reads is still seen whole.
+ */
+import { lstat } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import type { OrchContext } from '../../runtime/context.ts';
+import { terminalSafe } from '../../core/text.ts';
+import { readRange, regularFileSize } from '../../runtime/worktree-files.ts';
 
 const TERMINAL = ['done', 'cancelled', 'escalated'];
+/** Bytes read from a log at a time. */
+const READ_BYTES = 64 * 1024;
+
+/** How far one run's log has been shown. */
+interface Cursor {
+  offset: number;
+  decoder: StringDecoder;
+  /** The text after the last newline, held back until its line is complete. */
+  partial: string;
+}
 
 export async function logsCommand(
   ctx: OrchContext,
@@ -12,43 +30,58 @@ export async function logsCommand(
   signal?: AbortSignal,
 ): Promise<void> {
   const task = await ctx.store.getTaskByKey(key);
-  const offsets = new Map<number, number>();
-  const drain = async () => {
+  const cursors = new Map<number, Cursor>();
+  const show = (text: string) => {
+    if (text) write(terminalSafe(text));
+  };
+  /** Shows what each log gained; `final` also shows a last line without its newline. */
+  const drain = async (final: boolean) => {
     for (const run of await ctx.store.runsOfTask(task.id)) {
-      if (!run.log_path || !existsSync(run.log_path)) continue;
-      const from = offsets.get(run.id);
-      if (from === undefined) write(`==> run ${run.id} ${run.agent} (${run.stage}) ${run.log_path}\n`);
-      const size = statSync(run.log_path).size;
-      let pos = from ?? 0;
-      if (size <= pos) {
-        offsets.set(run.id, pos);
-        continue;
+      if (!run.log_path) continue;
+      const size = await regularFileSize(run.log_path);
+      let cursor = cursors.get(run.id);
+      if (!cursor) {
+        if (
+          size === 0 &&
+          !(await lstat(run.log_path).then(
+            () => true,
+            () => false,
+          ))
+        )
+          continue;
+        cursor = { offset: 0, decoder: new StringDecoder('utf8'), partial: '' };
+        cursors.set(run.id, cursor);
+        show(`==> run ${run.id} ${run.agent} (${run.stage}) ${run.log_path}\n`);
       }
-      const fd = openSync(run.log_path, 'r');
-      try {
-        const buf = Buffer.alloc(64 * 1024);
-        while (pos < size) {
-          const n = readSync(fd, buf, 0, Math.min(buf.length, size - pos), pos);
-          if (n <= 0) break;
-          write(buf.subarray(0, n).toString('utf8'));
-          pos += n;
-        }
-      } finally {
-        closeSync(fd);
+      while (cursor.offset < size) {
+        const bytes = await readRange(
+          run.log_path,
+          cursor.offset,
+          Math.min(READ_BYTES, size - cursor.offset),
+        );
+        if (bytes.length === 0) break;
+        cursor.offset += bytes.length;
+        const text = cursor.partial + cursor.decoder.write(bytes);
+        const end = text.lastIndexOf('\n') + 1;
+        show(text.slice(0, end));
+        cursor.partial = text.slice(end);
       }
-      offsets.set(run.id, pos);
+      if (final && cursor.partial) {
+        show(`${cursor.partial}${cursor.decoder.end()}\n`);
+        cursor.partial = '';
+      }
     }
   };
-  await drain();
+  await drain(!follow);
   while (follow && !signal?.aborted) {
     await new Promise((r) => setTimeout(r, 200));
-    await drain();
+    await drain(false);
     const current = await ctx.store.getTask(task.id);
     if (
       TERMINAL.includes(current.status) &&
       (await ctx.store.runningRuns()).every((r) => r.task_id !== task.id)
     ) {
-      await drain();
+      await drain(true);
       break;
     }
   }

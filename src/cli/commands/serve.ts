@@ -1,8 +1,9 @@
 /**
  * `orch serve`: the HTTP API, the dashboard and `/metrics`, plus (unless
  * `--no-workers`) a scheduler working the queue in the same process.
- * SIGINT/SIGTERM stop both: the scheduler ends its agents and requeues
- * their jobs, the server closes its event streams.
+ * SIGINT/SIGTERM stop both: the scheduler ends its agents, gates and
+ * commands and requeues their jobs, the server closes its event streams; a
+ * second signal kills every process group at once (cli/signals.ts).
  */
 import type { OrchContext } from '../../runtime/context.ts';
 import type { Logger } from '../../runtime/logger.ts';
@@ -12,6 +13,9 @@ import { startServer } from '../../http/server.ts';
 import { ensureDashboard } from '../../http/dashboard.ts';
 import { apiTokenFrom, checkBindable } from '../../http/auth.ts';
 import { formatProgress } from './run.ts';
+import { printLine, stdoutColours } from '../output.ts';
+import { onShutdownSignals, shutdownDeadlineMs } from '../signals.ts';
+import { startLoopWatchdog } from '../../runtime/loop-watchdog.ts';
 
 export interface ServeOptions {
   host: string;
@@ -22,7 +26,8 @@ export interface ServeOptions {
 }
 
 export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOptions): Promise<void> {
-  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const print = opts.print ?? printLine;
+  const colour = opts.print === undefined && stdoutColours();
   const concurrency = opts.concurrency ?? ctx.settings.concurrency;
   // Refuse an unsafe bind before any work (startServer checks again).
   checkBindable(opts.host, apiTokenFrom(ctx.env));
@@ -49,7 +54,7 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
       concurrency: opts.workers ? concurrency : 0,
       untilIdle: false,
       emit: (e) => {
-        print(formatProgress(e));
+        print(formatProgress(e, { colour }));
         server.notify();
       },
     });
@@ -63,24 +68,27 @@ export async function serveCommand(ctx: OrchContext, log: Logger, opts: ServeOpt
 
   let stopRequested: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (stopRequested = resolve));
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) process.exit(130);
-    log.info(`${signal}: stopping — ending running agents, requeueing their jobs, closing the server`);
-    scheduler?.stop();
-    stopRequested();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // The API's answers show whether the loop stalls; the watchdog logs it and feeds /metrics.
+  const stopWatchdog = startLoopWatchdog({ log });
+  const signals = onShutdownSignals({
+    log,
+    deadlineMs: await shutdownDeadlineMs(ctx),
+    stop: (signal) => {
+      log.info(
+        `${signal}: stopping — ending running agents, gates and commands, requeueing their jobs, closing the server; a second signal kills them at once`,
+      );
+      scheduler?.stop();
+      stopRequested();
+    },
+  });
   const working = scheduler?.run();
   try {
     // The scheduler runs until a signal stops it, or fails (a config that breaks the reaper invariant).
     await (working ? Promise.race([working, stopped]) : stopped);
     await working;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
+    stopWatchdog();
     await server.close();
   }
 }

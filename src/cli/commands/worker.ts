@@ -12,7 +12,9 @@ import type { Env } from '../../config/settings.ts';
 import { resolveAgentBinaries } from '../../runtime/preflight.ts';
 import { isPostgresUrl } from '../../store/db.ts';
 import { OrchError } from '../../errors.ts';
-import { formatProgress, runUntilSignalled } from './run.ts';
+import { formatProgress, progressJson, runUntilSignalled } from './run.ts';
+import { printLine, stdoutColours } from '../output.ts';
+import { shutdownDeadlineMs } from '../signals.ts';
 
 export interface WorkerOptions {
   /** The database URL (`--db`); default `ORCH_DATABASE_URL`, else the home's SQLite file. */
@@ -66,7 +68,8 @@ export async function openWorkerContext(
 export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerOptions): Promise<void> {
   // Only the agents this worker may run need to be installed here.
   if (!opts.labels.length || opts.labels.includes('command')) await resolveAgentBinaries(ctx);
-  const print = opts.print ?? ((line: string) => process.stdout.write(line + '\n'));
+  const print = opts.print ?? printLine;
+  const colour = opts.print === undefined && stdoutColours();
   const concurrency = opts.concurrency ?? ctx.settings.concurrency;
   const orchestrator = new Orchestrator({
     ctx,
@@ -76,14 +79,10 @@ export async function workerCommand(ctx: OrchContext, log: Logger, opts: WorkerO
     untilIdle: opts.untilIdle,
     labels: opts.labels,
     emit: (e) =>
-      print(
-        opts.json
-          ? JSON.stringify({ time: new Date().toISOString(), worker: orchestrator.workerId, ...e })
-          : formatProgress(e),
-      ),
+      print(opts.json ? progressJson(e, { worker: orchestrator.workerId }) : formatProgress(e, { colour })),
   });
   log.info(
     `worker ${orchestrator.workerId}: ${ctx.database}, ${concurrency} at once, labels ${opts.labels.join(',') || 'any'}${opts.untilIdle ? ', until idle' : ''}`,
   );
-  await runUntilSignalled(orchestrator, log);
+  await runUntilSignalled(orchestrator, log, { deadlineMs: await shutdownDeadlineMs(ctx) });
 }

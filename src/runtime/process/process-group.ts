@@ -111,6 +111,34 @@ function readStat(pid: string): { state: string; pgrp: number } | null {
   return { state: fields[0] ?? '', pgrp: Number(fields[2]) };
 }
 
+let bootId: string | null | undefined;
+
+/**
+ * Who a pid is, beyond its number: `<boot id>:<start time in clock ticks>` from /proc (Linux), or
+ * null when /proc cannot tell (another OS, the process gone). A pid is reused by another process
+ * sooner or later; its identity is not, so a group recorded by a dead orch is signalled only while
+ * its leader is still the process that was recorded.
+ */
+export function processIdentity(pid: number): string | null {
+  if (bootId === undefined) {
+    try {
+      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+    } catch {
+      bootId = null;
+    }
+  }
+  if (bootId === null) return null;
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // Field 22, starttime; field 3 (state) is the first after the command name.
+  const start = text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
+  return start ? `${bootId}:${start}` : null;
+}
+
 let ownPgid: number | undefined;
 
 /**

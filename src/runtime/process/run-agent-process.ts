@@ -1,10 +1,14 @@
 /**
- * Runs one agent CLI as a child process and reports how it ended.
+ * Runs one child process orch owns — an agent CLI, a command stage, a gate's
+ * command, a hook — and reports how it ended. Every process orch starts in a
+ * worktree goes through here, so each gets the same abort signal, kill ladder,
+ * log and in-process registry entry (registry.ts: a second SIGINT kills them all).
  *
- * Glossary: the *agent* is the child we spawn; its *group* is the process group
- * it leads (pgid = pid), which its descendants inherit unless they call setsid;
- * the *outcome* is a value with flags (execa style) — runAgentProcess never
- * rejects. Guarantees and limits of the cleanup are listed in README.md.
+ * Glossary: the *agent* is the child we spawn (whatever it runs); its *group* is
+ * the process group it leads (pgid = pid), which its descendants inherit unless
+ * they call setsid; the *outcome* is a value with flags (execa style) —
+ * runAgentProcess never rejects. Guarantees and limits of the cleanup are listed
+ * in docs/architecture.md (Process control).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,6 +17,7 @@ import type { Readable } from 'node:stream';
 import { LineSplitter } from './line-splitter.ts';
 import { findExecutable, wrapInPidNamespace } from './pid-namespace.ts';
 import { endProcessGroup, processGroupAlive, type GroupEnd } from './process-group.ts';
+import { registerGroup, unregisterGroup } from './registry.ts';
 import { RunLog } from './run-log.ts';
 import { wrapInSandbox, type SandboxPlan } from './sandbox.ts';
 import { redact } from '../secrets.ts';
@@ -28,8 +33,12 @@ export interface AgentProcessSpec {
   cwd: string;
   /** The complete environment of the agent; process.env is not merged in. */
   env: Record<string, string>;
-  /** Every stdout and stderr line (the latter prefixed "[stderr] ") is appended here; parent dirs are made. */
-  logPath: string;
+  /** Every stdout and stderr line (the latter prefixed "[stderr] ") is appended here; parent dirs are made. Default: no log file. */
+  logPath?: string;
+  /** Keep the last this many characters of stdout and stderr together, in order, as `outputTail`. Default 0 (none). */
+  outputTailChars?: number;
+  /** What the process is, for orch's notes and the registry of live groups (e.g. `gate check_ci_green of T-1`). Default argv[0]. */
+  label?: string;
   /** Wall-clock limit, seconds; then SIGTERM to the group, SIGKILL after killGraceS. */
   timeoutS: number;
   /** Seconds between SIGTERM and SIGKILL whenever orch ends a group. */
@@ -75,6 +84,8 @@ export interface AgentProcessOutcome {
   durationMs: number;
   /** Last ~4 KB of stderr. */
   stderrTail: string;
+  /** The last `outputTailChars` characters of stdout and stderr as printed (redacted); '' when not asked for. */
+  outputTail: string;
   /** Why nothing was started (missing executable, bad spec, unwritable log), naming argv[0]; or an internal error. */
   spawnError: string | null;
   /** Lines (stdout or stderr) cut to maxLineBytes. */
@@ -115,6 +126,7 @@ class AgentRun {
   #sawResultLine = false;
   #truncatedLines = 0;
   #stderrTail = '';
+  #outputTail = '';
   readonly #onAbort = (): void => this.#terminate('cancel', 'canceled');
 
   constructor(spec: AgentProcessSpec) {
@@ -129,6 +141,7 @@ class AgentRun {
       this.#spawnError ??= `internal error in runAgentProcess: ${describe(err)}`;
       if (this.#pid !== null) await endProcessGroup(this.#pid, this.#spec.killGraceS).catch(() => undefined);
     } finally {
+      if (this.#pid !== null) unregisterGroup(this.#pid);
       this.#stopWatchdogs();
       this.#spec.signal?.removeEventListener('abort', this.#onAbort);
       for (const stream of this.#streams) stream.destroy();
@@ -149,11 +162,13 @@ class AgentRun {
       this.#endReason = 'cancel';
       return;
     }
-    try {
-      this.#log = RunLog.open(spec.logPath);
-    } catch (err) {
-      this.#spawnError = `cannot open log file ${spec.logPath}: ${describe(err)}`;
-      return;
+    if (spec.logPath !== undefined) {
+      try {
+        this.#log = RunLog.open(spec.logPath);
+      } catch (err) {
+        this.#spawnError = `cannot open log file ${spec.logPath}: ${describe(err)}`;
+        return;
+      }
     }
     const argv = await this.#argv();
     if (argv === null) return;
@@ -191,6 +206,7 @@ class AgentRun {
     }
     const pid = child.pid;
     this.#pid = pid;
+    registerGroup({ pgid: pid, pid, label: spec.label ?? spec.argv[0]!, startedAt: Date.now() });
     try {
       spec.onSpawn?.({ pid, pgid: pid });
     } catch (err) {
@@ -272,6 +288,11 @@ class AgentRun {
       text += ` [orch: line truncated to ${Buffer.byteLength(raw)} bytes, ${droppedBytes} bytes dropped]`;
     }
     this.#pendingLog.push(`${text}\n`);
+    const keep = this.#spec.outputTailChars ?? 0;
+    if (keep > 0) {
+      this.#outputTail += `${line.slice(-keep)}\n`;
+      if (this.#outputTail.length > 2 * keep) this.#outputTail = this.#outputTail.slice(-keep);
+    }
     if (stream === 'stderr') {
       this.#stderrTail += `${line.slice(-STDERR_TAIL_CHARS)}\n`;
       if (this.#stderrTail.length > 2 * STDERR_TAIL_CHARS) {
@@ -418,6 +439,7 @@ class AgentRun {
       sawResultLine: this.#sawResultLine,
       durationMs: Math.round(performance.now() - this.#startedAt),
       stderrTail: this.#stderrTail.slice(-STDERR_TAIL_CHARS),
+      outputTail: this.#outputTail.slice(-(this.#spec.outputTailChars ?? 0)),
       spawnError: this.#spawnError,
       truncatedLines: this.#truncatedLines,
     };
@@ -439,9 +461,10 @@ function invalidSpec(spec: AgentProcessSpec): string | null {
     ['resultGraceMs', 0, true],
     ['drainMs', 0, true],
     ['maxLineBytes', 1, true],
+    ['outputTailChars', 0, true],
   ];
   for (const [name, min, inclusive] of atLeast) {
-    const value = spec[name];
+    const value = spec[name] ?? (name === 'outputTailChars' ? 0 : undefined);
     if (
       typeof value !== 'number' ||
       !Number.isFinite(value) ||

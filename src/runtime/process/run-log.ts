@@ -4,18 +4,38 @@
  * redacted: run-agent-process passes every line and note through
  * runtime/secrets.ts before it gets here.
  */
-import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  type WriteStream,
+} from 'node:fs';
 import { dirname } from 'node:path';
+
+const LOG_FLAGS =
+  constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOFOLLOW;
 
 export class RunLog {
   readonly #stream: WriteStream;
   #error: string | null = null;
 
-  /** Creates parent directories and opens `path` for appending; throws if it cannot. */
+  /**
+   * Creates parent directories and opens `path` for appending; throws if it cannot, or if what is
+   * there is not a regular file: a FIFO planted under the next run's log name must not block orch
+   * (O_NONBLOCK makes its open fail at once), nor a symlink lead the log elsewhere (O_NOFOLLOW).
+   */
   static open(path: string): RunLog {
     mkdirSync(dirname(path), { recursive: true });
     // Opened synchronously so a bad path fails before any agent is started.
-    return new RunLog(path, openSync(path, 'a'));
+    const fd = openSync(path, LOG_FLAGS, 0o644);
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new Error(`${path} is not a regular file`);
+    }
+    return new RunLog(path, fd);
   }
 
   private constructor(path: string, fd: number) {
