@@ -214,7 +214,9 @@ export class Engine {
     } catch (error) {
       if (!(error instanceof GitRefusal)) throw error;
       // A refusal of git's (a nested repository an agent left, a file too large to commit) fails
-      // the try, with what to do about it as the feedback the next run sees.
+      // the try, with what to do about it as the feedback the next run sees. The run's work cannot
+      // be kept: it failed after all, so the next try runs the agent again (from a clean worktree).
+      if (run) await this.store.failFinishedRun(run.id, error.message);
       await this.report(job, {
         kind: 'run_failed',
         outcome: 'failed',

@@ -735,6 +735,19 @@ export class Store {
     return true;
   }
 
+  /**
+   * A run that ended ok whose work could not be kept (git refused to commit it): failed after
+   * all, with why. A run with another outcome is left as it is.
+   */
+  async failFinishedRun(runId: number, error: string): Promise<void> {
+    await this.db
+      .updateTable('agent_runs')
+      .set({ outcome: 'failed', error })
+      .where('id', '=', runId)
+      .where('outcome', '=', 'ok')
+      .execute();
+  }
+
   getRun(id: number): Promise<AgentRun | undefined> {
     return this.db.selectFrom('agent_runs').selectAll().where('id', '=', id).executeTakeFirst();
   }
