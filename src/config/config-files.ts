@@ -7,7 +7,7 @@
  * plan carries the parsed template and nothing reads the file again.
  *
  * A prompt file lives in the project's checkout, which landed branches update:
- * it is read like a worktree file (runtime/worktree-files.ts), so a relative
+ * it is read like a worktree file (io/worktree-files.ts), so a relative
  * path that a landed symlink leads out of the checkout (to a key in `~/.ssh`,
  * which would then be sent to a model as a prompt) or to a FIFO is refused.
  * An absolute path is the configuration's own choice and may be anywhere.
@@ -19,8 +19,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { ROLES } from '../core/stages.ts';
 import { WORK_STAGES, type WorkStage } from './pipeline-config.ts';
 import { configErrorAt, type KeyProblem, type ProjectConfig } from './project-config.ts';
-import { checkPromptTemplate, compilePrompt, type CompiledPrompt } from '../runtime/prompts.ts';
-import { inspectWorktreeFile, readWorktreeFile } from '../runtime/worktree-files.ts';
+import { checkPromptTemplate, compilePrompt, type CompiledPrompt } from './prompts.ts';
+import { inspectWorktreeFile, readWorktreeFile } from '../io/worktree-files.ts';
 
 /** Largest prompt file read, bytes (the template parser stops at a million characters anyway). */
 export const MAX_PROMPT_FILE_BYTES = 1024 * 1024;

@@ -17,7 +17,7 @@ import {
   pipelineProblems,
   resolvePipeline,
 } from './pipeline-config.ts';
-import { checkPromptTemplate } from '../runtime/prompts.ts';
+import { checkPromptTemplate } from './prompts.ts';
 import { ForgeSchema, NotifySchema, TrackerSchema } from './integrations-config.ts';
 
 /** A problem the schema cannot see, at a key of the file. */

@@ -4,7 +4,7 @@
  * (the log holds the agent's stream-json lines, `[stderr] ` lines and
  * orch's own `[orch] ` notes).
  */
-import { readRange, regularFileSize } from '../runtime/worktree-files.ts';
+import { readRange, regularFileSize } from '../io/worktree-files.ts';
 import { parseStreamJsonLine } from '../agents/stream-json.ts';
 import type { AgentEvent } from '../agents/events.ts';
 

@@ -39,7 +39,7 @@ import { eventStreamEndpoint } from './event-stream.ts';
 import { fileSize, readBytes, readLogRange } from './log-lines.ts';
 import { costReport, reportStart } from './costs.ts';
 import { redact, redactDeep } from './redact.ts';
-import { readWorktreeFile } from '../runtime/worktree-files.ts';
+import { readWorktreeFile } from '../io/worktree-files.ts';
 import type { AgentJson, LogResponse, QueueJson, RouteDeps } from './types.ts';
 
 export type { RouteDeps } from './types.ts';

@@ -9,9 +9,9 @@ import { DEFAULT_ARTIFACTS, tail } from '../core/gates.ts';
 import type { GateRef } from '../config/pipeline-config.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { gitRaw } from './git.ts';
-import { renderPath } from './prompts.ts';
+import { renderPath } from '../config/prompts.ts';
 import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
-import { inspectWorktreeFile } from './worktree-files.ts';
+import { inspectWorktreeFile } from '../io/worktree-files.ts';
 
 export interface GateOutcome {
   name: string;

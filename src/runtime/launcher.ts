@@ -26,8 +26,8 @@ import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
-import { renderPrompt } from './prompts.ts';
-import { replaceFile } from './worktree-files.ts';
+import { renderPrompt } from '../config/prompts.ts';
+import { replaceFile } from '../io/worktree-files.ts';
 import type { PromptTemplate } from '../config/config-files.ts';
 import type { Logger } from './logger.ts';
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Attempt, Task } from '../store/schema.ts';
-import { appendToRegularFile, readWorktreeFile, replaceFile } from './worktree-files.ts';
+import { appendToRegularFile, readWorktreeFile, replaceFile } from '../io/worktree-files.ts';
 
 export const LEDGER_SCHEMA_VERSION = 'v1.0';
 export const LEDGER_FILE = 'attempt_ledger.jsonl';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { paths, type OrchContext, type ProjectRuntime } from './context.ts';
 import { diffStat } from './git.ts';
 import { handoffText, LEDGER_FILE, ledgerHeader, syncLedger } from './ledger.ts';
-import { replaceFile } from './worktree-files.ts';
+import { replaceFile } from '../io/worktree-files.ts';
 import type { Attempt, Task } from '../store/schema.ts';
 import type { AttemptRecord, TaskBudget, TerminalReason } from '../core/build-loop.ts';
 import { elapsedMs } from '../core/stages.ts';

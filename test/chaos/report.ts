@@ -151,7 +151,7 @@ What holds whatever the agents do, checked by \`test/security/hostile-agents.tes
   to another process is never signalled.
 - **Nothing an agent writes can stop orch.** Files orch reads from a worktree or its artifacts are
   read only when they are regular files inside their root and under a size cap, opened
-  non-blocking and read asynchronously (\`src/runtime/worktree-files.ts\`): a FIFO, a device, a
+  non-blocking and read asynchronously (\`src/io/worktree-files.ts\`): a FIFO, a device, a
   symlink to \`/dev/zero\` or out of the worktree, or a 10 GB sparse file fails the stage's gate
   with a message naming it. An event-loop watchdog logs any stall of a second or more and exports
   the loop's delay in \`/metrics\`.

@@ -1,5 +1,5 @@
 /**
- * runtime/worktree-files.ts against what a hostile agent leaves in its
+ * io/worktree-files.ts against what a hostile agent leaves in its
  * worktree: each refusal names the file and why, and comes back at once — a
  * FIFO with no writer would hang a blocking open forever, so a test that
  * finishes is a test that did not block.
@@ -26,7 +26,7 @@ import {
   readRange,
   readWorktreeFile,
   replaceFile,
-} from '../../src/runtime/worktree-files.ts';
+} from '../../src/io/worktree-files.ts';
 
 let root = '';
 let outside = '';

@@ -8,7 +8,7 @@ import { lstat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import type { OrchContext } from '../../runtime/context.ts';
 import { terminalSafe } from '../../core/text.ts';
-import { readRange, regularFileSize } from '../../runtime/worktree-files.ts';
+import { readRange, regularFileSize } from '../../io/worktree-files.ts';
 
 const TERMINAL = ['done', 'cancelled', 'escalated'];
 /** Bytes read from a log at a time. */
