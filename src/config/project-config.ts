@@ -18,7 +18,7 @@ import {
   resolvePipeline,
 } from './pipeline-config.ts';
 import { checkPromptTemplate } from './prompts.ts';
-import { ForgeSchema, NotifySchema, TrackerSchema } from './integrations-config.ts';
+import { ForgeSchema, NotifySchema, TrackerSchema } from '../trackers/config.ts';
 
 /** A problem the schema cannot see, at a key of the file. */
 export interface Problem {

@@ -5,8 +5,8 @@
  * deliveries wait in the outbox until it can be.
  */
 import type { Channel } from './channel.ts';
-import type { ChannelConfig } from '../config/integrations-config.ts';
-import { NOTIFY_EVENTS } from '../config/integrations-config.ts';
+import type { ChannelConfig } from '../trackers/config.ts';
+import { NOTIFY_EVENTS } from '../trackers/config.ts';
 import type { Project } from '../store/schema.ts';
 import type { ProjectConfig } from '../config/project-config.ts';
 import type { Store } from '../store/store.ts';

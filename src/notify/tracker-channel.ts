@@ -5,7 +5,7 @@
  * escalates. Tasks not imported from this tracker are not its business.
  */
 import type { Channel } from './channel.ts';
-import type { StageMapping, TrackerConfig } from '../config/integrations-config.ts';
+import type { StageMapping, TrackerConfig } from '../trackers/config.ts';
 import type { Tracker } from '../trackers/types.ts';
 import { isOpenClosed } from '../trackers/services.ts';
 import type { Store } from '../store/store.ts';

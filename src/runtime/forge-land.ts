@@ -7,7 +7,7 @@
  * landing whose CI was still running (`pending`: the caller polls later,
  * without holding a worker meanwhile).
  */
-import type { ForgeConfig } from '../config/integrations-config.ts';
+import type { ForgeConfig } from '../trackers/config.ts';
 import type { Forge, PullRequest } from '../trackers/types.ts';
 import { answerReview, readReview } from '../trackers/review.ts';
 import { FETCH, git, gitRaw, refreshBaseFromOrigin, trackingSpec, withRepoLock } from './git.ts';

@@ -9,7 +9,7 @@ import type { OrchContext, ProjectRuntime } from './context.ts';
 import type { Logger } from './logger.ts';
 import type { Task } from '../store/schema.ts';
 import { cleanText, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
-import type { TrackerConfig } from '../config/integrations-config.ts';
+import type { TrackerConfig } from '../trackers/config.ts';
 import { TrackerError, type ExternalTask, type Tracker } from '../trackers/types.ts';
 import { createTracker } from '../trackers/index.ts';
 import { isOpenClosed } from '../trackers/services.ts';

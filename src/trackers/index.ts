@@ -9,7 +9,7 @@
  * never pays for them. What is missing from the environment is still
  * reported at once.
  */
-import type { ForgeConfig, TrackerConfig } from '../config/integrations-config.ts';
+import type { ForgeConfig, TrackerConfig } from './config.ts';
 import { OrchError } from '../errors.ts';
 import { serviceOf } from './services.ts';
 import type { Forge, Tracker, TrackerKind, WebhookReceiver } from './types.ts';

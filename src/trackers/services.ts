@@ -1,7 +1,7 @@
 /**
  * The table of services orch talks to: one descriptor per tracker folder.
  * Adding a service is adding its folder and a line here; the config sections
- * (integrations-config.ts) and the factories (index.ts) follow.
+ * (config.ts) and the factories (index.ts) follow.
  */
 import { github } from './github/descriptor.ts';
 import { gitea } from './gitea/descriptor.ts';

@@ -12,7 +12,7 @@
  * webhook event id received before, a comment right after its twin). Loss,
  * reordering, or a repeat without a kill is a violation.
  */
-import { NOTIFY_EVENTS } from '../../src/config/integrations-config.ts';
+import { NOTIFY_EVENTS } from '../../src/trackers/config.ts';
 import { usageComment } from '../../src/notify/tracker-channel.ts';
 import type { OrchEvent, Task } from '../../src/store/schema.ts';
 import type { Invariant, Snapshot } from './invariants.ts';

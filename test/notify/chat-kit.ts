@@ -5,7 +5,7 @@
  * what those runs check of every chat service.
  */
 import { expect } from 'vitest';
-import { NOTIFY_EVENTS } from '../../src/config/integrations-config.ts';
+import { NOTIFY_EVENTS } from '../../src/trackers/config.ts';
 import type { Delivery, DeliveryTools } from '../../src/notify/channel.ts';
 import type { Locale } from '../../src/notify/tracker.ts';
 import type { OutboxItem, Project, Task } from '../../src/store/schema.ts';

@@ -1,6 +1,6 @@
 /** Gitea and Forgejo: issues as the tracker, pull requests with commit statuses as the forge (docs/trackers.md#gitea-and-forgejo). */
 import { z } from 'zod';
-import { forgeFields, httpUrl, repoName, trackerFields } from '../../config/tracker-fields.ts';
+import { forgeFields, httpUrl, repoName, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const kind = z.enum(['gitea', 'forgejo']);

@@ -1,6 +1,6 @@
 /** GitHub: issues as the tracker, pull requests with checks and statuses as the forge (docs/trackers.md#github). */
 import { z } from 'zod';
-import { forgeFields, httpUrl, repoName, trackerFields } from '../../config/tracker-fields.ts';
+import { forgeFields, httpUrl, repoName, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const where = {

@@ -1,6 +1,6 @@
 /** GitLab: issues as the tracker, merge requests with pipelines as the forge (docs/trackers.md#gitlab). */
 import { z } from 'zod';
-import { forgeFields, httpUrl, text, trackerFields } from '../../config/tracker-fields.ts';
+import { forgeFields, httpUrl, text, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const where = (what: string) => ({

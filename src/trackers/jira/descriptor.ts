@@ -1,6 +1,6 @@
 /** Jira Cloud: the issues of a project, over the REST API v3 (docs/trackers.md#jira). */
 import { z } from 'zod';
-import { httpUrl, text, trackerFields } from '../../config/tracker-fields.ts';
+import { httpUrl, text, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const trackerSchema = z

@@ -1,6 +1,6 @@
 /** Linear: the issues of a team, over the official SDK (docs/trackers.md#linear). */
 import { z } from 'zod';
-import { httpUrl, text, trackerFields } from '../../config/tracker-fields.ts';
+import { httpUrl, text, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const trackerSchema = z

@@ -1,6 +1,6 @@
 /** Plane: the work items of a project, over the REST API v1 (docs/trackers.md#plane). */
 import { z } from 'zod';
-import { httpUrl, text, trackerFields } from '../../config/tracker-fields.ts';
+import { httpUrl, text, trackerFields } from '../fields.ts';
 import type { ServiceDescriptor } from '../descriptor.ts';
 
 const trackerSchema = z

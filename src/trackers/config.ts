@@ -6,10 +6,10 @@
  * that holds its token.
  */
 import { z } from 'zod';
-import * as fields from './tracker-fields.ts';
-import { FORGES, TRACKERS } from '../trackers/services.ts';
+import * as fields from './fields.ts';
+import { FORGES, TRACKERS } from './services.ts';
 
-export { StageMapping } from './tracker-fields.ts';
+export { StageMapping } from './fields.ts';
 
 const { envName } = fields;
 const httpUrl = fields.httpUrl();

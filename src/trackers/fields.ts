@@ -3,7 +3,7 @@
  * and the field schemas the services' own branches are made of. Each tracker
  * folder declares its branch (src/trackers/<service>/descriptor.ts); the
  * sections are the discriminated unions of those branches
- * (integrations-config.ts).
+ * (config.ts).
  */
 import { z } from 'zod';
 
