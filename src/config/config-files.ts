@@ -19,21 +19,11 @@ import { isAbsolute, resolve } from 'node:path';
 import { ROLES } from '../core/stages.ts';
 import { WORK_STAGES, type WorkStage } from './pipeline-config.ts';
 import { configErrorAt, type KeyProblem, type ProjectConfig } from './project-config.ts';
-import { checkPromptTemplate, compilePrompt, type CompiledPrompt } from './prompts.ts';
+import { checkPromptTemplate, compilePrompt, type PromptTemplate } from './prompts.ts';
 import { inspectWorktreeFile, readWorktreeFile } from '../io/worktree-files.ts';
 
 /** Largest prompt file read, bytes (the template parser stops at a million characters anyway). */
 export const MAX_PROMPT_FILE_BYTES = 1024 * 1024;
-
-/** A stage's prompt template, read and parsed when the config loaded. */
-export interface PromptTemplate {
-  /** The template's text. */
-  source: string;
-  /** Where it came from: `pipeline.<stage>.prompt`, or the prompt file's path. */
-  origin: string;
-  /** Parsed once (strict Liquid); rendered for each run. */
-  parsed: CompiledPrompt;
-}
 
 /** What loading the files gave: each stage's own template, when it has one. */
 export interface ConfigFiles {

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ROLES, STAGE_ROLE, WORK_STAGES, type Role, type WorkStage } from '../core/stages.ts';
 import { QG_CHECKS } from '../core/gates.ts';
 import type { StageRoute } from '../core/pipeline.ts';
-import type { PromptTemplate } from './config-files.ts';
+import type { PromptTemplate } from './prompts.ts';
 
 const argv = z.array(z.string().min(1)).min(1);
 const positiveInt = z.number().int().positive();

@@ -83,6 +83,16 @@ const engine = new Liquid({
 /** A parsed template. */
 export type CompiledPrompt = ReturnType<Liquid['parse']>;
 
+/** A stage's prompt template, read and parsed when the config loaded. */
+export interface PromptTemplate {
+  /** The template's text. */
+  source: string;
+  /** Where it came from: `pipeline.<stage>.prompt`, or the prompt file's path. */
+  origin: string;
+  /** Parsed once (strict Liquid); rendered for each run. */
+  parsed: CompiledPrompt;
+}
+
 /** Parses a template now, so errors surface at load time with the template named. */
 export function compilePrompt(source: string): CompiledPrompt {
   return engine.parse(source);

@@ -28,7 +28,7 @@ import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
 import { renderPrompt } from '../config/prompts.ts';
 import { replaceFile } from '../io/worktree-files.ts';
-import type { PromptTemplate } from '../config/config-files.ts';
+import type { PromptTemplate } from '../config/prompts.ts';
 import type { Logger } from './logger.ts';
 
 export { SCRIPTED_AGENT_PATH } from '../agents/scripted/argv.ts';
