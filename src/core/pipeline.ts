@@ -349,30 +349,8 @@ function onChangesRequested(
     feedback: event.feedback,
     reason: 'changes_requested',
   };
-  const verdict = judgeAttempt(
-    task.attempts.slice(0, -1),
-    rejected,
-    task.budget,
-    task.spend,
-    plan.projectUsdPerDay,
-  );
-  if (verdict.kind === 'stop')
-    return {
-      kind: 'escalate',
-      reason: verdict.reason,
-      detail: verdict.detail,
-      feedback: event.feedback,
-      amend: { ...rejected, reason: verdict.reason },
-      review,
-    };
-  return {
-    kind: 'advance',
-    to: 'development',
-    job: jobFor(plan, 'development'),
-    feedback: event.feedback,
-    amend: rejected,
-    review,
-  };
+  const d = judged(plan, task.attempts.slice(0, -1), task, rejected, 'amend');
+  return d.kind === 'advance' || d.kind === 'escalate' ? { ...d, review } : d;
 }
 
 /**
@@ -489,22 +467,37 @@ function onInterrupted(plan: Plan, event: Extract<PipelineEvent, { kind: 'interr
 }
 
 function onReviewed(plan: Plan, task: TaskState, attempt: AttemptRecord): Decision {
-  const verdict = judgeAttempt(task.attempts, attempt, task.budget, task.spend, plan.projectUsdPerDay);
+  return judged(plan, task.attempts, task, attempt, 'attempt');
+}
+
+/**
+ * What the build loop makes of a judged attempt (`judgeAttempt`): an approval goes on with the
+ * stage; a rejection goes back to development with its feedback, or stops the loop with the
+ * reason it gives. `as` says whether the attempt is recorded new or amends the last one.
+ */
+function judged(
+  plan: Plan,
+  earlier: readonly AttemptRecord[],
+  task: TaskState,
+  attempt: AttemptRecord,
+  as: 'attempt' | 'amend',
+): Decision {
+  const verdict = judgeAttempt(earlier, attempt, task.budget, task.spend, plan.projectUsdPerDay);
   if (verdict.kind === 'approved') return { kind: 'continue', attempt };
-  if (verdict.kind === 'rework')
+  if (verdict.kind === 'stop')
     return {
-      kind: 'advance',
-      to: 'development',
-      job: jobFor(plan, 'development'),
-      feedback: verdict.feedback,
-      attempt: { ...attempt },
+      kind: 'escalate',
+      reason: verdict.reason,
+      detail: verdict.detail,
+      feedback: attempt.feedback,
+      [as]: { ...attempt, reason: verdict.reason },
     };
   return {
-    kind: 'escalate',
-    reason: verdict.reason,
-    detail: verdict.detail,
-    feedback: attempt.feedback,
-    attempt: { ...attempt, reason: verdict.reason },
+    kind: 'advance',
+    to: 'development',
+    job: jobFor(plan, 'development'),
+    feedback: verdict.feedback,
+    [as]: { ...attempt },
   };
 }
 
@@ -569,16 +562,7 @@ function onGateFailed(
       ...(event.totals ?? { inputTokens: 0, outputTokens: 0, costUsd: null, durationMs: 0 }),
       reason: event.gate,
     };
-    const verdict = judgeAttempt(task.attempts, attempt, task.budget, task.spend, plan.projectUsdPerDay);
-    if (verdict.kind === 'stop')
-      return {
-        kind: 'escalate',
-        reason: verdict.reason,
-        detail: verdict.detail,
-        feedback,
-        attempt: { ...attempt, reason: verdict.reason },
-      };
-    return { kind: 'advance', to: 'development', job: jobFor(plan, 'development'), feedback, attempt };
+    return judged(plan, task.attempts, task, attempt, 'attempt');
   }
   if (route === 'development') return backToDevelopment(plan, task, from, event.gate, feedback);
   // A route to another stage is a loop of its own, capped, and paid for from the task's budget.
