@@ -32,6 +32,8 @@ const own = disposeAfterEach();
 // A whole pipeline or two per test, on a shared machine.
 vi.setConfig({ testTimeout: 180_000 });
 const SECRET = 'review-hook-secret-123';
+const REVIEW_BODY = 'Please say in the change log why each attempt was made.';
+const LINE_BODY = 'Name the reason for this change here.';
 const BOT = 'orch-bot';
 
 /** A fake forge (tracker too) over `origin`, with what the scenario does and checks on it. */
@@ -49,19 +51,22 @@ interface Forge {
   reviewReads: RegExp;
   /** The request that opens a pull request. */
   opens: { method: string; path: RegExp };
-  /** Each review and line comment a person made was answered on the forge by orch, once. */
-  expectAnswered(pr: number, review: { id: number; comments: number[] }): void;
+  /** Each review and line comment a person made was answered on the forge by orch, once, naming the commit `sha` that addressed it. */
+  expectAnswered(pr: number, review: { id: number; comments: number[] }, sha: string): void;
 }
 
 /** The answers orch left whose invisible mark names `id` (review-marks.ts). */
 const marked = (bodies: string[], id: string) =>
   bodies.filter((b) => b.includes(`<!-- orch:answered ${id} -->`));
 
-/** A line comment's thread has one reply by orch, marked as answering it. */
-function expectReplied(fake: ForgeFake<ForgeIssueView>, pr: number, comment: number): void {
+/** What orch's answers say: the commit that addressed the feedback. */
+const addressed = (sha: string) => `Addressed in ${sha.slice(0, 12)}.`;
+
+/** A line comment's thread has one reply by orch, naming the commit `sha`. */
+function expectReplied(fake: ForgeFake<ForgeIssueView>, pr: number, comment: number, sha: string): void {
   const replies = fake.lineComments(pr).filter((c) => c.inReplyTo === comment && c.author === BOT);
   expect(replies).toHaveLength(1);
-  expect(replies[0]!.body).toMatch(/Addressed in [0-9a-f]{12}\./);
+  expect(replies[0]!.body).toContain(addressed(sha));
 }
 
 const forges = {
@@ -87,12 +92,13 @@ const forges = {
       ciGreen: (sha) => fake.setStatus(sha, { context: 'ci/build', state: 'success' }),
       reviewReads: /^\/repos\/acme\/app\/pulls\/\d+\/reviews$/,
       opens: { method: 'POST', path: /^\/repos\/acme\/app\/pulls$/ },
-      expectAnswered(pr, review) {
-        for (const c of review.comments) expectReplied(fake, pr, c);
+      expectAnswered(pr, review, sha) {
+        for (const c of review.comments) expectReplied(fake, pr, c, sha);
         // A review as a whole is answered by a comment on the pull request quoting it.
         const answers = marked(fake.issue(pr).comments, `review:${review.id}`);
         expect(answers).toHaveLength(1);
-        expect(answers[0]).toContain('> @alice: ');
+        expect(answers[0]).toContain(`> @alice: ${REVIEW_BODY}`);
+        expect(answers[0]).toContain(addressed(sha));
       },
     };
   },
@@ -113,11 +119,16 @@ const forges = {
       ciGreen: (sha) => fake.setStatus(sha, { context: 'ci/build', state: 'success' }),
       reviewReads: /^\/api\/v1\/repos\/acme\/app\/pulls\/\d+\/reviews$/,
       opens: { method: 'POST', path: /^\/api\/v1\/repos\/acme\/app\/pulls$/ },
-      expectAnswered(pr, review) {
+      expectAnswered(pr, review, sha) {
         // Gitea's API cannot reply in a thread: each is answered by a comment on the pull request quoting it.
         const bodies = fake.issue(pr).comments;
-        for (const id of [`review:${review.id}`, ...review.comments.map((c) => `comment:${c}`)])
+        for (const id of [`review:${review.id}`, ...review.comments.map((c) => `comment:${c}`)]) {
           expect(marked(bodies, id), id).toHaveLength(1);
+          expect(marked(bodies, id)[0]).toContain(addressed(sha));
+        }
+        expect(marked(bodies, `comment:${review.comments[0]}`)[0]).toContain(
+          `changes/T-1.md:1: ${LINE_BODY}`,
+        );
       },
     };
   },
@@ -143,10 +154,10 @@ const forges = {
       ciGreen: (sha) => fake.setPipeline(sha, 'success'),
       reviewReads: /^\/api\/v4\/projects\/[^/]+\/merge_requests\/\d+\/approvals$/,
       opens: { method: 'POST', path: /^\/api\/v4\/projects\/[^/]+\/merge_requests$/ },
-      expectAnswered(pr, review) {
+      expectAnswered(pr, review, sha) {
         // A line comment's discussion gets a note and is resolved.
         for (const c of review.comments) {
-          expectReplied(fake, pr, c);
+          expectReplied(fake, pr, c, sha);
           expect(fake.lineComments(pr).find((x) => x.id === c)!.resolvedBy).toBe(BOT);
         }
         // The standing "requested changes" is answered by a note on the merge request.
@@ -154,7 +165,9 @@ const forges = {
           .notes(pr)
           .filter((n) => n.author === BOT)
           .map((n) => n.body);
-        expect(notes.filter((b) => b.includes('<!-- orch:answered changes:alice'))).toHaveLength(1);
+        const answers = notes.filter((b) => b.includes('<!-- orch:answered changes:alice'));
+        expect(answers).toHaveLength(1);
+        expect(answers[0]).toContain(addressed(sha));
       },
     };
   },
@@ -183,9 +196,6 @@ async function twoMoreReads(forge: Forge, alive: () => void): Promise<void> {
     'two more reads of the reviews',
   );
 }
-
-const REVIEW_BODY = 'Please say in the change log why each attempt was made.';
-const LINE_BODY = 'Name the reason for this change here.';
 
 describe.each([
   ['GitHub', (o: OriginRepo) => forges.github(o)],
@@ -273,7 +283,7 @@ describe.each([
     expectLanded(project, origin, merged.mergeCommitSha);
     expect(origin.show('main', 'changes/T-1.md')).toContain('attempt 2: scripted change for T-1');
 
-    forge.expectAnswered(pr.number, review);
+    forge.expectAnswered(pr.number, review, head2);
   });
 });
 
