@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ROOT, processesIn, waitFor, type TempProject } from './kit.ts';
+import { ROOT } from './kit.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -20,41 +20,7 @@ export function chromiumMissing(): boolean {
   return missing;
 }
 
-export interface Served {
-  url: string;
-  /** Everything the server printed so far. */
-  output(): string;
-  /** SIGTERM, then its exit code once it exited (0: the scheduler and the server stopped cleanly). */
-  stop(): Promise<number | null>;
-}
-
-/** Starts `orch serve --port 0` in the project and waits for its address. */
-export async function serve(project: TempProject): Promise<Served> {
-  const server = project.spawnOrch(['serve', '--port', '0']);
-  let out = '';
-  server.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  server.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const url = await waitFor(
-    () => /orch serve: (http:\/\/\S+)/.exec(out)?.[1],
-    90_000,
-    `orch serve to start:\n${out}`,
-  );
-  return {
-    url,
-    output: () => out,
-    async stop() {
-      let code = server.exitCode;
-      if (code === null) {
-        const exited = new Promise<number | null>((r) => server.once('exit', (c) => r(c)));
-        server.kill('SIGTERM');
-        code = await exited;
-      }
-      // No agent outlives the server.
-      await waitFor(() => processesIn(project.dir).length === 0, 10_000, 'agents to exit');
-      return code;
-    },
-  };
-}
+export { serve, type Served } from './serve.ts';
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({

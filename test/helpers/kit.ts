@@ -23,6 +23,15 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 
+/** orch.yaml's `pipeline` with only development and the reviewer: the shortest run that has attempts and a review. */
+export const DEVELOP_AND_REVIEW = {
+  analysis: { enabled: false },
+  architecture: { enabled: false },
+  testing: { enabled: false },
+  'deploy-staging': { enabled: false },
+  deploy: { enabled: false },
+};
+
 export interface TempProject {
   dir: string;
   env: Record<string, string>;

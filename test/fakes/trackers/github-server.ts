@@ -113,6 +113,12 @@ export interface GitHubFakeOptions {
   repoPath?: string;
   /** The most items a page holds (GitHub: 100). */
   maxPerPage?: number;
+  /**
+   * A CI that runs on every commit, as GitHub Actions does on a push: a
+   * commit with no status of this context yet reads as `pending` under it,
+   * until the test sets one with `setStatus`.
+   */
+  ciContext?: string;
 }
 
 const DOCS = 'https://docs.github.com/rest';
@@ -325,6 +331,19 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
     original_line: c.line,
     side: 'RIGHT',
     subject_type: 'line',
+  });
+  /** The pending status of `ciContext` on a commit CI has not finished with. */
+  const running = (sha: string): GhStatus => ({
+    description: 'Waiting to run',
+    id: 0,
+    node_id: 'SC_running',
+    state: 'pending',
+    context: opts.ciContext!,
+    target_url: null,
+    avatar_url: null,
+    url: api(`/repos/${slug}/statuses/${sha}`),
+    created_at: now(),
+    updated_at: now(),
   });
   const commentJson = (i: IssueRec, cm: IssueRec['comments'][number]): GhComment => ({
     id: cm.id,
@@ -627,7 +646,9 @@ export async function startGitHubFake(opts: GitHubFakeOptions = {}): Promise<Git
       });
       app.get(`${base}/commits/:ref/status`, async (c) => {
         const sha = await commitKey(c.req.param('ref'));
-        const list = [...latestByContext(statuses.get(sha)).values()];
+        const latest = latestByContext(statuses.get(sha));
+        if (opts.ciContext && !latest.has(opts.ciContext)) latest.set(opts.ciContext, running(sha));
+        const list = [...latest.values()];
         const state = list.some((s) => s.state === 'failure' || s.state === 'error')
           ? 'failure'
           : list.length === 0 || list.some((s) => s.state === 'pending')

@@ -57,6 +57,12 @@ export interface GitLabFakeOptions {
   repoPath?: string;
   /** The most items a page holds (GitLab: 100). */
   maxPerPage?: number;
+  /**
+   * A CI that runs on every commit, as GitLab CI does on a push: a commit
+   * with no pipeline yet reads as having one `running`, until the test sets
+   * one with `setPipeline`.
+   */
+  ciPipelines?: boolean;
 }
 
 const BOT = 'orch-bot';
@@ -497,6 +503,8 @@ export async function startGitLabFake(opts: GitLabFakeOptions = {}): Promise<Git
         const sha = c.req.query('sha');
         const ref = c.req.query('ref');
         const key = sha ?? (ref ? await mrRepo.commitKey(ref) : undefined);
+        if (opts.ciPipelines && key && /^[0-9a-f]{40}$/.test(key) && !pipelines.has(key))
+          pipelines.set(key, [{ id: nextPipeline++, status: 'running', ref: ref ?? key, createdAt: now() }]);
         const all = key
           ? (pipelines.get(key) ?? []).map((p) => pipelineJson(key, p))
           : [...pipelines.entries()].flatMap(([s, ps]) => ps.map((p) => pipelineJson(s, p)));

@@ -7,16 +7,20 @@
  * What a test starts is ended after it by `disposeAfterEach` (helpers/dispose.ts).
  */
 import { expect } from 'vitest';
-import { makeProject, type TempProject } from '../../helpers/kit.ts';
+import { makeProject, waitFor, type TempProject } from '../../helpers/kit.ts';
 import type { OriginRepo } from '../../fakes/trackers/git-merge.ts';
 import type { FakeService } from '../../fakes/trackers/kit.ts';
 import type { AgentRun, Attempt, OutboxItem, Task } from '../../../src/store/schema.ts';
 import type { OrchContext } from '../../../src/runtime/context.ts';
 import { createApp } from '../../../src/http/app.ts';
 
-/** An orch project with `config` merged into orch.yaml, its `main` pushed to `origin`. */
-export function makeForgeProject(origin: OriginRepo, config: Record<string, unknown>): TempProject {
-  const project = makeProject({ config });
+/** An orch project with `config` merged into orch.yaml (and the scripted agent's `script`), its `main` pushed to `origin`. */
+export function makeForgeProject(
+  origin: OriginRepo,
+  config: Record<string, unknown>,
+  script?: Record<string, unknown>,
+): TempProject {
+  const project = makeProject({ config, ...(script ? { script } : {}) });
   project.git(['remote', 'add', 'origin', origin.bare]);
   project.git(['push', '-q', '--force', 'origin', 'main']);
   return project;
@@ -31,6 +35,59 @@ export async function runUntilIdle(
   const run = await project.orchAsync(['run', '--until-idle'], { env, timeoutMs });
   expect(run.code, run.stderr).toBe(0);
   return run;
+}
+
+/** `orch run --until-idle` started in the background, for a test that acts while it works. */
+export interface BackgroundRun {
+  /** Throws, with its output, once the run has exited: a check made while it should still be working. */
+  alive(): void;
+  /** Waits for the run to exit, which must be 0. */
+  finish(): Promise<{ stdout: string; stderr: string }>;
+}
+
+export function runInBackground(
+  project: TempProject,
+  env: Record<string, string>,
+  timeoutMs = 240_000,
+): BackgroundRun {
+  let exited: { code: number; stdout: string; stderr: string } | null = null;
+  const running = project.orchAsync(['run', '--until-idle'], { env, timeoutMs }).then((r) => (exited = r));
+  return {
+    alive() {
+      if (exited)
+        throw new Error(
+          `orch run --until-idle exited (${exited.code}) while the test waited for it:\n${exited.stdout}\n${exited.stderr}`,
+        );
+    },
+    async finish() {
+      const r = await running;
+      expect(r.code, r.stderr).toBe(0);
+      return r;
+    },
+  };
+}
+
+/**
+ * Waits until task `key`, as the store holds it now, passes `ok` (it may not
+ * exist yet); `alive` is called on every look (a run that must still be working).
+ */
+export async function waitForTask(
+  ctx: OrchContext,
+  key: string,
+  ok: (t: Task) => boolean,
+  what: string,
+  alive: () => void = () => {},
+  timeoutMs = 90_000,
+): Promise<Task> {
+  return waitFor(
+    async () => {
+      alive();
+      const t = await ctx.store.getTaskByKey(key).catch(() => null);
+      return t && ok(t) ? t : null;
+    },
+    timeoutMs,
+    `${key}: ${what}`,
+  );
 }
 
 /** What orch holds after a run: every task, and one task's runs, attempts, gates and outbox deliveries. */
