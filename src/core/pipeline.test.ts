@@ -163,13 +163,19 @@ describe('claimed', () => {
     [
       'a run that ended ok but was never decided resumes at its gates',
       task({ stage: 'testing' }),
-      claimed('testing', { tries: 2 }, { lastRun: { outcome: 'ok' } }),
+      claimed('testing', { tries: 2 }, { lastRun: { outcome: 'ok', here: true } }),
       { kind: 'work', from: 'gates' },
+    ],
+    [
+      'a run that ended ok in another worker’s worktree is run again: its work is not here',
+      task({ stage: 'testing' }),
+      claimed('testing', { tries: 2 }, { lastRun: { outcome: 'ok', here: false } }),
+      { kind: 'work', from: 'run' },
     ],
     [
       'a failed last run is run again',
       task({ stage: 'testing' }),
-      claimed('testing', { tries: 2, failures: 1 }, { lastRun: { outcome: 'failed' } }),
+      claimed('testing', { tries: 2, failures: 1 }, { lastRun: { outcome: 'failed', here: true } }),
       { kind: 'work', from: 'run' },
     ],
     [

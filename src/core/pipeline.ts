@@ -116,8 +116,12 @@ export interface TaskState {
   readiness: Readiness;
 }
 
-/** What the last run of a claimed job left: a job whose run ended ok but was never decided resumes at its gates. */
-export type LastRun = { outcome: RunOutcome | null } | null;
+/**
+ * What the last run of a claimed job left: a job whose run ended ok but was never decided resumes
+ * at its gates, when its work is at hand (`here`: the run's worktree is this worker's). A run that
+ * ended ok in another worker's worktree left its work there, uncommitted: the stage runs again.
+ */
+export type LastRun = { outcome: RunOutcome | null; here: boolean } | null;
 
 /** Why a try stopped without a result of its own. */
 export type InterruptCause =
@@ -399,9 +403,10 @@ function onClaimed(
       requeueInMs: null,
     };
   if (stage.kind === 'human') return { kind: 'work', from: 'run' };
-  // A run that ended ok but was never decided (orch died in between) is not run again.
+  // A run that ended ok but was never decided (orch died in between) is not run again, where its work is.
   const resumeAtGates =
-    event.lastRun?.outcome === 'ok' || (job.stage === 'review' && event.reviewDone === true);
+    (event.lastRun?.outcome === 'ok' && event.lastRun.here) ||
+    (job.stage === 'review' && event.reviewDone === true);
   if (resumeAtGates) return { kind: 'work', from: 'gates' };
   if (job.stage === 'development' && task.attempts.length >= task.budget.maxAttempts)
     return {

@@ -6,6 +6,7 @@
  * decision. The engine only reads what the next step of the work needs.
  */
 import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { AgentRun, Job, Task } from '../store/schema.ts';
@@ -38,6 +39,7 @@ import { taskBudget } from './packet.ts';
 import type { AbortReason, ProgressEvent } from './progress.ts';
 import type { Holder, JobEvent, Outcome, Transitions } from './transitions.ts';
 import type { RunFinish } from '../store/store.ts';
+import { onThisHost } from './worker-id.ts';
 
 export type { AbortReason, ProgressEvent } from './progress.ts';
 
@@ -138,14 +140,19 @@ export class Engine {
   /** Works one claimed job to its end. Never throws for expected outcomes. */
   async process(job: Job, signal: AbortSignal): Promise<void> {
     const lastRun = job.run_id !== null ? await this.store.getRun(job.run_id) : undefined;
+    const task = await this.store.getTask(job.task_id);
     const claim = await this.report(job, {
       kind: 'claimed',
-      lastRun: lastRun ? { outcome: lastRun.status === 'finished' ? lastRun.outcome : null } : null,
+      lastRun: lastRun
+        ? {
+            outcome: lastRun.status === 'finished' ? lastRun.outcome : null,
+            here: this.ranHere(lastRun, task),
+          }
+        : null,
       reviewDone: job.stage === 'review' && (await this.reviewRecorded(job.task_id)),
     });
     if (claim.decision.kind !== 'work') return;
     const from = claim.decision.from;
-    const task = await this.store.getTask(job.task_id);
     const rt = await this.deps.ctx.projectRuntime(task.project_id);
     const worktree = paths.worktree(this.deps.ctx, rt.project, task);
     const branch = taskBranch(task.key);
@@ -162,7 +169,10 @@ export class Engine {
     await ensureWorktree(rt.project.root_path, worktree, branch, rt.project.base_branch);
     // Without an origin remote (or with handoff off) there is nothing to sync, and no git to run.
     const origin = await hasOrigin(rt.project.root_path);
-    if (origin && from === 'run') await syncBeforeStage(worktree, branch, rt.project.base_branch);
+    // Resuming at the gates keeps the run's uncommitted work, so only a new run syncs (a resumed
+    // review's work is committed and published already: its worktree may be another's).
+    if (origin && (from === 'run' || job.stage === 'review'))
+      await syncBeforeStage(worktree, branch, rt.project.base_branch);
     const knownClean = this.leftClean.get(worktree) === job.id;
     this.leftClean.delete(worktree);
     if (plan.kind === 'human') {
@@ -242,6 +252,18 @@ export class Engine {
       );
     }
     await this.runGates(task, job, rt, plan, worktree, signal);
+  }
+
+  /**
+   * Whether a run's worktree is this worker's: on this host, with its log in this home's logs
+   * (a worktree and its task's logs live in one home). Only there is its uncommitted work.
+   */
+  private ranHere(run: AgentRun, task: Task): boolean {
+    return (
+      onThisHost(run.worker_id) &&
+      run.log_path !== null &&
+      dirname(run.log_path) === paths.logsDir(this.deps.ctx, task)
+    );
   }
 
   /** The current development run's review is recorded already (approved: a crash came after it). */

@@ -323,7 +323,7 @@ async function apply(world: World, t: Task, step: Step): Promise<void> {
         (await ctx.store.attemptsOfTask(t.id)).at(-1)?.verdict === 'approved' && step.resumeOk;
       await writer.onJob(
         job,
-        { kind: 'claimed', lastRun: step.resumeOk ? { outcome: 'ok' } : null, reviewDone },
+        { kind: 'claimed', lastRun: step.resumeOk ? { outcome: 'ok', here: true } : null, reviewDone },
         { owner },
       );
       return;

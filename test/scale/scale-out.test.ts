@@ -95,9 +95,11 @@ it(
       // Every task done, none lost.
       const tasks = await ctx.store.listTasks();
       expect(tasks).toHaveLength(TASKS);
-      expect(tasks.filter((t) => t.status !== 'done').map((t) => `${t.key} ${t.stage}/${t.status}`)).toEqual(
-        [],
-      );
+      expect(
+        tasks
+          .filter((t) => t.status !== 'done')
+          .map((t) => `${t.key} ${t.stage}/${t.status}: ${t.status_detail}`),
+      ).toEqual([]);
       expect(runsAtKill).toBeLessThan(TASKS * 7);
 
       // Every stage advanced exactly once, in pipeline order.
