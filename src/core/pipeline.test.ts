@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decide,
+  arrivalJob,
   jobFor,
   nextStage,
   type Decision,
@@ -140,6 +141,16 @@ describe('the plan', () => {
       agent: 'orch',
       adapter: null,
     });
+    // Entering a stage that waits for an approval: anyone's job (the claim only records the
+    // wait); once approved, the role's adapter again.
+    expect(arrivalJob(PLAN, 'deploy')).toEqual({
+      stage: 'deploy',
+      step: 'work',
+      agent: 'deployer',
+      adapter: null,
+    });
+    expect(arrivalJob(PLAN, 'deploy', true)).toMatchObject({ adapter: 'scripted' });
+    expect(arrivalJob(PLAN, 'development')).toMatchObject({ adapter: 'claude-code' });
     // A stage's configured role wins over the default one.
     const custom: Plan = { ...PLAN, stages: [agent('development', 'architect', { adapter: 'gemini' })] };
     expect(jobFor(custom, 'development')).toMatchObject({ agent: 'architect', adapter: 'gemini' });

@@ -267,6 +267,16 @@ export function jobFor(plan: Plan, stage: Stage, step: JobStep = 'work'): JobSpe
   return { stage, step, agent: s.role ?? 'orch', adapter: s.adapter };
 }
 
+/**
+ * The job that enters `stage`. A stage that waits for an approval first is anyone's to claim (its
+ * adapter null): the claim only records the wait, so it must not need a worker with the role's
+ * labels; the approval queues the job with its role's adapter.
+ */
+export function arrivalJob(plan: Plan, stage: Stage, approved = false): JobSpec {
+  const spec = jobFor(plan, stage);
+  return stageOf(plan, stage)?.approval && !approved ? { ...spec, adapter: null } : spec;
+}
+
 /** Which stage judges an attempt: review when it is enabled, else development's own gates. */
 const judge = (plan: Plan): 'review' | 'development' => (stageOf(plan, 'review') ? 'review' : 'development');
 
@@ -538,7 +548,7 @@ function forward(plan: Plan, from: Stage): Decision {
   const to = nextStage(plan, from);
   const last = plan.stages.at(-1)?.name ?? 'development';
   if (to === 'done') return { kind: 'land', job: jobFor(plan, from === 'created' ? last : from, 'land') };
-  return { kind: 'advance', to, job: jobFor(plan, to), feedback: null };
+  return { kind: 'advance', to, job: arrivalJob(plan, to), feedback: null };
 }
 
 function onGateFailed(
@@ -582,7 +592,7 @@ function onGateFailed(
     };
   const spent = exhausted(plan, task);
   if (spent) return { kind: 'escalate', reason: 'budget_exhausted', detail: spent, feedback };
-  return { kind: 'advance', to: route, job: jobFor(plan, route), feedback, loop: key };
+  return { kind: 'advance', to: route, job: arrivalJob(plan, route), feedback, loop: key };
 }
 
 /**
@@ -633,10 +643,10 @@ function onRetry(plan: Plan, task: TaskState): Decision {
   );
   const stage: Stage = task.stage === 'review' || loopStop ? 'development' : task.stage;
   if (stage === 'created' || stage === 'done' || stage === 'cancelled' || stageOf(plan, stage))
-    return { kind: 'resume', job: jobFor(plan, stage) };
+    return { kind: 'resume', job: arrivalJob(plan, stage, task.approved) };
   // The stage was disabled since: resume at the next one that is enabled.
   const next = nextStage(plan, stage);
   return next === 'done'
     ? { kind: 'resume', job: jobFor(plan, plan.stages.at(-1)?.name ?? 'development', 'land') }
-    : { kind: 'resume', job: jobFor(plan, next) };
+    : { kind: 'resume', job: arrivalJob(plan, next) };
 }

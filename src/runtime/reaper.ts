@@ -138,9 +138,13 @@ export class Reaper {
       for (const job of await store.expiredJobs())
         if (await this.reportLost(job, 'its worker stopped heartbeating')) lost += 1;
       if (lost) this.opts.onRequeued?.();
-      for (const run of await store.runningRuns()) {
+      const runs = await store.runningRuns();
+      // A run's age by the database's clock, as it was stamped: a worker whose own clock is off
+      // must not reap the others' runs.
+      const now = runs.length ? Date.parse(await store.now()) : 0;
+      for (const run of runs) {
         const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
-        const ageS = run.started_at ? (Date.now() - Date.parse(run.started_at)) / 1000 : 0;
+        const ageS = run.started_at ? (now - Date.parse(run.started_at)) / 1000 : 0;
         const mine = run.worker_id === this.opts.workerId && run.job_id !== null && local?.holds(run.job_id);
         if (ageS > rt.config.timeouts.reaperMaxRunningS) {
           await this.finalizeOrphan(

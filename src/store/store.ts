@@ -631,7 +631,7 @@ export class Store {
           log_path: r.logPath,
           worker_id: r.workerId,
           status: 'running',
-          started_at: nowIso(),
+          started_at: this.clock(),
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -710,7 +710,7 @@ export class Store {
         status: 'finished',
         outcome: f.outcome,
         exit_code: f.exitCode,
-        finished_at: nowIso(),
+        finished_at: this.clock(),
         result_text: f.resultText,
         error: f.error,
       })
