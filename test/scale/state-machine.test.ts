@@ -53,7 +53,9 @@ it('an approved agent stage’s job carries its role’s adapter: only a worker 
       'the approval wait',
     ).catch(async (e) => {
       const t = await ctx.store.getTaskByKey('APP-1');
-      throw new Error(`${e.message}: ${t.stage}/${t.status} ${t.status_detail}\n${scripted.output().slice(-3000)}`);
+      throw new Error(
+        `${e.message}: ${t.stage}/${t.status} ${t.status_detail}\n${scripted.output().slice(-3000)}`,
+      );
     });
     expect(c.orch(['task', 'approve', 'APP-1']).code).toBe(0);
     const job = await ctx.store.liveJobOf((await ctx.store.getTaskByKey('APP-1')).id);
