@@ -589,6 +589,11 @@ describe('a person’s commands', () => {
     expect(run(PLAN, task({ stage: 'done', status: 'done' }), { kind: 'cancel' })).toMatchObject({
       kind: 'refuse',
     });
+    // Once the landing moves the base, the work is merged: a cancel then would be a lie.
+    expect(run(PLAN, task({ stage: 'deploy', landing: true }), { kind: 'cancel' })).toMatchObject({
+      kind: 'refuse',
+      message: expect.stringContaining('is landing'),
+    });
   });
 });
 

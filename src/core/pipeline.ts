@@ -112,6 +112,8 @@ export interface TaskState {
   terminalReason: TerminalReason | null;
   /** The task has a queued or running job. */
   hasLiveJob: boolean;
+  /** Its landing is moving the base now (past the last point a cancel could call it off). */
+  landing?: boolean;
   /** Whether every task it depends on is done. */
   readiness: Readiness;
 }
@@ -294,8 +296,13 @@ export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decis
     case 'retry':
       return onRetry(plan, task);
     case 'cancel':
-      return task.stage === 'done' || task.stage === 'cancelled'
-        ? { kind: 'refuse', message: `${task.key} is already ${task.stage}` }
+      if (task.stage === 'done' || task.stage === 'cancelled')
+        return { kind: 'refuse', message: `${task.key} is already ${task.stage}` };
+      return task.landing
+        ? {
+            kind: 'refuse',
+            message: `${task.key} is landing: its branch is being merged into the base now, so it can no longer be called off`,
+          }
         : { kind: 'cancel' };
     case 'blockers_changed':
       return onBlockersChanged(plan, task);

@@ -502,7 +502,7 @@ export class Engine {
   ): Promise<void> {
     const startedAt = new Date().toISOString();
     this.leftClean.delete(worktree);
-    const stillWanted = () => this.stillHeld(job);
+    const stillWanted = () => this.deps.transitions.beginLanding(job, this.deps.workerId);
     const landing = rt.raw.forge
       ? await this.landThroughForge(task, job, rt, worktree, signal, stillWanted)
       : await this.landOnBase(task, rt, worktree, stillWanted);

@@ -206,9 +206,41 @@ export class Transitions {
       loops: JSON.parse(task.loops || '{}') as Record<string, number>,
       approved: await this.store.isApproved(tx, task.id, task.stage),
       terminalReason: task.terminal_reason,
-      hasLiveJob: (await this.store.liveJobOf(task.id, tx)) !== undefined,
+      ...(await this.liveJobState(tx, task)),
       readiness: dependencyReadiness(await this.store.dependencies.unfinishedBlockers(task.id, tx)),
     };
+  }
+
+  /** Whether the task has a live job, and whether that job's landing is moving the base now. */
+  private async liveJobState(tx: Executor, task: Task): Promise<{ hasLiveJob: boolean; landing: boolean }> {
+    const live = await this.store.liveJobOf(task.id, tx);
+    if (live?.status !== 'running' || live.step !== 'land')
+      return { hasLiveJob: live !== undefined, landing: false };
+    const began = await this.store.lastEventOf(task.id, 'landing', tx);
+    return {
+      hasLiveJob: true,
+      landing: began?.payload.job_id === live.id && began.payload.try === live.attempts,
+    };
+  }
+
+  /**
+   * A landing's last point of no return: under the task's lock, the job is still this worker's
+   * (no cancel came), and a `landing` event says the base is moving now, so a cancel from here
+   * on is refused instead of recorded while the work merges anyway. False calls the landing off.
+   */
+  async beginLanding(job: Job, owner: string): Promise<boolean> {
+    return this.store.tx(async (tx) => {
+      const task = await this.store.lockTask(tx, job.task_id);
+      const current = await this.store.getJob(job.id, tx);
+      if (current?.status !== 'running' || current.lease_owner !== owner || task.status === 'cancelled')
+        return false;
+      await this.store.appendEvent(tx, task.id, 'landing', {
+        job_id: job.id,
+        try: current.attempts,
+        stage: job.stage,
+      });
+      return true;
+    });
   }
 
   /** Applies a decision inside the transaction. Returns the job it queued, if any. */

@@ -5,7 +5,7 @@
  * end in the wrong state.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -289,6 +289,36 @@ describe('cancel wins', () => {
       expect(await ctx.store.countJobs('queued')).toBe(0);
       expect(await ctx.store.countJobs('running')).toBe(0);
     });
+  });
+  it('a cancel once the landing moves the base is refused: the task ends done, not cancelled with its work merged', async () => {
+    const { project, key } = projectWithTask('land me', {
+      config: {
+        pipeline: {
+          analysis: { enabled: false },
+          architecture: { enabled: false },
+          review: { enabled: false },
+          testing: { enabled: false },
+        },
+      },
+      script: taskScript('land me', { developer: { default: [write('src/a.txt', 'a\n')] } }),
+    });
+    // The repository's own hook holds the base's update for a while, as a large checkout would.
+    const marker = join(project.dir, '.landing-held');
+    const hook = join(project.dir, '.git', 'hooks', 'reference-transaction');
+    writeFileSync(
+      hook,
+      `#!/bin/sh\nin=$(cat)\ncase "$in" in *refs/heads/main*) [ "$1" = prepared ] && { touch '${marker}'; sleep 4; };; esac\nexit 0\n`,
+      { mode: 0o755 },
+    );
+    const orch = startOrch(project);
+    await waitFor(async () => existsSync(marker), 150_000, 'the landing to move the base');
+    const r = project.orch(['task', 'cancel', key]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('is landing');
+    if (orch.child.exitCode === null) await new Promise<void>((r) => orch.child.once('exit', () => r()));
+    const d = showTask(project, key);
+    expect([d.stage, d.status]).toEqual(['done', 'done']);
+    expect(project.git(['show', 'main:src/a.txt'])).toBe('a\n');
   });
 });
 
