@@ -36,13 +36,29 @@ const positiveNumber = (v: string) => {
   return n;
 };
 
-/** Opens the home; every project's config is validated first, except for `status`, which reports it. */
-async function withContext<T>(fn: (ctx: OrchContext) => Promise<T>, validate = true): Promise<T> {
-  const ctx = await openContextFrom(process.cwd(), env, (project, message) =>
-    log.warn(`orch.yaml of ${project} is invalid; keeping the last good configuration:\n${message}`),
+/**
+ * Opens the home; every project's config is validated first, except for `status`, which reports
+ * it. `lenient`: a person's reads and cancel go on with the built-in defaults past a broken
+ * orch.yaml (saying so on stderr), so an edit, or an agent, cannot lock them out.
+ */
+async function withContext<T>(
+  fn: (ctx: OrchContext) => Promise<T>,
+  validate: boolean | 'lenient' = true,
+): Promise<T> {
+  const lenient = validate === 'lenient';
+  const ctx = await openContextFrom(
+    process.cwd(),
+    env,
+    (project, message) =>
+      log.warn(
+        lenient
+          ? `orch.yaml of ${project} is invalid; this command goes on with the built-in defaults:\n${message}`
+          : `orch.yaml of ${project} is invalid; keeping the last good configuration:\n${message}`,
+      ),
+    { lenient },
   );
   try {
-    if (validate) for (const p of await ctx.store.listProjects()) await ctx.projectRuntime(p.id);
+    if (validate === true) for (const p of await ctx.store.listProjects()) await ctx.projectRuntime(p.id);
     return await fn(ctx);
   } finally {
     await ctx.close();
@@ -192,7 +208,7 @@ task
     withContext(async (ctx) => {
       const { listTasksText } = await import('./commands/task.ts');
       out(await listTasksText(ctx, o, !!o.json));
-    }),
+    }, 'lenient'),
   );
 task
   .command('show <key>')
@@ -208,7 +224,7 @@ task
     return withContext(async (ctx) => {
       const { showTaskText, trackerText } = await import('./commands/task.ts');
       out(o.tracker ? await trackerText(ctx, key, locale, !!o.json) : await showTaskText(ctx, key, !!o.json));
-    });
+    }, 'lenient');
   });
 task
   .command('cancel <key>')
@@ -218,7 +234,7 @@ task
     withContext(async (ctx) => {
       const t = await (await tasks()).cancelTask(ctx, key);
       out(o.json ? json((await summary())(t)) : `${t.key} cancelled`);
-    }),
+    }, 'lenient'),
   );
 task
   .command('retry <key>')
@@ -301,8 +317,12 @@ program
   .description("the task's agent logs")
   .option('-f, --follow', 'keep printing as the agents write')
   .action((key: string, o: { follow?: boolean }) =>
-    withContext(async (ctx) =>
-      (await import('./commands/logs.ts')).logsCommand(ctx, key, !!o.follow, (s) => process.stdout.write(s)),
+    withContext(
+      async (ctx) =>
+        (await import('./commands/logs.ts')).logsCommand(ctx, key, !!o.follow, (s) =>
+          process.stdout.write(s),
+        ),
+      'lenient',
     ),
   );
 

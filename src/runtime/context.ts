@@ -75,6 +75,12 @@ export interface ContextOptions {
    * (`<reposDir>/repos/<name>`), cloned on first use: what `orch worker` does.
    */
   ownClones?: boolean;
+  /**
+   * A project whose config cannot be loaded (and was never loaded by this process) gets the
+   * built-in defaults instead of an error, the error reported as for a bad reload: what a
+   * person's read and cancel commands use, so a broken orch.yaml never locks them out.
+   */
+  lenient?: boolean;
 }
 
 export async function openContext(
@@ -125,6 +131,29 @@ export async function openContext(
     const { config, pipeline, plan } = projectPlan(raw, env, named.templates);
     return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs, files };
   };
+  /** A project's runtime on the built-in defaults, for a lenient context whose orch.yaml is broken. */
+  const loadDefaults = async (projectId: number): Promise<ProjectRuntime> => {
+    const row = await store.getProject(projectId);
+    const rootPath = await localProjectRoot(row, {
+      reposDir: settings.reposDir,
+      ownClone: opts.ownClones ?? false,
+    });
+    const project = { ...row, root_path: rootPath };
+    const configPath = join(project.root_path, 'orch.yaml');
+    const raw = parseProjectConfig('{}', configPath);
+    const named = await loadConfigFiles(raw, '', configPath, project.root_path);
+    const { config, pipeline, plan } = projectPlan(raw, env, named.templates);
+    return {
+      project,
+      raw,
+      config,
+      pipeline,
+      plan,
+      configPath,
+      loadedMtimeMs: mtimeOf(configPath),
+      files: [],
+    };
+  };
   /** Whether the loaded config is still what is on disk: neither orch.yaml nor a file it named changed. */
   const current = (rt: ProjectRuntime): boolean =>
     mtimeOf(rt.configPath) === rt.loadedMtimeMs && rt.files.every((f) => mtimeOf(f.path) === f.mtimeMs);
@@ -143,9 +172,16 @@ export async function openContext(
         errors.delete(projectId);
         return rt;
       } catch (error) {
-        // No good config yet: nothing to fall back on.
-        if (!hit) throw error;
         const message = (error as Error).message;
+        // No good config yet: nothing to fall back on, unless the defaults will do.
+        if (!hit && opts.lenient) {
+          const fallback = await loadDefaults(projectId);
+          cache.set(projectId, fallback);
+          onConfigError?.(fallback.project.name, message);
+          errors.set(projectId, message);
+          return fallback;
+        }
+        if (!hit) throw error;
         if (errors.get(projectId) !== message) onConfigError?.(hit.project.name, message);
         errors.set(projectId, message);
         // Keep the last good config, and do not re-read the bad files until they change again.

@@ -5,7 +5,7 @@
  * end in the wrong state.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import {
@@ -319,6 +319,32 @@ describe('cancel wins', () => {
     const d = showTask(project, key);
     expect([d.stage, d.status]).toEqual(['done', 'done']);
     expect(project.git(['show', 'main:src/a.txt'])).toBe('a\n');
+  });
+});
+
+describe('a broken orch.yaml never locks a person out', () => {
+  it('task list, show, logs and cancel go on (with the defaults where they need a config, saying why); approve still refuses', () => {
+    const { project, key } = projectWithTask('still mine', {});
+    for (const broken of [
+      stringify({ agents: { developer: { timeout_s: 9000 } } }),
+      null, // an agent's doing: orch.yaml a symlink to /dev/zero
+    ]) {
+      const file = join(project.dir, 'orch.yaml');
+      rmSync(file, { force: true });
+      if (broken === null) symlinkSync('/dev/zero', file);
+      else writeFileSync(file, broken);
+      const list = project.orch(['task', 'list']);
+      expect(list.code, list.stderr).toBe(0);
+      expect(list.stdout).toContain(key);
+      expect(project.orch(['task', 'show', key]).code).toBe(0);
+      expect(project.orch(['logs', key]).code).toBe(0);
+      // What queues work needs the project's real config.
+      expect(project.orch(['task', 'approve', key]).code).toBe(2);
+    }
+    const cancel = project.orch(['task', 'cancel', key]);
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(cancel.stderr).toContain('goes on with the built-in defaults');
+    expect(showTask(project, key).status).toBe('cancelled');
   });
 });
 
