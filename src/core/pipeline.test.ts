@@ -340,11 +340,20 @@ describe('interrupted, internal errors', () => {
     runId: 3,
   });
 
-  it('a shutdown gives the try back', () => {
-    expect(run(PLAN, task(), cut('shutdown', { tries: 9 }))).toMatchObject({
+  it('a shutdown gives the try back, as often as the interruption cap; then it counts', () => {
+    expect(run(PLAN, task(), cut('shutdown', { tries: 9, givenBack: 1 }))).toMatchObject({
       kind: 'retry',
       count: 'none',
       delayMs: 0,
+    });
+    // A run that stops orch at every start (an agent that signals it) is not run forever.
+    expect(run(PLAN, task(), cut('shutdown', { tries: 1, givenBack: 2 }))).toMatchObject({
+      kind: 'retry',
+      count: 'interruption',
+    });
+    expect(run(PLAN, task(), cut('shutdown', { tries: 3, givenBack: 2 }))).toMatchObject({
+      kind: 'escalate',
+      reason: 'runs_interrupted',
     });
   });
 

@@ -92,6 +92,8 @@ export interface JobState {
   tries: number;
   /** Tries that ended with a recorded failure. */
   failures: number;
+  /** Tries a graceful shutdown gave back so far (each one cut off a run or a gate). */
+  givenBack?: number;
 }
 
 /** The task as the decisions see it. */
@@ -476,7 +478,10 @@ function onRunFailed(
 }
 
 function onInterrupted(plan: Plan, event: Extract<PipelineEvent, { kind: 'interrupted' }>): Decision {
-  if (event.cause === 'shutdown')
+  // A shutdown gives its try back, as many times as retry.max_interruptions allows a job; past
+  // that, shutdowns count like any interruption, so a run that keeps stopping orch (an agent
+  // that signals it) cannot be run again at every restart without end.
+  if (event.cause === 'shutdown' && (event.job.givenBack ?? 0) < plan.maxInterruptions)
     return { kind: 'retry', delayMs: 0, count: 'none', detail: 'interrupted by shutdown' };
   const over = interruptionsOver(plan, event.job, 1);
   if (over) return { kind: 'escalate', reason: 'runs_interrupted', detail: over };

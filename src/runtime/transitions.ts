@@ -103,6 +103,7 @@ export class Transitions {
         step: current.step,
         tries: current.attempts,
         failures: current.failures,
+        givenBack: await this.store.countEvents(tx, task.id, 'try_given_back', { job_id: current.id }),
       };
       const state = await this.state(tx, task, rt);
       const decision = decide(rt.plan, state, { ...event, job: jobState } as PipelineEvent);
@@ -312,6 +313,9 @@ export class Transitions {
           status_detail: d.count === 'none' ? null : d.detail,
           ...(d.feedback !== undefined ? { feedback: d.feedback } : {}),
         });
+        // A try given back (a shutdown) is not counted, but remembered: there is a cap on those too.
+        if (d.count === 'none' && job)
+          await store.appendEvent(tx, task.id, 'try_given_back', { job_id: job.id, stage: task.stage });
         if (d.count !== 'none')
           await store.appendEvent(tx, task.id, d.count === 'failure' ? 'run_failed' : 'job_requeued', {
             run_id: job?.run_id ?? null,

@@ -878,6 +878,26 @@ export class Store {
   }
 
   /** Whether the task has an event of `kind` with exactly this payload (a pull request seen in a state before). */
+  /** How many of a task's events of `kind` carry `payload`'s fields (compared as JSON values). */
+  async countEvents(
+    ex: Executor,
+    taskId: number,
+    kind: string,
+    payload: Record<string, unknown>,
+  ): Promise<number> {
+    const rows = await ex
+      .selectFrom('events')
+      .select('payload')
+      .where('task_id', '=', taskId)
+      .where('kind', '=', kind)
+      .execute();
+    const wanted = Object.entries(payload);
+    return rows.filter((r) => {
+      const got = JSON.parse(r.payload) as Record<string, unknown>;
+      return wanted.every(([k, v]) => got[k] === v);
+    }).length;
+  }
+
   async hasEvent(
     ex: Executor,
     taskId: number,

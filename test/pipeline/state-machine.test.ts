@@ -125,6 +125,27 @@ describe('every try counts, and the count is bounded', () => {
     for (const run of devRuns) expect(packet).toContain(`| ${run.id} | developer |`);
   });
 
+  it('a poison agent that stops orch with SIGTERM each time is not run forever: shutdowns count past the cap', async () => {
+    const poison = join(process.cwd(), 'test', 'fixtures', 'agents', 'term-parent.sh');
+    const { project, key } = projectWithTask('polite poison', {
+      config: {
+        agents: { developer: { adapter: 'command', command: [poison] } },
+        retry: { max_interruptions: 2, base_ms: 100, max_ms: 200 },
+      },
+    });
+    const outputs: string[] = [];
+    for (let restart = 0; restart < 10; restart += 1) {
+      const r = project.orch(['run', '--until-idle'], { timeoutMs: 60_000 });
+      outputs.push(r.stdout + r.stderr);
+      if (showTask(project, key).status === 'escalated') break;
+    }
+    const d = showTask(project, key);
+    expect(d.status, outputs.join('\n---\n')).toBe('escalated');
+    expect(d.terminal_reason).toBe('runs_interrupted');
+    // Two shutdowns given back (the cap), then three counted: the third is past the cap.
+    expect(d.runs.filter((r) => r.role === 'developer').length).toBe(5);
+  });
+
   it('a run older than the reaper’s limit is counted, and the task escalates past the cap', async () => {
     const { project, key } = projectWithTask('ancient', {
       config: { retry: { max_interruptions: 1 } },
