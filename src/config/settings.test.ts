@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseProjectConfig } from './project-config.ts';
-import { effectiveConfig } from './settings.ts';
+import { effectiveConfig, reaperInvariantProblems } from './settings.ts';
 
 const effective = (yaml: string, env: Record<string, string> = {}) =>
   effectiveConfig(parseProjectConfig(yaml, 'orch.yaml'), env);
@@ -123,5 +123,27 @@ describe('agents: A/B variants', () => {
       key: 'agents.developer.variants',
       message: 'at least one variant (leave the key out for none)',
     });
+  });
+});
+
+describe('the reaper invariant names the key or variable that set the timeout', () => {
+  const problemsOf = (yaml: string, env: Record<string, string> = {}) =>
+    reaperInvariantProblems(parseProjectConfig(yaml, 'orch.yaml'), env)
+      .map((p) => p.message)
+      .join('\n');
+
+  it('a role override in orch.yaml, or in the environment', () => {
+    expect(problemsOf('timeouts: { agent_timeout_overrides: { tester: 99999 } }')).toContain(
+      'timeouts.agent_timeout_overrides.tester (99999)',
+    );
+    expect(problemsOf('{}', { ORCH_AGENT_TIMEOUT_OVERRIDES_JSON: '{"tester": 99999}' })).toContain(
+      'ORCH_AGENT_TIMEOUT_OVERRIDES_JSON (tester) (99999)',
+    );
+    expect(problemsOf('timeouts: { agent_timeout_developer_s: 99999 }')).toContain(
+      'timeouts.agent_timeout_developer_s (99999)',
+    );
+    expect(problemsOf('{}', { ORCH_AGENT_TIMEOUT_SECONDS: '99999' })).toContain(
+      'ORCH_AGENT_TIMEOUT_SECONDS (99999)',
+    );
   });
 });

@@ -233,11 +233,22 @@ export function runTimeoutS(
 }
 
 /** Every timeout a run of this project can get, with the key or variable that sets it. */
-export function timeoutSources(cfg: ProjectConfig, config: EffectiveConfig): TimeoutSource[] {
+export function timeoutSources(cfg: ProjectConfig, config: EffectiveConfig, env: Env = {}): TimeoutSource[] {
+  /** The ladder's rung that sets a role's timeout: the variable when set, else orch.yaml's key. */
   const ladder = (role: Role): string => {
-    if (role === 'developer') return 'ORCH_AGENT_TIMEOUT_DEVELOPER_S';
-    if (role === 'reviewer') return 'ORCH_AGENT_TIMEOUT_REVIEWER_S';
-    return 'ORCH_AGENT_TIMEOUT_SECONDS';
+    const t = cfg.timeouts;
+    if (env.ORCH_AGENT_TIMEOUT_OVERRIDES_JSON !== undefined) {
+      if (new RegExp(`"${role}"\\s*:`).test(env.ORCH_AGENT_TIMEOUT_OVERRIDES_JSON))
+        return `ORCH_AGENT_TIMEOUT_OVERRIDES_JSON (${role})`;
+    } else if (t.agent_timeout_overrides?.[role] !== undefined)
+      return `timeouts.agent_timeout_overrides.${role}`;
+    const rung = (variable: string, key: string, set: unknown): string =>
+      env[variable] === undefined && set !== undefined ? `timeouts.${key}` : variable;
+    if (role === 'developer')
+      return rung('ORCH_AGENT_TIMEOUT_DEVELOPER_S', 'agent_timeout_developer_s', t.agent_timeout_developer_s);
+    if (role === 'reviewer')
+      return rung('ORCH_AGENT_TIMEOUT_REVIEWER_S', 'agent_timeout_reviewer_s', t.agent_timeout_reviewer_s);
+    return rung('ORCH_AGENT_TIMEOUT_SECONDS', 'agent_timeout_seconds', t.agent_timeout_seconds);
   };
   const roleKey = (role: Role): string =>
     cfg.agents[role]?.timeout_s !== undefined
@@ -268,7 +279,7 @@ export function reaperInvariantProblems(cfg: ProjectConfig, env: Env): { key: st
   const config = effectiveConfig(cfg, env);
   const fromFile =
     rawInt(env.ORCH_REAPER_MAX_RUNNING_S) === undefined && cfg.timeouts.reaper_max_running_s !== undefined;
-  return reaperProblems(config.timeouts, timeoutSources(cfg, config), fromFile);
+  return reaperProblems(config.timeouts, timeoutSources(cfg, config, env), fromFile);
 }
 
 /** The pipeline as the state machine sees it (core/pipeline.ts): stages, routes, caps. */
