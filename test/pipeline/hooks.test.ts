@@ -229,6 +229,25 @@ describe('workspace hooks', () => {
     }
   });
 
+  it("before_remove runs when a cancelled task's worktree is removed, and not with worktrees.remove: never", () => {
+    const approval = { pipeline: { ...PIPELINE, development: { ...PIPELINE.development, approval: true } } };
+    const hooks = { after_create: INSTALL, before_remove: 'echo "removing $ORCH_TASK_KEY from $PWD"' };
+    const p = setup(hooks, approval);
+    // The worktree is made (after_create runs), then development waits for an approval.
+    expect(run(p)).toMatchObject({ stage: 'development', status: 'waiting' });
+    expect(existsSync(join(worktree(p), 'vendor', 'dep.cjs'))).toBe(true);
+    expect(p.orch(['task', 'cancel', 'T-1']).code).toBe(0);
+    expect(readLog(p, 'hook-before_remove-1.log')).toContain(`removing T-1 from ${worktree(p)}`);
+    expect(existsSync(worktree(p))).toBe(false);
+    p.cleanup();
+
+    const kept = setup(hooks, { ...approval, worktrees: { remove: 'never' } });
+    expect(run(kept).status).toBe('waiting');
+    expect(kept.orch(['task', 'cancel', 'T-1']).code).toBe(0);
+    expect(hookLogs(kept, 'before_remove')).toEqual([]);
+    expect(existsSync(worktree(kept))).toBe(true);
+  });
+
   it('refuses a hooks config it cannot run, naming the key', () => {
     const p = setup(null);
     const yaml = readFileSync(join(p.dir, 'orch.yaml'), 'utf8');
