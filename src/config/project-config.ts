@@ -188,7 +188,9 @@ export type AgentEntry = z.infer<typeof AgentEntrySchema>;
 const hookCommand = z.union(
   [
     z.string().refine((c) => c.trim() !== '', 'a shell command, not empty'),
-    z.array(z.string().min(1)).min(1),
+    z
+      .array(z.string().min(1, 'an argument, not empty'))
+      .min(1, 'a shell command, or an argv with at least the program'),
   ],
   { error: 'a shell command (a string, run with sh -c) or an argv (a list of strings)' },
 );
