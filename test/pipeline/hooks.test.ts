@@ -71,9 +71,13 @@ function setup(hooks: Record<string, unknown> | null, config: Record<string, unk
   return project;
 }
 
+/** What the last `orch run` printed (its log lines). */
+let printed = '';
+
 function run(p: TempProject, env: Record<string, string> = {}): Shown {
   const r = p.orch(['run', '--until-idle'], { env });
   expect(r.code, r.stderr).toBe(0);
+  printed = r.stdout + r.stderr;
   return JSON.parse(p.orch(['task', 'show', 'T-1', '--json']).stdout) as Shown;
 }
 
@@ -86,7 +90,7 @@ const readLog = (p: TempProject, file: string) => readFileSync(join(logsDir(p), 
 const worktree = (p: TempProject) => join(p.dir, '.orch', 'worktrees', 'sample', 'T-1');
 
 describe('workspace hooks', () => {
-  it('after_create installs what the tests need: the task reaches done; without it the test gate fails', () => {
+  it('after_create installs what the tests need and the task reaches done; before_run and after_run wrap the run, after_run failing is only logged; before_remove precedes the removal; orch logs shows them', () => {
     const p = setup({
       after_create: INSTALL,
       before_run: 'echo "before $ORCH_STAGE $ORCH_ROLE"',
@@ -106,6 +110,9 @@ describe('workspace hooks', () => {
     expect(hookLogs(p, 'before_run')).toEqual(['hook-before_run-1.log']);
     expect(readLog(p, 'hook-before_run-1.log')).toContain('before development developer');
     expect(readLog(p, 'hook-after_run-1.log')).toContain('after run of developer');
+    expect(printed).toMatch(
+      /T-1: hooks\.after_run failed: exit 3 \(log .*hook-after_run-1\.log\) \(not fatal\)/,
+    );
     // before_remove ran in the worktree, while it still held what after_create made; then it went.
     expect(readLog(p, 'hook-before_remove-1.log')).toMatch(/removing T-1\s+dep\.cjs/);
     expect(existsSync(worktree(p))).toBe(false);
