@@ -184,6 +184,38 @@ export const AgentEntrySchema = z
   .strict();
 export type AgentEntry = z.infer<typeof AgentEntrySchema>;
 
+/** A hook's command: a string runs with `sh -c`, a list is an argv. */
+const hookCommand = z.union(
+  [
+    z.string().refine((c) => c.trim() !== '', 'a shell command, not empty'),
+    z
+      .array(z.string().min(1, 'an argument, not empty'))
+      .min(1, 'a shell command, or an argv with at least the program'),
+  ],
+  { error: 'a shell command (a string, run with sh -c) or an argv (a list of strings)' },
+);
+
+/** Default of `hooks.timeout_s`, seconds. */
+export const DEFAULT_HOOK_TIMEOUT_S = 600;
+
+/**
+ * `hooks`: commands run in a task's worktree (docs/configuration.md#hooks): `after_create` once
+ * the worktree is made (until it succeeds), `before_run` and `after_run` around every agent run,
+ * `before_remove` before orch removes the worktree.
+ */
+export const HooksSchema = z
+  .object({
+    after_create: hookCommand.optional(),
+    before_run: hookCommand.optional(),
+    after_run: hookCommand.optional(),
+    before_remove: hookCommand.optional(),
+    /** Each hook's timeout, seconds. Default 600. */
+    timeout_s: positiveInt.optional(),
+  })
+  .strict()
+  .default({});
+export type HooksConfig = z.infer<typeof HooksSchema>;
+
 const roleKeys = Object.fromEntries([...ROLES, 'default'].map((r) => [r, AgentEntrySchema.optional()]));
 
 export const ProjectConfigSchema = z
@@ -261,6 +293,7 @@ export const ProjectConfigSchema = z
     pipeline: PipelineSchema,
     merge: MergeSchema,
     worktrees: WorktreesSchema,
+    hooks: HooksSchema,
     tracker: TrackerSchema.optional(),
     forge: ForgeSchema.optional(),
     notify: NotifySchema.default({ channels: {} }),

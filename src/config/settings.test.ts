@@ -147,3 +147,56 @@ describe('the reaper invariant names the key or variable that set the timeout', 
     );
   });
 });
+
+describe('hooks', () => {
+  const parse = (yaml: string) => parseProjectConfig(yaml, 'orch.yaml');
+  const issues = (yaml: string) => {
+    try {
+      parse(yaml);
+    } catch (error) {
+      return (error as { issues: { line: number | null; key: string; message: string }[] }).issues;
+    }
+    return [];
+  };
+
+  it('reads a string, an argv and the timeout; none by default', () => {
+    expect(parse('project: {}\n').hooks).toEqual({});
+    expect(
+      parse('hooks:\n  after_create: npm ci\n  before_run: [make, deps]\n  timeout_s: 60\n').hooks,
+    ).toEqual({
+      after_create: 'npm ci',
+      before_run: ['make', 'deps'],
+      timeout_s: 60,
+    });
+  });
+
+  it.each([
+    [
+      'a number',
+      'hooks:\n  after_create: 5\n',
+      'hooks.after_create',
+      /a shell command \(a string, run with sh -c\)/,
+    ],
+    ['a blank string', "hooks:\n  before_run: '  '\n", 'hooks.before_run', /a shell command/],
+    ['an empty argv', 'hooks:\n  after_run: []\n', 'hooks.after_run', /a shell command/],
+    ['an unknown hook', 'hooks:\n  before_start: x\n', 'hooks.before_start', /unknown key/],
+    ['a zero timeout', 'hooks:\n  timeout_s: 0\n', 'hooks.timeout_s', /./],
+  ])('refuses %s, naming the key', (_what, yaml, key, message) => {
+    const found = issues(yaml);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ key, line: 2 });
+    expect(found[0]!.message).toMatch(message);
+  });
+
+  it('hooks.timeout_s is held to the reaper invariant once a hook is configured', () => {
+    const check = (yaml: string) => reaperInvariantProblems(parse(yaml), {}).map((p) => p.key);
+    expect(check('hooks:\n  timeout_s: 6000\n')).toEqual([]);
+    expect(check('hooks:\n  after_create: npm ci\n  timeout_s: 6000\n')).toEqual(['hooks.timeout_s']);
+    expect(check('hooks:\n  after_create: npm ci\n')).toEqual([]);
+    expect(
+      check(
+        'hooks:\n  after_create: npm ci\ntimeouts:\n  reaper_max_running_s: 4000\n  agent_timeout_developer_s: 100\n  agent_timeout_reviewer_s: 100\n  agent_timeout_seconds: 100\n',
+      ),
+    ).toEqual([]);
+  });
+});

@@ -15,7 +15,13 @@ import { DEFAULT_MODEL, EFFORT_FLOORS, maxEffort, type ModelSettings } from '../
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
 import { DEFAULT_MAX_INTERRUPTIONS, DEFAULT_MAX_LOOPS } from '../core/pipeline.ts';
-import { AgentConfigSchema, type AgentConfig, type ProjectConfig } from './project-config.ts';
+import {
+  AgentConfigSchema,
+  DEFAULT_HOOK_TIMEOUT_S,
+  type AgentConfig,
+  type HooksConfig,
+  type ProjectConfig,
+} from './project-config.ts';
 import { resolvePipeline, type PipelinePlan, type StagePlan } from './pipeline-config.ts';
 import type { Plan } from '../core/pipeline.ts';
 
@@ -271,8 +277,25 @@ export function timeoutSources(cfg: ProjectConfig, config: EffectiveConfig, env:
       seconds: runTimeoutS(config, stage, role),
     });
   }
+  // A hook's group gets the same kill ladder as a run's: the reaper must outlast it too.
+  if (hookNames(cfg.hooks).length > 0)
+    sources.push({
+      key: 'hooks.timeout_s',
+      seconds: hookTimeoutS(cfg.hooks),
+    });
   return sources.sort((a, b) => b.seconds - a.seconds);
 }
+
+/** The hooks a project configures, in the order a task meets them. */
+export function hookNames(hooks: HooksConfig): HookName[] {
+  return HOOK_NAMES.filter((name) => hooks[name] !== undefined);
+}
+
+/** A hook's timeout, seconds: `hooks.timeout_s`, default 600. */
+export const hookTimeoutS = (hooks: HooksConfig): number => hooks.timeout_s ?? DEFAULT_HOOK_TIMEOUT_S;
+
+export const HOOK_NAMES = ['after_create', 'before_run', 'after_run', 'before_remove'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
 
 /** The reaper invariant over every timeout source of the project, with `env` applied. */
 export function reaperInvariantProblems(cfg: ProjectConfig, env: Env): { key: string; message: string }[] {

@@ -25,9 +25,15 @@ import {
   ensureWorktree,
   hasOrigin,
   landBranch,
-  removeCleanWorktree,
   taskBranch,
 } from './git.ts';
+import {
+  afterCreateDone,
+  markAfterCreateDone,
+  removeTaskWorktree,
+  runHook,
+  type HookResult,
+} from './hooks.ts';
 import { publishAfterStage, syncBeforeStage } from './handoff.ts';
 import type { Logger } from './logger.ts';
 import type { AgentEvent } from '../agents/events.ts';
@@ -161,6 +167,7 @@ export class Engine {
       if (await ensureWorktree(rt.project.root_path, worktree, branch, rt.project.base_branch))
         this.leftClean.set(worktree, null);
       mkdirSync(paths.logsDir(this.deps.ctx, task), { recursive: true });
+      if (!(await this.afterCreate(task, job, rt, worktree, signal, ''))) return;
       await this.report(job, { kind: 'stage_passed' }, worktree);
       return;
     }
@@ -175,7 +182,9 @@ export class Engine {
       await syncBeforeStage(worktree, branch, rt.project.base_branch);
     const knownClean = this.leftClean.get(worktree) === job.id;
     this.leftClean.delete(worktree);
+    const role: Role = plan.role ?? 'deployer';
     if (plan.kind === 'human') {
+      if (!(await this.afterCreate(task, job, rt, worktree, signal, role))) return;
       await this.runGates(task, job, rt, plan, worktree, signal);
       return;
     }
@@ -183,11 +192,17 @@ export class Engine {
     // (orch died before its decision) keeps its work, which is committed now.
     if (from === 'run' && !knownClean && (await discardUncommitted(worktree)))
       this.deps.log.info(`${task.key}: discarded uncommitted changes an unfinished run left in ${worktree}`);
+    // The worktree is ready only once after_create succeeded in it (another home's worktree, one
+    // made again, or a failed hook: it runs now, before anything else works there).
+    if (!(await this.afterCreate(task, job, rt, worktree, signal, role))) return;
 
     let run: { id: number; resultText: string | null } | null =
       from === 'gates' && lastRun ? { id: lastRun.id, resultText: lastRun.result_text } : null;
     if (from === 'run') {
-      const role: Role = plan.role ?? 'deployer';
+      if (plan.kind === 'agent') {
+        const before = await this.hook(task, job, rt, 'before_run', worktree, signal, role);
+        if (before && !before.ok) return this.hookFailed(task, job, before, signal);
+      }
       const res =
         plan.kind === 'command'
           ? await runCommandStage(this.deps.ctx, rt, task, job, plan, worktree, this.deps.workerId, signal)
@@ -207,6 +222,12 @@ export class Engine {
         finish = { ...finish, outcome: recorded?.outcome ?? finish.outcome };
       }
       this.emitFinished(task, role, job.stage, res, finish.outcome);
+      // after_run follows every agent run that was not stopped by orch; its failure is only logged.
+      if (plan.kind === 'agent' && !signal.aborted) {
+        const after = await this.hook(task, job, rt, 'after_run', worktree, signal, role);
+        if (after && !after.ok && !after.interrupted)
+          this.deps.log.warn(`${task.key}: ${after.summary} (not fatal)`);
+      }
       if (finish.outcome === 'reaped' && !signal.aborted) {
         await this.report(job, { kind: 'interrupted', cause: 'reaped', runId: res.runId });
         return;
@@ -469,6 +490,64 @@ export class Engine {
     );
   }
 
+  /** Runs one of the project's hooks for this job (null when it has none). */
+  private hook(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    name: 'after_create' | 'before_run' | 'after_run',
+    worktree: string,
+    signal: AbortSignal,
+    role: string,
+  ): Promise<HookResult | null> {
+    return runHook(this.deps.ctx, rt, task, name, worktree, {
+      stage: job.stage,
+      role,
+      signal,
+      workerId: this.deps.workerId,
+      jobId: job.id,
+    });
+  }
+
+  /**
+   * Runs `hooks.after_create` unless it already succeeded in this worktree (a marker in the
+   * worktree's git directory). False when it failed: the try is over, and reported.
+   */
+  private async afterCreate(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    worktree: string,
+    signal: AbortSignal,
+    role: string,
+  ): Promise<boolean> {
+    const command = rt.raw.hooks.after_create;
+    if (command === undefined || afterCreateDone(worktree, command)) return true;
+    const hook = await this.hook(task, job, rt, 'after_create', worktree, signal, role);
+    if (!hook || hook.ok) {
+      markAfterCreateDone(worktree, command);
+      return true;
+    }
+    await this.hookFailed(task, job, hook, signal);
+    return false;
+  }
+
+  /**
+   * A failed `after_create` or `before_run` fails the try like a failed run (counted against
+   * `retry.max_retries`), with the hook's output as the feedback; one stopped by orch decided nothing.
+   */
+  private async hookFailed(task: Task, job: Job, hook: HookResult, signal: AbortSignal): Promise<void> {
+    if (hook.interrupted || signal.aborted) return this.abandoned(job, signal);
+    this.deps.log.warn(`${task.key}: ${hook.summary}`);
+    await this.report(job, {
+      kind: 'run_failed',
+      outcome: hook.timedOut ? 'timeout' : 'failed',
+      runId: null,
+      error: hook.summary,
+      feedback: hook.output,
+    });
+  }
+
   /** A job stopped between steps: shutdown gives its try back; a cancel or a lost lease leaves it be. */
   private async abandoned(job: Job, signal: AbortSignal): Promise<void> {
     const reason = signal.reason as AbortReason;
@@ -531,7 +610,10 @@ export class Engine {
     if (landing.pr) await this.recordPullRequest(task, landing.pr);
     const done = await this.report(job, { kind: 'landed' });
     if (done.applied && rt.pipeline.removeWorktrees)
-      await removeCleanWorktree(rt.project.root_path, worktree, this.deps.log);
+      await removeTaskWorktree(this.deps.ctx, rt, task, worktree, this.deps.log, {
+        workerId: this.deps.workerId,
+        jobId: job.id,
+      });
   }
 
   /** Lands the branch on the base branch with the project's merge strategy. */

@@ -169,7 +169,7 @@ export function mergeInProgress(worktree: string): boolean {
 }
 
 /** The git directory of a worktree's top level, or null when it has none. */
-function gitDirOf(worktree: string): string | null {
+export function gitDirOf(worktree: string): string | null {
   const dotGit = join(worktree, '.git');
   try {
     if (!statSync(dotGit).isFile()) return dotGit;
@@ -455,9 +455,22 @@ export async function removeCleanWorktree(
   repo: string,
   path: string,
   log: { info(m: string): void },
+  /** Runs once the worktree is known clean, right before it goes (orch.yaml `hooks.before_remove`). */
+  beforeRemove?: () => Promise<void>,
 ): Promise<boolean> {
   readyWorktrees.delete(path);
   if (!existsSync(path)) return false;
+  if (beforeRemove) {
+    // Clean first, then the hook: whatever the hook leaves (a cache, a report) goes with the worktree.
+    const status = await gitRaw(path, ['status', '--porcelain']);
+    if (status.code !== 0 || status.stdout.trim() !== '') {
+      log.info(`kept worktree ${path}: it holds uncommitted work`);
+      return false;
+    }
+    await beforeRemove();
+    readyWorktrees.delete(path);
+    return (await gitRaw(repo, ['worktree', 'remove', '--force', path])).code === 0;
+  }
   // Without --force, git itself refuses a worktree with modified or untracked files: no status first.
   const removed = await gitRaw(repo, ['worktree', 'remove', path]);
   if (removed.code !== 0 && /modified or untracked/.test(removed.stderr)) {

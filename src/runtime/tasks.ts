@@ -4,7 +4,8 @@
  * state machine's writer decides and applies.
  */
 import { paths, type OrchContext } from './context.ts';
-import { removeCleanWorktree, taskBranch } from './git.ts';
+import { taskBranch } from './git.ts';
+import { removeTaskWorktree } from './hooks.ts';
 import { hasControlCharacters, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
@@ -93,8 +94,13 @@ export async function cancelTask(ctx: OrchContext, key: string): Promise<Task> {
   }
   // The worktree goes too, unless it holds uncommitted work (its commits stay on orch/<KEY>).
   const project = await ctx.store.getProject(task.project_id);
-  if (rt.pipeline.removeWorktrees)
-    await removeCleanWorktree(project.root_path, paths.worktree(ctx, project, task), { info: () => {} });
+  if (rt.pipeline.removeWorktrees) {
+    const cancelled = await ctx.store.getTask(task.id);
+    await removeTaskWorktree(ctx, rt, cancelled, paths.worktree(ctx, project, task), {
+      info: () => {},
+      warn: (m) => process.emitWarning(m, 'OrchHook'),
+    });
+  }
   return ctx.store.getTask(task.id);
 }
 

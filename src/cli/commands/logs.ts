@@ -4,7 +4,9 @@
  * neutralised line by line (core/text.ts), so an escape sequence split across
  * two reads is still seen whole.
  */
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { paths } from '../../runtime/context.ts';
 import { StringDecoder } from 'node:string_decoder';
 import type { OrchContext } from '../../runtime/context.ts';
 import { terminalSafe } from '../../core/text.ts';
@@ -30,35 +32,53 @@ export async function logsCommand(
   signal?: AbortSignal,
 ): Promise<void> {
   const task = await ctx.store.getTaskByKey(key);
-  const cursors = new Map<number, Cursor>();
+  const cursors = new Map<string, Cursor>();
+  const logsDir = paths.logsDir(ctx, task);
+  /** Every log of the task, oldest first: its runs', and its hooks' (`hook-<name>-<n>.log`). */
+  const logs = async (): Promise<{ path: string; header: string }[]> => {
+    const found: { path: string; header: string; at: number }[] = [];
+    for (const run of await ctx.store.runsOfTask(task.id)) {
+      if (!run.log_path) continue;
+      found.push({
+        path: run.log_path,
+        header: `run ${run.id} ${run.agent} (${run.stage})`,
+        at: run.started_at ? Date.parse(run.started_at) : Number.MAX_SAFE_INTEGER,
+      });
+    }
+    const entries = await readdir(logsDir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      const m = /^hook-([a-z_]+)-(\d+)\.log$/.exec(entry);
+      if (!m) continue;
+      const path = join(logsDir, entry);
+      const st = await stat(path).catch(() => null);
+      if (!st?.isFile()) continue;
+      found.push({ path, header: `hook ${m[1]} #${m[2]}`, at: st.birthtimeMs || st.ctimeMs });
+    }
+    return found.sort((a, b) => a.at - b.at);
+  };
   const show = (text: string) => {
     if (text) write(terminalSafe(text));
   };
   /** Shows what each log gained; `final` also shows a last line without its newline. */
   const drain = async (final: boolean) => {
-    for (const run of await ctx.store.runsOfTask(task.id)) {
-      if (!run.log_path) continue;
-      const size = await regularFileSize(run.log_path);
-      let cursor = cursors.get(run.id);
+    for (const log of await logs()) {
+      const size = await regularFileSize(log.path);
+      let cursor = cursors.get(log.path);
       if (!cursor) {
         if (
           size === 0 &&
-          !(await lstat(run.log_path).then(
+          !(await lstat(log.path).then(
             () => true,
             () => false,
           ))
         )
           continue;
         cursor = { offset: 0, decoder: new StringDecoder('utf8'), partial: '' };
-        cursors.set(run.id, cursor);
-        show(`==> run ${run.id} ${run.agent} (${run.stage}) ${run.log_path}\n`);
+        cursors.set(log.path, cursor);
+        show(`==> ${log.header} ${log.path}\n`);
       }
       while (cursor.offset < size) {
-        const bytes = await readRange(
-          run.log_path,
-          cursor.offset,
-          Math.min(READ_BYTES, size - cursor.offset),
-        );
+        const bytes = await readRange(log.path, cursor.offset, Math.min(READ_BYTES, size - cursor.offset));
         if (bytes.length === 0) break;
         cursor.offset += bytes.length;
         const text = cursor.partial + cursor.decoder.write(bytes);
