@@ -39,7 +39,9 @@ describe('orch help', () => {
   it('names the commands there are when asked for one there is not', () => {
     const r = orch(['help', 'task', 'nope']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('no command "orch task nope"; the commands of orch task are add, depend, list, show');
+    expect(r.stderr).toContain(
+      'no command "orch task nope"; the commands of orch task are add, depend, list, show',
+    );
     expect(r.stdout).toBe('');
   });
 });
@@ -77,7 +79,16 @@ describe('orch completion', () => {
     expect(commands).toContain('completion');
     expect(complete('')).toEqual(expect.arrayContaining([...commands, '--version', '--help']));
     expect(complete('ta')).toEqual(['task']);
-    expect(complete('task', '')).toEqual(['add', 'depend', 'list', 'show', 'cancel', 'retry', 'approve', '--help']);
+    expect(complete('task', '')).toEqual([
+      'add',
+      'depend',
+      'list',
+      'show',
+      'cancel',
+      'retry',
+      'approve',
+      '--help',
+    ]);
     expect(complete('task', 'add', '--p')).toEqual(['--project', '--priority']);
     // Options before the command do not hide it.
     expect(complete('--json', 'task', 'sh')).toEqual(['show']);
