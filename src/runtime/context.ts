@@ -111,7 +111,11 @@ export async function openContext(
       return 0;
     }
   };
-  const load = async (projectId: number): Promise<ProjectRuntime> => {
+  /**
+   * A project's runtime from its orch.yaml, or (`defaults`: a lenient context whose orch.yaml is
+   * broken) from the built-in defaults alone.
+   */
+  const load = async (projectId: number, defaults = false): Promise<ProjectRuntime> => {
     const row = await store.getProject(projectId);
     const rootPath = await localProjectRoot(row, {
       reposDir: settings.reposDir,
@@ -120,7 +124,7 @@ export async function openContext(
     const project = { ...row, root_path: rootPath };
     const configPath = join(project.root_path, 'orch.yaml');
     const loadedMtimeMs = mtimeOf(configPath);
-    const text = readConfigText(configPath);
+    const text = defaults ? null : readConfigText(configPath);
     // The reaper must outlast every timeout a run can get: a file (or environment) that breaks
     // that is refused here, at start and at every reload alike.
     const raw = parseProjectConfig(text ?? '{}', configPath, (cfg) => reaperInvariantProblems(cfg, env));
@@ -130,29 +134,6 @@ export async function openContext(
     const files = named.read.map((path) => ({ path, mtimeMs: mtimeOf(path) }));
     const { config, pipeline, plan } = projectPlan(raw, env, named.templates);
     return { project, raw, config, pipeline, plan, configPath, loadedMtimeMs, files };
-  };
-  /** A project's runtime on the built-in defaults, for a lenient context whose orch.yaml is broken. */
-  const loadDefaults = async (projectId: number): Promise<ProjectRuntime> => {
-    const row = await store.getProject(projectId);
-    const rootPath = await localProjectRoot(row, {
-      reposDir: settings.reposDir,
-      ownClone: opts.ownClones ?? false,
-    });
-    const project = { ...row, root_path: rootPath };
-    const configPath = join(project.root_path, 'orch.yaml');
-    const raw = parseProjectConfig('{}', configPath);
-    const named = await loadConfigFiles(raw, '', configPath, project.root_path);
-    const { config, pipeline, plan } = projectPlan(raw, env, named.templates);
-    return {
-      project,
-      raw,
-      config,
-      pipeline,
-      plan,
-      configPath,
-      loadedMtimeMs: mtimeOf(configPath),
-      files: [],
-    };
   };
   /** Whether the loaded config is still what is on disk: neither orch.yaml nor a file it named changed. */
   const current = (rt: ProjectRuntime): boolean =>
@@ -175,7 +156,7 @@ export async function openContext(
         const message = (error as Error).message;
         // No good config yet: nothing to fall back on, unless the defaults will do.
         if (!hit && opts.lenient) {
-          const fallback = await loadDefaults(projectId);
+          const fallback = await load(projectId, true);
           cache.set(projectId, fallback);
           onConfigError?.(fallback.project.name, message);
           errors.set(projectId, message);

@@ -877,7 +877,6 @@ export class Store {
     return row !== undefined;
   }
 
-  /** Whether the task has an event of `kind` with exactly this payload (a pull request seen in a state before). */
   /** How many of a task's events of `kind` carry `payload`'s fields (compared as JSON values). */
   async countEvents(
     ex: Executor,
@@ -885,19 +884,14 @@ export class Store {
     kind: string,
     payload: Record<string, unknown>,
   ): Promise<number> {
-    const rows = await ex
-      .selectFrom('events')
-      .select('payload')
-      .where('task_id', '=', taskId)
-      .where('kind', '=', kind)
-      .execute();
     const wanted = Object.entries(payload);
-    return rows.filter((r) => {
-      const got = JSON.parse(r.payload) as Record<string, unknown>;
+    return (await this.eventPayloads(ex, taskId, kind)).filter((text) => {
+      const got = JSON.parse(text) as Record<string, unknown>;
       return wanted.every(([k, v]) => got[k] === v);
     }).length;
   }
 
+  /** Whether the task has an event of `kind` with exactly this payload (a pull request seen in a state before). */
   async hasEvent(
     ex: Executor,
     taskId: number,
@@ -905,13 +899,17 @@ export class Store {
     payload: Record<string, unknown>,
   ): Promise<boolean> {
     const text = JSON.stringify(payload);
+    return (await this.eventPayloads(ex, taskId, kind)).some((p) => p === text);
+  }
+
+  private async eventPayloads(ex: Executor, taskId: number, kind: string): Promise<string[]> {
     const rows = await ex
       .selectFrom('events')
       .select('payload')
       .where('task_id', '=', taskId)
       .where('kind', '=', kind)
       .execute();
-    return rows.some((r) => r.payload === text);
+    return rows.map((r) => r.payload);
   }
 
   gatesOfTask(taskId: number): Promise<GateResult[]> {
