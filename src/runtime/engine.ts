@@ -642,6 +642,14 @@ export class Engine {
         },
       };
     if (merged.cancelled) return { kind: 'cancelled' };
+    // Other landings kept moving origin's base: the work is fine, so the landing itself is tried
+    // again a little later (a jittered wait, so the contenders spread out), not sent back.
+    if (merged.contended)
+      return {
+        kind: 'pending',
+        detail: `${base} on origin kept moving under the landing (other landings): landing again shortly`,
+        pollMs: 500 + Math.floor(Math.random() * 2_000),
+      };
     const output = merged.conflicts.length
       ? `The merge of ${base} is in progress in your worktree: resolve the conflict markers in ${merged.conflicts.join(', ')}, then finish the change.`
       : merged.message;

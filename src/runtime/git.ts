@@ -309,7 +309,15 @@ export async function diffStat(worktree: string, base: string): Promise<string> 
 }
 
 export type MergeOutcome =
-  { ok: true; commit: string } | { ok: false; conflicts: string[]; message: string; cancelled?: boolean };
+  | { ok: true; commit: string }
+  | {
+      ok: false;
+      conflicts: string[];
+      message: string;
+      cancelled?: boolean;
+      /** origin's base kept moving under every round (other landings): nothing is wrong with the work. */
+      contended?: boolean;
+    };
 
 /** The landing was called off before the base moved: the task was cancelled meanwhile. */
 const CALLED_OFF: MergeOutcome = {
@@ -624,6 +632,7 @@ async function landThroughOrigin(
         ok: false,
         conflicts: [],
         message: `origin's ${base} moved on every one of ${round} landing attempts: ${pushed.stderr.trim()}`,
+        contended: true,
       };
     }
   }
