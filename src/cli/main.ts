@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** orch's command line: parse, call, format. */
-import { Argument, Command, InvalidArgumentError } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openContextFrom, type OrchContext } from '../runtime/context.ts';
@@ -68,6 +68,9 @@ async function withContext<T>(
 const program = new Command('orch')
   .description('Autonomous software-delivery orchestrator')
   .version(ORCH_VERSION)
+  // Commander's refusals (unknown command or option, a missing or invalid argument) are thrown,
+  // so they exit 2 like every refused argument; every subcommand inherits this.
+  .exitOverride()
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -150,21 +153,29 @@ project
   );
 
 const task = program.command('task').description('tasks: add, list, show, depend, cancel, retry, approve');
-/** `KEY[,KEY…]`, repeatable: every key named. */
-const keyList = (v: string, previous: string[] = []): string[] => [
-  ...previous,
-  ...v
+/** `KEY[,KEY…]`, repeatable: every key named; an empty value (`--after "$UNSET"`) is refused. */
+const keyList = (v: string, previous: string[] = []): string[] => {
+  const keys = v
     .split(',')
     .map((k) => k.trim())
-    .filter(Boolean),
-];
+    .filter(Boolean);
+  if (keys.length === 0) throw new InvalidArgumentError('name a task key, or several separated by commas');
+  return [...previous, ...keys];
+};
+/** A task's priority: an integer from -1000 to 1000, as the API takes it. */
+const priority = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < -1000 || n > 1000)
+    throw new InvalidArgumentError('an integer from -1000 to 1000');
+  return n;
+};
 
 task
   .command('add <title>')
   .description('add a task; it starts at stage created')
   .option('-d, --description <text>', 'what to do, in detail')
   .option('-p, --project <name>', 'project (needed when several exist)')
-  .option('--priority <n>', 'higher runs first among equals', Number)
+  .option('--priority <n>', 'higher runs first among equals (-1000 to 1000)', priority)
   .option('--after <keys>', 'start only once these tasks are done (KEY[,KEY…])', keyList)
   .option('--json', 'print JSON')
   .action(
@@ -488,6 +499,11 @@ program
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  // Commander has printed its own message (or the help, or the version) already.
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+    return;
+  }
   if (error instanceof OrchError) {
     // An error may quote what an agent or a tracker wrote (a file name in git's message, a title).
     process.stderr.write(`orch: ${terminalSafe(error.message)}\n`);

@@ -73,6 +73,9 @@ export async function addDependencies(ctx: OrchContext, key: string, on: readonl
   await ctx.store.tx(async (tx) => {
     const deps = ctx.store.dependencies;
     await deps.lockProject(tx, task.project_id);
+    const now = await ctx.store.lockTask(tx, task.id);
+    if (now.status === 'done' || now.status === 'cancelled')
+      throw new OrchError('invalid_state', `${task.key} is ${now.status}: a finished task waits for nothing`);
     const added: DependencyEdge[] = blockers.map((b) => [task.key, b.key]);
     const cycle = findCycle(await deps.edgesOfProject(tx, task.project_id), added);
     if (cycle) throw new OrchError('invalid_argument', cycleMessage(cycle), { context: { cycle } });

@@ -44,6 +44,28 @@ describe('orch help', () => {
     );
     expect(r.stdout).toBe('');
   });
+
+  it('refuses an unknown command or option, a missing or invalid argument: exit 2, saying which', () => {
+    const refusals: [string[], string][] = [
+      [['bogus'], "unknown command 'bogus'"],
+      [['--bogus'], "unknown option '--bogus'"],
+      [['task', 'bogus'], "unknown command 'bogus'"],
+      [['task', 'add'], "missing required argument 'title'"],
+      [['run', '-c', 'abc'], 'a positive integer'],
+      // An empty key list (a script's unset variable) must not add a task that starts at once.
+      [['task', 'add', 'x', '--after', ''], 'name a task key'],
+      [['task', 'add', 'x', '--after', ' , '], 'name a task key'],
+      [['task', 'add', 'x', '--priority', 'abc'], 'an integer from -1000 to 1000'],
+      [['task', 'add', 'x', '--priority', '1.5'], 'an integer from -1000 to 1000'],
+      [['task', 'add', 'x', '--priority', '99999'], 'an integer from -1000 to 1000'],
+    ];
+    for (const [args, says] of refusals) {
+      const r = orch(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(says);
+    }
+    expect(orch(['--version']).code).toBe(0);
+  });
 });
 
 describe('orch completion', () => {

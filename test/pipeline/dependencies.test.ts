@@ -65,6 +65,10 @@ describe('dependencies people make', () => {
     const blocker = add(project, 'Blocker');
     const dependent = add(project, 'Dependent', blocker);
     ok(project, ['task', 'cancel', blocker]);
+    // A finished task waits for nothing: it cannot be given a blocker (and so close a false cycle).
+    const late = project.orch(['task', 'depend', blocker, '--on', dependent]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toContain(`${blocker} is cancelled: a finished task waits for nothing`);
     const run = project.orch(['run', '--until-idle'], { timeoutMs: 90_000 });
     expect(run.code, run.stderr).toBe(0);
     expect(show(project, dependent)).toMatchObject({
