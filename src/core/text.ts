@@ -9,9 +9,9 @@
 export const MAX_TITLE_CHARS = 500;
 export const MAX_DESCRIPTION_CHARS = 50_000;
 
-/** C0 controls and DEL, except tab, newline and carriage return. */
+/** C0 controls, DEL and C1 (8-bit CSI and the rest), except tab, newline and carriage return. */
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 
 export const hasControlCharacters = (text: string): boolean => new RegExp(CONTROL.source).test(text);
 

@@ -98,6 +98,10 @@ describe('hostile titles, descriptions and keys, end to end', () => {
     const escape = project.orch(['task', 'add', '--', 'red \u001b[31mtitle']);
     expect(escape.code).toBe(2);
     expect(escape.stderr).toContain('may not hold control characters');
+    // So would its 8-bit form: C1's CSI.
+    const c1 = project.orch(['task', 'add', '--', 'red \u009b31mtitle']);
+    expect(c1.code).toBe(2);
+    expect(c1.stderr).toContain('may not hold control characters');
     const list = project.orch(['task', 'list', '--json']);
     expect(JSON.parse(list.stdout)).toHaveLength(titles.length);
   });
