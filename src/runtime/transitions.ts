@@ -155,6 +155,25 @@ export class Transitions {
   }
 
   /**
+   * `orch task say`: a person's message, recorded on the task's timeline for its next agent run.
+   * Not a change of stage or status, so `decide` is not asked; the task's row is locked so a
+   * cancel or the last step to done cannot slip in between the check and the write.
+   */
+  async say(key: string, text: string, by: string): Promise<{ task: Task; id: number; created_at: string }> {
+    const found = await this.store.getTaskByKey(key);
+    return this.store.tx(async (tx) => {
+      const task = await this.store.lockTask(tx, found.id);
+      if (task.stage === 'done' || task.stage === 'cancelled' || task.status === 'cancelled')
+        throw new OrchError(
+          'invalid_state',
+          `${task.key} is already ${task.stage}: no agent will run for it again to read a message`,
+        );
+      const event = await this.store.insertEvent(tx, task.id, 'human_message', { text, by });
+      return { task, ...event };
+    });
+  }
+
+  /**
    * A task it depends on settled, or one of its edges went: a blocked task resumes once every
    * blocker is done, or stays blocked saying why now. Nothing happens to a task not blocked.
    */
