@@ -209,12 +209,23 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     };
   }
 
-  // Delivered once the prompt carrying them is written: a later run does not repeat them.
-  if (messages.length > 0)
-    await store.tx(async (tx) => {
-      for (const m of messages)
-        await store.appendEvent(tx, task.id, 'human_message_delivered', { message_id: m.id, run_id: runId });
-    });
+  // Delivered once the prompt carrying them is written: a later run does not repeat them. Should
+  // the record fail, the run goes on and the next run gets them again (at least once, never lost).
+  if (messages.length > 0) {
+    try {
+      await store.tx(async (tx) => {
+        for (const m of messages)
+          await store.appendEvent(tx, task.id, 'human_message_delivered', {
+            message_id: m.id,
+            run_id: runId,
+          });
+      });
+    } catch (error) {
+      log.warn(`could not record run ${runId} as reading its messages: ${(error as Error).message}`, {
+        task: task.key,
+      });
+    }
+  }
 
   const adapter = adapterFor(cfg.adapter);
   const { argv, env: extraEnv } = agentCommand(
