@@ -3,7 +3,8 @@
  * every job queued goes through here: the engine's events (a run ended, a
  * gate failed, the landing went through), the scheduler's and the reaper's
  * (a shutdown, a dead worker, an expired lease, orch's own error) and a
- * person's commands (approve, retry, cancel, from the CLI or the API).
+ * person's commands (approve, retry, cancel, from the CLI or the API). A person's message
+ * (`say`) changes no state but is written here too, under the task's lock.
  *
  * Each call is one transaction: the task's row is locked, its state is read,
  * the pure `decide` (core/pipeline.ts) says what happens, and the decision is
