@@ -152,7 +152,9 @@ project
     }),
   );
 
-const task = program.command('task').description('tasks: add, list, show, depend, cancel, retry, approve');
+const task = program
+  .command('task')
+  .description('tasks: add, list, show, depend, cancel, retry, approve, say');
 /** `KEY[,KEY…]`, repeatable: every key named; an empty value (`--after "$UNSET"`) is refused. */
 const keyList = (v: string, previous: string[] = []): string[] => {
   const keys = v
@@ -278,6 +280,18 @@ task
       const t = await approveTask(ctx, key, process.env.USER ?? 'cli');
       out(o.json ? json((await summary())(t)) : `${t.key} approved at ${t.stage}`);
     }),
+  );
+
+task
+  .command('say <key> <text>')
+  .description("write to a task's agent: the message is put in its next run's prompt, once")
+  .option('--json', 'print JSON')
+  .action((key: string, text: string, o: { json?: boolean }) =>
+    withContext(async (ctx) => {
+      const { sayToTask } = await tasks();
+      const said = await sayToTask(ctx, key, text, process.env.USER ?? 'cli');
+      out(o.json ? json(said) : `${said.key}: message ${said.id} recorded for its next agent run`);
+    }, 'lenient'),
   );
 
 const config = program.command('config').description('configuration');

@@ -146,3 +146,28 @@ export function checkPromptTemplate(source: string): string | null {
 export function renderPath(template: string, vars: PromptVars): string {
   return engine.parseAndRenderSync(template, vars as unknown as Record<string, unknown>);
 }
+
+/** A person's message as a prompt shows it. */
+export interface PromptMessage {
+  text: string;
+  by: string;
+  created_at: string;
+}
+
+/**
+ * The section a run's prompt ends with when a person wrote to the task (`orch task say`) since
+ * the last run: after the stage's instructions, each message with its time and author, its lines
+ * quoted so it cannot pass for orch's own instructions. Empty when there is none.
+ */
+export function messagesSection(messages: readonly PromptMessage[]): string {
+  if (messages.length === 0) return '';
+  const quoted = messages.map(
+    (m) =>
+      `### ${m.created_at}, from ${m.by}\n\n${m.text
+        .replace(/\r\n?/g, '\n')
+        .split('\n')
+        .map((line) => (line ? `> ${line}` : '>'))
+        .join('\n')}`,
+  );
+  return `\n## Messages from a person\n\nA person following this task wrote to you since the last run. Take what they say into account in this run; the instructions above still hold.\n\n${quoted.join('\n\n')}\n`;
+}

@@ -20,7 +20,7 @@ export type GroupKey = Partial<Record<StatsDimension, string | null>>;
 export const INTERVENTION_KINDS = {
   approved: 'approvals',
   task_retried: 'retries',
-  message: 'messages',
+  human_message: 'messages',
 } as const;
 export type InterventionKind = keyof typeof INTERVENTION_KINDS;
 

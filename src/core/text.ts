@@ -8,6 +8,8 @@
  */
 export const MAX_TITLE_CHARS = 500;
 export const MAX_DESCRIPTION_CHARS = 50_000;
+/** A person's message to a task (`orch task say`). */
+export const MAX_MESSAGE_CHARS = 10_000;
 
 /** C0 controls, DEL and C1 (8-bit CSI and the rest), except tab, newline and carriage return. */
 // eslint-disable-next-line no-control-regex

@@ -7,7 +7,7 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { paths } from '../runtime/context.ts';
 import { attemptView, gateView, runView, taskDetail, taskSummary } from '../runtime/views.ts';
-import { addTask, approveTask, cancelTask, pickProject, retryTask } from '../runtime/tasks.ts';
+import { addTask, approveTask, cancelTask, pickProject, retryTask, sayToTask } from '../runtime/tasks.ts';
 import {
   addDependencies,
   addTaskAfter,
@@ -28,6 +28,7 @@ import {
   DependencyBody,
   EmptyBody,
   LogQuery,
+  MessageBody,
   QueueQuery,
   RetryBody,
   RunListQuery,
@@ -228,6 +229,18 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
         d.onWorkQueued();
         return send(c, await summaryOf(task));
       },
+    }),
+    endpoint({
+      method: 'post',
+      path: '/api/tasks/{key}/messages',
+      summary:
+        "A person's message to the task: recorded on its timeline and put in its next agent run's prompt, once",
+      tag: 'tasks',
+      params: KEY,
+      body: MessageBody,
+      responses: { 201: 'the message as recorded', ...ERR, 409: 'the task is done or cancelled' },
+      handle: async (c, { params, body }) =>
+        send(c, await sayToTask(ctx, params.key!, body.text, body.by ?? 'api'), 201),
     }),
     endpoint({
       method: 'get',

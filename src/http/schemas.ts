@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { STAGES, TASK_STATUSES } from '../core/stages.ts';
 import { DEFAULT_STATS_BY, DEFAULT_STATS_SINCE, parseSince, parseStatsBy } from '../core/stats.ts';
 import type { ErrorDetail } from './errors.ts';
+import { MAX_MESSAGE_CHARS } from '../core/text.ts';
 
 const positiveInt = z.number().int().positive();
 const taskKey = z.string().trim().min(1).max(100);
@@ -38,6 +39,15 @@ export const RetryBody = z.strictObject({
 
 /** Who approves, recorded with the approval (default `api`). */
 export const ApproveBody = z.strictObject({
+  by: z.string().trim().min(1).max(100).optional(),
+});
+
+/** A person's message to a task's next agent run (`by` defaults to `api`). */
+export const MessageBody = z.strictObject({
+  text: z
+    .string()
+    .refine((t) => t.trim().length > 0, 'must not be empty')
+    .refine((t) => t.length <= MAX_MESSAGE_CHARS, `at most ${MAX_MESSAGE_CHARS} characters`),
   by: z.string().trim().min(1).max(100).optional(),
 });
 

@@ -26,7 +26,7 @@ import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
-import { renderPrompt } from '../config/prompts.ts';
+import { messagesSection, renderPrompt } from '../config/prompts.ts';
 import { replaceFile } from '../io/worktree-files.ts';
 import type { PromptTemplate } from '../config/prompts.ts';
 import type { Logger } from './logger.ts';
@@ -173,7 +173,9 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const promptFile = join(logsDir, `${runId}-${role}.prompt.md`);
   await store.setRunLogPath(runId, logPath);
 
-  const prompt = renderPrompt(
+  // A person's messages not yet in front of a run come after the stage's instructions (once each).
+  const messages = (await store.humanMessages(task.id)).filter((m) => m.delivered_run_id === null);
+  const rendered = renderPrompt(
     role,
     {
       task: { key: task.key, title: task.title, description: task.description },
@@ -186,6 +188,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
     req.promptTemplate,
   );
+  const prompt = messages.length ? `${rendered.trimEnd()}\n${messagesSection(messages)}` : rendered;
   try {
     // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
     await replaceFile(promptFile, prompt);
@@ -204,6 +207,24 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
       error: why,
       durationMs: 0,
     };
+  }
+
+  // Delivered once the prompt carrying them is written: a later run does not repeat them. Should
+  // the record fail, the run goes on and the next run gets them again (at least once, never lost).
+  if (messages.length > 0) {
+    try {
+      await store.tx(async (tx) => {
+        for (const m of messages)
+          await store.appendEvent(tx, task.id, 'human_message_delivered', {
+            message_id: m.id,
+            run_id: runId,
+          });
+      });
+    } catch (error) {
+      log.warn(`could not record run ${runId} as reading its messages: ${(error as Error).message}`, {
+        task: task.key,
+      });
+    }
   }
 
   const adapter = adapterFor(cfg.adapter);

@@ -6,7 +6,12 @@
 import { paths, type OrchContext } from './context.ts';
 import { taskBranch } from './git.ts';
 import { removeTaskWorktree } from './hooks.ts';
-import { hasControlCharacters, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS } from '../core/text.ts';
+import {
+  hasControlCharacters,
+  MAX_DESCRIPTION_CHARS,
+  MAX_MESSAGE_CHARS,
+  MAX_TITLE_CHARS,
+} from '../core/text.ts';
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
@@ -114,6 +119,41 @@ export function retryTask(ctx: OrchContext, key: string, raise: BudgetRaise): Pr
 }
 
 /** Approves a task waiting for a person: the stage is queued again. */
+/** What `orch task say` and `POST /api/tasks/{key}/messages` return: the message as recorded. */
+export interface SaidMessage {
+  key: string;
+  id: number;
+  text: string;
+  by: string;
+  created_at: string;
+}
+
+/**
+ * A person's message to a task: recorded now (a `human_message` event), put in front of the
+ * task's next agent run (runtime/launcher.ts), once. Refused: an empty or over-long text, one with
+ * control characters, an unknown task, a task done or cancelled.
+ */
+export async function sayToTask(
+  ctx: OrchContext,
+  key: string,
+  text: string,
+  by: string,
+): Promise<SaidMessage> {
+  if (!text.trim()) throw new OrchError('invalid_argument', 'a message needs a non-empty text');
+  if (text.length > MAX_MESSAGE_CHARS)
+    throw new OrchError(
+      'invalid_argument',
+      `a message is at most ${MAX_MESSAGE_CHARS} characters (got ${text.length})`,
+    );
+  if (hasControlCharacters(text))
+    throw new OrchError(
+      'invalid_argument',
+      'a message may not hold control characters (NUL, escape sequences); tab and newlines are fine',
+    );
+  const said = await writer(ctx).say(key, text, by);
+  return { key: said.task.key, id: said.id, text, by, created_at: said.created_at };
+}
+
 export function approveTask(ctx: OrchContext, key: string, by = 'cli'): Promise<Task> {
   return writer(ctx).approve(key, by);
 }

@@ -3,7 +3,8 @@
  * every job queued goes through here: the engine's events (a run ended, a
  * gate failed, the landing went through), the scheduler's and the reaper's
  * (a shutdown, a dead worker, an expired lease, orch's own error) and a
- * person's commands (approve, retry, cancel, from the CLI or the API).
+ * person's commands (approve, retry, cancel, from the CLI or the API). A person's message
+ * (`say`) changes no state but is written here too, under the task's lock.
  *
  * Each call is one transaction: the task's row is locked, its state is read,
  * the pure `decide` (core/pipeline.ts) says what happens, and the decision is
@@ -152,6 +153,25 @@ export class Transitions {
   /** `orch task cancel`: final. Whatever is in flight finishes later and is ignored. */
   async cancel(key: string): Promise<Task> {
     return this.command(key, { kind: 'cancel' }, async () => {});
+  }
+
+  /**
+   * `orch task say`: a person's message, recorded on the task's timeline for its next agent run.
+   * Not a change of stage or status, so `decide` is not asked; the task's row is locked so a
+   * cancel or the last step to done cannot slip in between the check and the write.
+   */
+  async say(key: string, text: string, by: string): Promise<{ task: Task; id: number; created_at: string }> {
+    const found = await this.store.getTaskByKey(key);
+    return this.store.tx(async (tx) => {
+      const task = await this.store.lockTask(tx, found.id);
+      if (task.stage === 'done' || task.stage === 'cancelled' || task.status === 'cancelled')
+        throw new OrchError(
+          'invalid_state',
+          `${task.key} is already ${task.stage}: no agent will run for it again to read a message`,
+        );
+      const event = await this.store.insertEvent(tx, task.id, 'human_message', { text, by });
+      return { task, ...event };
+    });
   }
 
   /**

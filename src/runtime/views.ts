@@ -76,11 +76,12 @@ export const taskSummary = (t: Task, project?: Project) => ({
 
 export async function taskDetail(ctx: OrchContext, task: Task) {
   const project = await ctx.store.getProject(task.project_id);
-  const [runs, attempts, gates, dependencies] = await Promise.all([
+  const [runs, attempts, gates, dependencies, messages] = await Promise.all([
     ctx.store.runsOfTask(task.id),
     ctx.store.attemptsOfTask(task.id),
     ctx.store.gatesOfTask(task.id),
     taskDependencies(ctx, task),
+    ctx.store.humanMessages(task.id),
   ]);
   const dir = paths.artifacts(project, task);
   const packet = join(dir, 'terminal-packet.md');
@@ -107,6 +108,7 @@ export async function taskDetail(ctx: OrchContext, task: Task) {
     runs: runs.map(runView),
     attempts: attempts.map(attemptView),
     gates: gates.map(gateView),
+    messages,
     artifacts: {
       ledger: existsSync(ledger) ? ledger : null,
       terminal_packet: existsSync(packet) ? packet : null,

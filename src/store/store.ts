@@ -32,6 +32,17 @@ import type { Executor } from './schema.ts';
 
 const nowIso = (): string => new Date().toISOString();
 
+/** A person's message to a task (`orch task say`), and the agent run it was put in front of. */
+export interface HumanMessage {
+  /** The id of its `human_message` event. */
+  id: number;
+  text: string;
+  by: string;
+  created_at: string;
+  /** The run whose prompt carried it; null until one did. */
+  delivered_run_id: number | null;
+}
+
 export interface NewTaskInput {
   projectId: number;
   title: string;
@@ -929,10 +940,52 @@ export class Store {
     kind: string,
     payload: Record<string, unknown>,
   ): Promise<void> {
-    await tx
+    await this.insertEvent(tx, taskId, kind, payload);
+  }
+
+  /** Appends an event and returns it (its id and time). */
+  async insertEvent(
+    tx: Executor,
+    taskId: number | null,
+    kind: string,
+    payload: Record<string, unknown>,
+  ): Promise<{ id: number; created_at: string }> {
+    return tx
       .insertInto('events')
       .values({ task_id: taskId, kind, payload: JSON.stringify(payload), created_at: nowIso() })
+      .returning(['id', 'created_at'])
+      .executeTakeFirstOrThrow();
+  }
+
+  /**
+   * A person's messages to a task (`human_message` events), oldest first, each with the run it
+   * went to (its `human_message_delivered` event), or null while it waits for the next run.
+   */
+  async humanMessages(taskId: number, ex: Executor = this.db): Promise<HumanMessage[]> {
+    const rows = await ex
+      .selectFrom('events')
+      .select(['id', 'kind', 'payload', 'created_at'])
+      .where('task_id', '=', taskId)
+      .where('kind', 'in', ['human_message', 'human_message_delivered'])
+      .orderBy('id')
       .execute();
+    const messages = new Map<number, HumanMessage>();
+    for (const row of rows) {
+      const p = JSON.parse(row.payload) as Record<string, unknown>;
+      if (row.kind === 'human_message')
+        messages.set(row.id, {
+          id: row.id,
+          text: String(p.text ?? ''),
+          by: String(p.by ?? ''),
+          created_at: row.created_at,
+          delivered_run_id: null,
+        });
+      else {
+        const m = messages.get(Number(p.message_id));
+        if (m && m.delivered_run_id === null) m.delivered_run_id = Number(p.run_id);
+      }
+    }
+    return [...messages.values()];
   }
 
   eventsAfter(afterId: number, limit = 500): Promise<OrchEvent[]> {

@@ -109,6 +109,7 @@ describe('orch completion', () => {
       'cancel',
       'retry',
       'approve',
+      'say',
       '--help',
     ]);
     expect(complete('task', 'add', '--p')).toEqual(['--project', '--priority']);

@@ -156,7 +156,7 @@ function countByHand(t: Tables, by: Dim[]) {
       interventions: {
         approvals: kind('approved'),
         retries: kind('task_retried'),
-        messages: kind('message'),
+        messages: kind('human_message'),
       },
     });
   }
@@ -253,11 +253,18 @@ beforeAll(async () => {
     }
     if (tasks.every((x) => x.status === 'done')) break;
   }
-  // A message from a person (no command sends one yet): counted as an intervention all the same.
+  // A message from a person (`orch task say` refuses a task already done, so written as it
+  // records one): counted as an intervention all the same.
   const tricky = await ctx.store.listTasks();
-  await ctx.store.appendEvent(ctx.store.db, tricky.find((x) => x.title === 'tricky one')!.id, 'message', {
-    text: 'mind the edge case',
-  });
+  await ctx.store.appendEvent(
+    ctx.store.db,
+    tricky.find((x) => x.title === 'tricky one')!.id,
+    'human_message',
+    {
+      text: 'mind the edge case',
+      by: 'tester',
+    },
+  );
   tables = await readTables();
 }, 300_000);
 

@@ -222,13 +222,13 @@ const ATTEMPTS: [string, number, string, string, string | null][] = [
   ['LIB-1', 1, 'approved', 'r12', null],
 ];
 
-/** Events: task, kind, when. Only approved, task_retried and message are interventions. */
+/** Events: task, kind, when. Only approved, task_retried and human_message are interventions. */
 const EVENTS: [string, string, number][] = [
   ['APP-1', 'approved', RECENT],
   ['APP-1', 'stage_changed', RECENT],
   ['APP-3', 'task_retried', RECENT],
-  ['APP-3', 'message', RECENT],
-  ['APP-3', 'message', RECENT],
+  ['APP-3', 'human_message', RECENT],
+  ['APP-3', 'human_message', RECENT],
   ['APP-5', 'approved', OLD],
 ];
 

@@ -93,6 +93,12 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
     );
   }
   for (const g of detail.gates) lines.push(`gate ${g.name} (${g.stage}): ${g.passed ? 'passed' : 'FAILED'}`);
+  // A person's words, shown as text: out() neutralises anything a terminal would act on.
+  for (const m of detail.messages)
+    lines.push(
+      `message ${m.id} from ${m.by} at ${m.created_at} (${m.delivered_run_id === null ? 'for the next run' : `read by run ${m.delivered_run_id}`}):`,
+      ...m.text.split('\n').map((line) => `  ${line}`),
+    );
   if (detail.artifacts.terminal_packet) lines.push(`terminal packet: ${detail.artifacts.terminal_packet}`);
   if (detail.artifacts.ledger) lines.push(`attempt ledger: ${detail.artifacts.ledger}`);
   return lines.join('\n').trimEnd();

@@ -2,7 +2,8 @@
  * A task: what it waits for and what waits for it, its stage timeline, runs
  * (role, model · effort, duration, tokens, cost, exit), the live log of a
  * run, the attempt ledger, gate results, the terminal packet, and the actions
- * (cancel, retry with a raised budget, approve).
+ * (cancel, retry with a raised budget, approve), and a person's messages to its next
+ * agent run (`orch task say`), with a box to write one.
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { STAGES } from '../../../src/core/stages.ts';
@@ -117,6 +118,10 @@ export function TaskPage(props: { taskKey: string }) {
         <Figure label="wall" value={duration(elapsedMs(d.started_at, d.finished_at, now))} />
       </div>
 
+      <Section title="Messages" id="messages">
+        <Messages detail={d} onSent={refresh} />
+      </Section>
+
       <Section title="Stages">
         <Timeline detail={d} events={events.data ?? []} now={now} />
       </Section>
@@ -211,6 +216,67 @@ function Actions(props: { detail: TaskDetailJson; onDone: () => void }) {
         </button>
       )}
       {retrying && <RetryForm attempts={d.attempts.length} onSubmit={(body) => act('retry', body)} />}
+      <ErrorNote error={error} />
+    </div>
+  );
+}
+
+/**
+ * A person's messages to the task, each with the run that read it, and a box to write one: it
+ * goes into the prompt of the task's next agent run, once. Shown as text, never as markup.
+ */
+function Messages(props: { detail: TaskDetailJson; onSent: () => void }) {
+  const d = props.detail;
+  const [text, setText] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [sending, setSending] = useState(false);
+  const send = async () => {
+    setError(null);
+    setSending(true);
+    try {
+      await postJson(`/api/tasks/${encodeURIComponent(d.key)}/messages`, { text, by: 'dashboard' });
+      setText('');
+      props.onSent();
+    } catch (err) {
+      setError(failureText(err));
+    } finally {
+      setSending(false);
+    }
+  };
+  return (
+    <div class="messages">
+      {d.messages.length === 0 && <p class="muted">no message yet</p>}
+      {d.messages.map((m) => (
+        <div class="message" key={m.id}>
+          <div class="muted">
+            {m.by} · {clock(m.created_at)} ·{' '}
+            {m.delivered_run_id === null ? 'for the next run' : `read by run ${m.delivered_run_id}`}
+          </div>
+          <p class="message-text">{m.text}</p>
+        </div>
+      ))}
+      {!TERMINAL.includes(d.stage) && (
+        <form
+          class="message-form"
+          aria-label="Write to the task's next agent run"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (text.trim()) void send();
+          }}
+        >
+          <textarea
+            name="text"
+            rows={3}
+            maxLength={10_000}
+            placeholder="A message for the next agent run of this task"
+            value={text}
+            onInput={(e) => setText(e.currentTarget.value)}
+          />
+          <button class="primary" type="submit" disabled={sending || !text.trim()}>
+            Send
+          </button>
+        </form>
+      )}
       <ErrorNote error={error} />
     </div>
   );
