@@ -117,7 +117,7 @@ describe('prompts', () => {
         },
       }),
     );
-    const r = project.orch(['task', 'list']);
+    const r = project.orch(['task', 'add', 'probe']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/orch\.yaml:\d+:\d+ +pipeline\.review\.prompt: invalid prompt template/);
     expect(r.stderr).toMatch(/pipeline\.testing\.prompt: invalid prompt template.*shout/);
@@ -146,7 +146,7 @@ describe('prompts', () => {
         },
       }),
     );
-    const r = project.orch(['task', 'list'], { timeoutMs: 20_000 });
+    const r = project.orch(['task', 'add', 'probe'], { timeoutMs: 20_000 });
     expect(r.code, r.stderr).toBe(2);
     const problem = (key: string, message: RegExp) =>
       expect(r.stderr).toMatch(
@@ -192,7 +192,7 @@ describe('prompts', () => {
         pipeline: { analysis: { on_fail: 'testing' }, deploy: { kind: 'command' } },
       }),
     );
-    const r = project.orch(['task', 'list']);
+    const r = project.orch(['task', 'add', 'probe']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('pipeline.analysis.on_fail: a failing gate can only send the task back');
     expect(r.stderr).toContain('pipeline.deploy.command: a command stage needs a command');
