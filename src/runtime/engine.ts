@@ -23,6 +23,7 @@ import {
   discardUncommitted,
   diffHash,
   ensureWorktree,
+  reopenMergeConflict,
   hasOrigin,
   landBranch,
   taskBranch,
@@ -192,6 +193,13 @@ export class Engine {
     // (orch died before its decision) keeps its work, which is committed now.
     if (from === 'run' && !knownClean && (await discardUncommitted(worktree)))
       this.deps.log.info(`${task.key}: discarded uncommitted changes an unfinished run left in ${worktree}`);
+    if (job.stage === 'development' && from === 'run') {
+      const conflicts = await reopenMergeConflict(worktree, rt.project.base_branch);
+      if (conflicts.length)
+        this.deps.log.info(
+          `${task.key}: merged ${rt.project.base_branch} in for the developer to resolve: ${conflicts.join(', ')}`,
+        );
+    }
     // The worktree is ready only once after_create succeeded in it (another home's worktree, one
     // made again, or a failed hook: it runs now, before anything else works there).
     if (!(await this.afterCreate(task, job, rt, worktree, signal, role))) return;

@@ -238,6 +238,22 @@ export async function discardUncommitted(worktree: string): Promise<boolean> {
 }
 
 /**
+ * Before a development run: when the branch no longer merges onto the base (its landing found a
+ * conflict), the base is merged in and the conflict left in progress for the developer, unless
+ * one is in progress already. The landing that failed left it so in its own worktree; a worker
+ * with another clone (PostgreSQL, the git handoff) finds the branch without it and starts it
+ * here, so the developer always resolves the merge the feedback speaks of. Returns the files in
+ * conflict (none: nothing was done).
+ */
+export async function reopenMergeConflict(worktree: string, base: string): Promise<string[]> {
+  if (mergeInProgress(worktree)) return [];
+  const probe = await gitRaw(worktree, ['merge-tree', '--write-tree', '--name-only', base, 'HEAD']);
+  if (probe.code === 0) return [];
+  const merged = await mergeBaseInto(worktree, base);
+  return merged && !merged.ok ? merged.conflicts : [];
+}
+
+/**
  * Commits everything in the worktree; returns the new commit or null when
  * nothing changed. A clean worktree costs one git call (`status`), the usual
  * case for stages that only read. What the worktree holds that cannot be
