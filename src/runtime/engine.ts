@@ -172,11 +172,16 @@ export class Engine {
       await this.report(job, { kind: 'stage_passed' }, worktree);
       return;
     }
-    if (job.step === 'land') return this.land(task, job, rt, worktree, signal);
-    const plan = rt.pipeline.stages.find((s) => s.name === job.stage)!;
     await ensureWorktree(rt.project.root_path, worktree, branch, rt.project.base_branch);
     // Without an origin remote (or with handoff off) there is nothing to sync, and no git to run.
     const origin = await hasOrigin(rt.project.root_path);
+    if (job.step === 'land') {
+      // The landing may be another worker's than the last stage's: it lands the branch as origin
+      // has it (the last stage published it), never what a stale clone of its own holds.
+      if (origin) await syncBeforeStage(worktree, branch, rt.project.base_branch);
+      return this.land(task, job, rt, worktree, signal);
+    }
+    const plan = rt.pipeline.stages.find((s) => s.name === job.stage)!;
     // Resuming at the gates keeps the run's uncommitted work, so only a new run syncs (a resumed
     // review's work is committed and published already: its worktree may be another's).
     if (origin && (from === 'run' || job.stage === 'review'))
