@@ -222,19 +222,19 @@ it(
         const tasks = await ctx.store.listTasks();
         const notDone = tasks.filter((t) => t.status !== 'done');
         const why = async (t: { id: number; key: string }) =>
-        (await ctx.store.gatesOfTask(t.id))
-          .filter((g) => !g.passed)
-          .map((g) => g.output_tail)
-          .join(' | ') +
-        '\n' +
-        [a, b]
-          .flatMap((w) => w.output().split('\n'))
-          .filter((l) => l.includes(t.key))
-          .join('\n');
-      expect(
-        notDone.map((t) => `${t.key} ${t.stage}/${t.status}: ${t.status_detail}`),
-        (await Promise.all(notDone.map(why))).join('\n'),
-      ).toEqual([]);
+          (await ctx.store.gatesOfTask(t.id))
+            .filter((g) => !g.passed)
+            .map((g) => g.output_tail)
+            .join(' | ') +
+          '\n' +
+          [a, b]
+            .flatMap((w) => w.output().split('\n'))
+            .filter((l) => l.includes(t.key))
+            .join('\n');
+        expect(
+          notDone.map((t) => `${t.key} ${t.stage}/${t.status}: ${t.status_detail}`),
+          (await Promise.all(notDone.map(why))).join('\n'),
+        ).toEqual([]);
         for (const t of tasks) {
           const attempts = await ctx.store.attemptsOfTask(t.id);
           expect(attempts.map((x) => x.n)).toEqual(attempts.map((_, i) => i + 1));
