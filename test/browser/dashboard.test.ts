@@ -129,8 +129,9 @@ describe.skipIf(chromiumMissing())('the dashboard in Chromium, against orch serv
     await shot(page, '04-task-log-live');
     await logText.filter({ hasText: `step ${STEPS} of ${STEPS}` }).waitFor({ timeout: 10_000 });
     const lastSeen = Date.now();
-    // The lines arrived as they were written (about STEP_MS apart), not all at once at the end.
-    expect(lastSeen - firstSeen).toBeGreaterThanOrEqual((STEPS - 2) * STEP_MS);
+    // The lines arrived as they were written (about STEP_MS apart), not all at once at the end
+    // (a margin of one step: on a loaded machine the first line may be seen a little late).
+    expect(lastSeen - firstSeen).toBeGreaterThanOrEqual((STEPS - 3) * STEP_MS);
     const steps = await logText.filter({ hasText: /step \d of/ }).allTextContents();
     expect(steps.map((s) => s.slice(0, 9))).toEqual(
       Array.from({ length: STEPS }, (_, i) => `step ${i + 1} of`),
