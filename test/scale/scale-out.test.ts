@@ -87,9 +87,14 @@ it(
       const runsAtKill = await finishedRuns();
       // The victim's runs cut off by the kill (its agent may have ended in the moment between the
       // check and the signal, on a loaded machine): each must end interrupted and be worked again.
-      const cutOff = (await ctx.store.getRunningAgents())
-        .filter((a) => a.worker_id?.includes(`:${victim.child.pid}:`))
-        .map((a) => a.run_id);
+      const cutOff = (
+        await ctx.store.db
+          .selectFrom('agent_runs')
+          .select('id')
+          .where('status', '=', 'running')
+          .where('worker_id', 'like', `%:${victim.child.pid}:%`)
+          .execute()
+      ).map((r) => r.id);
 
       const survivors = workers.filter((w) => w !== victim);
       const exits = await Promise.all(survivors.map((w) => w.exited));
