@@ -22,7 +22,8 @@ const env = {
   ORCH_AGENT_TIMEOUT_DEVELOPER_S: '3',
   ORCH_AGENT_TIMEOUT_REVIEWER_S: '3',
   ORCH_AGENT_KILL_GRACE_SECONDS: '1',
-  ORCH_REAPER_MAX_RUNNING_S: '6',
+  // Well above the 3 s timeouts: the frozen run must be taken back by its lease, not by its age.
+  ORCH_REAPER_MAX_RUNNING_S: '20',
   ORCH_RETRY_MAX: '0',
 };
 
