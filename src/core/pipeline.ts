@@ -92,7 +92,7 @@ export interface JobState {
   tries: number;
   /** Tries that ended with a recorded failure. */
   failures: number;
-  /** Tries a graceful shutdown gave back so far (each one cut off a run or a gate). */
+  /** Tries a graceful shutdown gave back so far (each one cut off a run or a gate); read for a shutdown only. */
   givenBack?: number;
 }
 

@@ -104,7 +104,11 @@ export class Transitions {
         step: current.step,
         tries: current.attempts,
         failures: current.failures,
-        givenBack: await this.store.countEvents(tx, task.id, 'try_given_back', { job_id: current.id }),
+        // Only a shutdown's decision reads it: no query for every other event.
+        givenBack:
+          event.kind === 'interrupted' && event.cause === 'shutdown'
+            ? await this.store.countEvents(tx, task.id, 'try_given_back', { job_id: current.id })
+            : 0,
       };
       const state = await this.state(tx, task, rt);
       const decision = decide(rt.plan, state, { ...event, job: jobState } as PipelineEvent);
