@@ -34,6 +34,11 @@ export type AgentEvent =
   | { type: 'retry'; attempt: number | null; delayMs: number | null; error: string | null }
   /** The agent's final answer. `ok` is false for error results (e.g. max turns). */
   | { type: 'result'; ok: boolean; text: string; subtype: string | null; usage: Usage | null }
+  /**
+   * The provider refused work until a reset (a subscription's window, a rate limit the CLI gave up
+   * on): the run is `usage_limited`, not failed. `resetAt` is epoch ms, null when not said.
+   */
+  | { type: 'usage_limit'; resetAt: number | null; window: string | null; message: string }
   /** A line that could not be understood, kept raw; or an error the agent reported. */
   | { type: 'error'; message: string; raw: string | null };
 

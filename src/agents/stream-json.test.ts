@@ -531,6 +531,10 @@ describe('fuzz', () => {
     assistant([{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } }]),
     toolResult('ok', false),
     resultLine(),
+    JSON.stringify({
+      type: 'rate_limit_event',
+      rate_limit_info: { status: 'rejected', resetsAt: 1796679513, rateLimitType: 'five_hour' },
+    }),
   ];
   const mutate = (line: string): string => {
     const at = int(line.length);

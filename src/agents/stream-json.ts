@@ -2,14 +2,15 @@
  * Parser of the command agent contract: Claude Code's
  * `--output-format stream-json --verbose` lines, one JSON object per line.
  *
- * Glossary: a *known* line is one whose `type` is `system`, `assistant`, `user`
- * or `result`; it is validated with a schema and a mismatch becomes an `error`
+ * Glossary: a *known* line is one whose `type` is `system`, `assistant`, `user`,
+ * `result` or `rate_limit_event` (a usage limit, see usage-limit.ts); it is validated with a schema and a mismatch becomes an `error`
  * event that keeps the raw line. Any other object with a string `type` is valid
  * and ignored, so new Claude Code event kinds never break a run. Lines that do
  * not look like JSON are the agent's plain text output and become messages.
  */
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type Usage } from './events.ts';
+import { resetFromClockText } from './usage-limit.ts';
 
 /** Longest raw line kept in an `error` event, in characters. */
 export const MAX_RAW_CHARS = 2000;
@@ -90,6 +91,17 @@ const resultLine = z.looseObject({
   session_id: z.string().nullish(),
   num_turns: z.number().int().nonnegative().nullish(),
   modelUsage: z.record(z.string(), z.looseObject({ outputTokens: z.number().nullish() })).nullish(),
+});
+
+// A provider's rate or usage limit (Claude Code on a subscription): `rejected` means no more work
+// until `resetsAt` (epoch seconds); `allowed` and `allowed_warning` are reports, not refusals.
+const rateLimitLine = z.looseObject({
+  type: z.literal('rate_limit_event'),
+  rate_limit_info: z.looseObject({
+    status: z.string(),
+    resetsAt: z.number().nullish(),
+    rateLimitType: z.string().nullish(),
+  }),
 });
 
 type AssistantLine = z.infer<typeof assistantLine>;
@@ -312,13 +324,44 @@ function parseObject(value: Record<string, unknown>, raw: string): Parsed {
       if (!line.success) return fail('user line', line.error);
       return { kind: 'events', events: userEvents(line.data.message.content, raw) };
     }
+    case 'rate_limit_event': {
+      const line = rateLimitLine.safeParse(value);
+      if (!line.success) return fail('rate_limit_event line', line.error);
+      const info = line.data.rate_limit_info;
+      if (info.status !== 'rejected') return { kind: 'events', events: [] };
+      const window = info.rateLimitType ?? null;
+      return {
+        kind: 'events',
+        events: [
+          {
+            type: 'usage_limit',
+            resetAt: info.resetsAt && info.resetsAt > 0 ? info.resetsAt * 1000 : null,
+            window,
+            message: `the ${window ?? 'usage'} limit was reached`,
+          },
+        ],
+      };
+    }
     case 'result': {
       const line = resultLine.safeParse(value);
       if (!line.success) return fail('result line', line.error);
       const ok = line.data.is_error !== true && line.data.subtype === 'success';
+      // A result that ended on the API's 429 is a limit the agent gave up on (its text may name the reset).
+      const limited = !ok && (value as { api_error_status?: unknown }).api_error_status === 429;
+      const text = line.data.result ?? 'the API answered 429';
       return {
         kind: 'events',
         events: [
+          ...(limited
+            ? [
+                {
+                  type: 'usage_limit' as const,
+                  resetAt: resetFromClockText(text, Date.now()),
+                  window: null,
+                  message: text,
+                },
+              ]
+            : []),
           {
             type: 'result',
             ok,

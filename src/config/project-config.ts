@@ -273,6 +273,10 @@ export const ProjectConfigSchema = z
         max_interruptions: z.number().int().min(0).optional(),
         base_ms: positiveInt.optional(),
         max_ms: positiveInt.optional(),
+        /** A usage limit without a named reset pauses its adapter this long, doubling per limit in a row. Default 60. */
+        usage_limit_backoff_s: positiveInt.optional(),
+        /** The longest such pause. Default 3600. */
+        usage_limit_backoff_max_s: positiveInt.optional(),
       })
       .strict()
       .default({}),

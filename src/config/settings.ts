@@ -15,6 +15,7 @@ import { DEFAULT_MODEL, EFFORT_FLOORS, maxEffort, type ModelSettings } from '../
 import { DEFAULT_TASK_BUDGET, type TaskBudget } from '../core/build-loop.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from '../core/backoff.ts';
 import { DEFAULT_MAX_INTERRUPTIONS, DEFAULT_MAX_LOOPS } from '../core/pipeline.ts';
+import { credentialOf } from '../core/adapters.ts';
 import {
   AgentConfigSchema,
   DEFAULT_HOOK_TIMEOUT_S,
@@ -79,6 +80,8 @@ export interface EffectiveConfig {
   maxInterruptions: number;
   /** `budget.max_loops`: times a task may take one failure route to a stage other than development. Default 3. */
   maxLoops: number;
+  /** How long an adapter pauses for a usage limit whose reset its CLI did not name (`retry.usage_limit_*`). */
+  usageLimit: UsageLimitPolicy;
   testCommand: string[] | null;
   locale: 'en' | 'ru';
   /** Settings that were set but unusable, and what was used instead. */
@@ -86,6 +89,13 @@ export interface EffectiveConfig {
 }
 
 export const DEFAULT_STALL_TIMEOUT_S = 600;
+
+/** The pause for a usage limit without a named reset: `backoffMs`, doubling per limit in a row, up to `backoffMaxMs`. */
+export interface UsageLimitPolicy {
+  backoffMs: number;
+  backoffMaxMs: number;
+}
+export const DEFAULT_USAGE_LIMIT: UsageLimitPolicy = { backoffMs: 60_000, backoffMaxMs: 3_600_000 };
 
 /** An integer from the environment; a value that is not one is kept raw so the ladder can warn about it. */
 const rawInt = (v: string | undefined): unknown => {
@@ -217,6 +227,24 @@ export function effectiveConfig(cfg: ProjectConfig, env: Env): EffectiveConfig {
       int(env.ORCH_RETRY_MAX_INTERRUPTIONS, cfg.retry.max_interruptions ?? DEFAULT_MAX_INTERRUPTIONS),
     ),
     maxLoops: Math.max(1, int(env.ORCH_BUDGET_MAX_LOOPS, cfg.budget.max_loops ?? DEFAULT_MAX_LOOPS)),
+    usageLimit: {
+      backoffMs:
+        1000 *
+        positiveFromEnv(
+          'ORCH_USAGE_LIMIT_BACKOFF_S',
+          env,
+          cfg.retry.usage_limit_backoff_s ?? DEFAULT_USAGE_LIMIT.backoffMs / 1000,
+          warnings,
+        ),
+      backoffMaxMs:
+        1000 *
+        positiveFromEnv(
+          'ORCH_USAGE_LIMIT_BACKOFF_MAX_S',
+          env,
+          cfg.retry.usage_limit_backoff_max_s ?? DEFAULT_USAGE_LIMIT.backoffMaxMs / 1000,
+          warnings,
+        ),
+    },
     testCommand: cfg.project.test_command ?? null,
     locale: cfg.locale,
     warnings,
@@ -308,7 +336,10 @@ export function reaperInvariantProblems(cfg: ProjectConfig, env: Env): { key: st
 /** The pipeline as the state machine sees it (core/pipeline.ts): stages, routes, caps. */
 export function planOf(config: EffectiveConfig, pipeline: PipelinePlan): Plan {
   return {
-    stages: pipeline.stages,
+    // An agent stage's jobs carry its role's credential: a usage limit pauses that credential only.
+    stages: pipeline.stages.map((s) =>
+      s.kind === 'agent' && s.role ? { ...s, credential: credentialOf(config.agents[s.role].env ?? {}) } : s,
+    ),
     retry: config.retry,
     maxInterruptions: config.maxInterruptions,
     maxLoops: config.maxLoops,

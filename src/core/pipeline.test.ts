@@ -14,6 +14,8 @@ import {
   type Plan,
   type StageRoute,
   type TaskState,
+  type UsagePause,
+  usagePauseDetail,
 } from './pipeline.ts';
 import type { AttemptRecord } from './build-loop.ts';
 import type { Stage, WorkStage } from './stages.ts';
@@ -380,6 +382,68 @@ describe('interrupted, internal errors', () => {
     });
     expect(run(PLAN, task(), e(1))).toMatchObject({ kind: 'retry', delayMs: 5000, count: 'interruption' });
     expect(run(PLAN, task(), e(3))).toMatchObject({ kind: 'escalate', reason: 'internal_error' });
+  });
+});
+
+describe('usage limits', () => {
+  const pause = (over: Partial<UsagePause> = {}): UsagePause => ({
+    credential: '',
+    ms: 90_000,
+    resumesAt: '2026-12-07T13:13:00.000Z',
+    now: '2026-12-07T13:11:30.000Z',
+    strikes: 1,
+    window: 'five_hour',
+    message: 'the five_hour limit was reached',
+    ...over,
+  });
+  it('the job waits for the reset, uncounted, and the adapter’s credential is paused', () => {
+    const d = run(PLAN, task({ stage: 'development' }), {
+      kind: 'usage_limited',
+      job: job('development', { tries: 3, failures: 2 }),
+      runId: 7,
+      adapter: 'claude-code',
+      pause: pause(),
+    });
+    expect(d).toEqual({
+      kind: 'wait',
+      status: 'waiting',
+      detail: 'usage limit of claude-code (five_hour): resumes at 13:13 UTC',
+      requeueInMs: 90_000,
+      pause: { adapter: 'claude-code', ...pause() },
+    });
+  });
+  it('a reset more than a day ahead is shown with its date', () => {
+    expect(usagePauseDetail('codex', pause({ window: null, resumesAt: '2026-12-10T20:38:00.000Z' }))).toBe(
+      'usage limit of codex: resumes at 2026-12-10 20:38 UTC',
+    );
+  });
+  it('even past every retry cap a limit never escalates; a task that moved on drops it', () => {
+    const d = run(PLAN, task({ stage: 'review' }), {
+      kind: 'usage_limited',
+      job: job('review', { tries: 9, failures: 9 }),
+      runId: 1,
+      adapter: 'codex',
+      pause: pause(),
+    });
+    expect(d.kind).toBe('wait');
+    expect(
+      run(PLAN, task({ stage: 'testing' }), {
+        kind: 'usage_limited',
+        job: job('review'),
+        runId: 1,
+        adapter: 'codex',
+        pause: pause(),
+      }).kind,
+    ).toBe('drop');
+    expect(
+      run(PLAN, task({ stage: 'review', status: 'cancelled' }), {
+        kind: 'usage_limited',
+        job: job('review'),
+        runId: 1,
+        adapter: 'codex',
+        pause: pause(),
+      }).kind,
+    ).toBe('drop');
   });
 });
 

@@ -49,6 +49,8 @@ export interface StageRoute {
   role: Role | null;
   /** The adapter an agent stage's jobs need (`agents.<role>.adapter`): workers claim by it. */
   adapter: string | null;
+  /** Which of the adapter's credentials the role uses ('' for orch's own environment): a usage limit pauses one. */
+  credential?: string;
   /** Where a failing gate sends the task. */
   onFail: 'escalate' | WorkStage;
   /** Wait for `orch task approve` before working the stage. */
@@ -82,6 +84,8 @@ export interface JobSpec {
   agent: string;
   /** The adapter the job needs (workers with labels claim only theirs); null when any worker may. */
   adapter: string | null;
+  /** The credential of the role's agent, for an adapter's job ('' or absent: orch's own environment). */
+  credential?: string;
 }
 
 /** The job a decision is about, as claimed. */
@@ -151,6 +155,11 @@ export type PipelineEvent =
       /** Shown to the next run of the stage (git's refusal, say). */
       feedback?: string;
     }
+  /**
+   * The provider refused the run until a reset (a usage limit): not a try, not a failure. The
+   * writer has worked out how long the adapter pauses (`pause`).
+   */
+  | { kind: 'usage_limited'; job: JobState; runId: number | null; adapter: string; pause: UsagePause }
   /** The try was cut off: the run (if any) is already recorded with its outcome. */
   | { kind: 'interrupted'; job: JobState; cause: InterruptCause; runId: number | null }
   /** orch itself threw while working the job. */
@@ -185,6 +194,29 @@ export type PipelineEvent =
   /** A person cancelled the task. */
   | { kind: 'cancel' };
 
+/** How long an adapter's credential pauses for a usage limit, as the writer worked it out. */
+export interface UsagePause {
+  credential: string;
+  /** From now until dispatch for it resumes. */
+  ms: number;
+  /** When that is, and now (ISO-8601 UTC), for the task's status line. */
+  resumesAt: string;
+  now: string;
+  /** Limits in a row (for the doubling pause when no reset is named). */
+  strikes: number;
+  window: string | null;
+  message: string;
+}
+
+/** "usage limit of claude-code (five_hour): resumes at 13:13 UTC" (with the date when not within a day). */
+export function usagePauseDetail(adapter: string, pause: UsagePause): string {
+  const at = new Date(pause.resumesAt);
+  const hhmm = at.toISOString().slice(11, 16);
+  const soon = Date.parse(pause.resumesAt) - Date.parse(pause.now) < 24 * 3_600_000;
+  const when = soon ? `${hhmm} UTC` : `${at.toISOString().slice(0, 10)} ${hhmm} UTC`;
+  return `usage limit of ${adapter}${pause.window ? ` (${pause.window})` : ''}: resumes at ${when}`;
+}
+
 /** The review on the forge a decision answers: its pull request and the reviews and comments handled. */
 export interface ReviewNote {
   url: string;
@@ -214,8 +246,17 @@ export type Decision =
   | { kind: 'work'; from: 'run' | 'gates' }
   /** Record the attempt, then go on with the same job (the review's other gates). */
   | { kind: 'continue'; attempt: AttemptRecord }
-  /** Wait: for a person (`requeueInMs` null: no job until they act) or for the outside world (the job polls again). */
-  | { kind: 'wait'; status: 'waiting' | 'blocked'; detail: string; requeueInMs: number | null }
+  /**
+   * Wait: for a person (`requeueInMs` null: no job until they act) or for the outside world (the
+   * job polls again). With `pause`, the adapter's credential is paused for a usage limit too.
+   */
+  | {
+      kind: 'wait';
+      status: 'waiting' | 'blocked';
+      detail: string;
+      requeueInMs: number | null;
+      pause?: UsagePause & { adapter: string };
+    }
   /** The same job again after a delay. */
   | { kind: 'retry'; delayMs: number; count: RetryCount; detail: string; feedback?: string }
   /** To another stage, with a job for it. */
@@ -268,7 +309,13 @@ export function jobFor(plan: Plan, stage: Stage, step: JobStep = 'work'): JobSpe
   const s = stageOf(plan, stage);
   if (step === 'land' || !s || s.kind === 'human') return { stage, step, agent: 'orch', adapter: null };
   if (s.kind === 'command') return { stage, step, agent: 'command', adapter: null };
-  return { stage, step, agent: s.role ?? 'orch', adapter: s.adapter };
+  return {
+    stage,
+    step,
+    agent: s.role ?? 'orch',
+    adapter: s.adapter,
+    ...(s.credential ? { credential: s.credential } : {}),
+  };
 }
 
 /**
@@ -343,6 +390,15 @@ export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decis
       return { kind: 'done' };
     case 'land_pending':
       return { kind: 'wait', status: 'waiting', detail: event.detail, requeueInMs: event.pollMs };
+    case 'usage_limited':
+      // Not the agent's failure nor the task's: the same job waits for the reset, uncounted.
+      return {
+        kind: 'wait',
+        status: 'waiting',
+        detail: usagePauseDetail(event.adapter, event.pause),
+        requeueInMs: event.pause.ms,
+        pause: { adapter: event.adapter, ...event.pause },
+      };
     case 'land_failed':
       return backToDevelopment(plan, task, job.stage, event.gate, event.feedback);
     case 'changes_requested':

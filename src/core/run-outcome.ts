@@ -29,7 +29,9 @@ export type RunOutcome =
   | 'interrupted'
   | 'reaped'
   /** Stopped by orch when its cost crossed the task's remaining budget. */
-  | 'over_budget';
+  | 'over_budget'
+  /** The provider refused work until a reset (a usage or rate limit): not a failed try. */
+  | 'usage_limited';
 
 export function classifyRun(f: ProcessFacts): RunOutcome {
   if (f.spawnError) return 'spawn_error';

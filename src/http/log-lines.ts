@@ -63,6 +63,8 @@ function eventText(e: AgentEvent): { kind: LogLineKind; text: string } | null {
       return { kind: 'retry', text: `retrying the model API${e.error ? `: ${e.error}` : ''}` };
     case 'error':
       return { kind: 'error', text: e.message };
+    case 'usage_limit':
+      return { kind: 'error', text: `usage limit: ${e.message}` };
     case 'usage':
       return null;
   }

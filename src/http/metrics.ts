@@ -248,6 +248,21 @@ export function createMetrics(ctx: OrchContext, opts: { processMetrics?: boolean
     },
   });
 
+  new Gauge({
+    name: 'orch_adapter_paused_until_seconds',
+    help: 'Adapters paused by a provider usage limit: the Unix time dispatch for them resumes, by adapter and credential (absent when not paused).',
+    labelNames: ['adapter', 'credential'] as const,
+    registers,
+    async collect() {
+      this.reset();
+      for (const p of await ctx.store.pauses.active())
+        this.set(
+          { adapter: p.adapter, credential: p.credential || 'default' },
+          Date.parse(p.until_at) / 1000,
+        );
+    },
+  });
+
   new Counter({
     name: 'orch_reaped_runs_total',
     help: 'Runs finalized by the reaper or at recovery, by outcome (reaped, interrupted) and whether a process group had to be killed.',

@@ -14,7 +14,7 @@ import {
   removeDependency,
   taskDependencies,
 } from '../runtime/dependencies.ts';
-import { statusData } from '../runtime/status.ts';
+import { pausedAdapters, statusData } from '../runtime/status.ts';
 import { statsReport } from '../runtime/stats.ts';
 import { modelEffortLabel } from '../core/model.ts';
 import type { AgentRun, Task } from '../store/schema.ts';
@@ -392,6 +392,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
         const body: QueueJson = {
           depth: await ctx.store.countJobs('queued'),
           jobs: jobs.map((j) => ({ ...j, due: j.run_after <= now })),
+          paused_adapters: await pausedAdapters(ctx),
         };
         return send(c, body);
       },

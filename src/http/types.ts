@@ -49,9 +49,25 @@ export interface AgentJson {
 }
 
 /** `GET /api/queue`: the queue's depth and its first jobs, each `due` or waiting for a backoff. */
+/** An adapter (with one credential) paused by its provider's usage limit. */
+export interface PausedAdapterJson {
+  adapter: string;
+  /** Null for the credential in orch's own environment; a fingerprint for one a role's env sets. */
+  credential: string | null;
+  /** When dispatch for it resumes (ISO-8601 UTC). */
+  until: string;
+  since: string;
+  window: string | null;
+  message: string | null;
+  /** The task whose run hit the limit. */
+  task: string | null;
+}
+
 export interface QueueJson {
   depth: number;
   jobs: (QueuedJob & { due: boolean })[];
+  /** Adapters paused by a usage limit: their jobs wait until the reset. */
+  paused_adapters: PausedAdapterJson[];
 }
 
 /** `GET /api/runs/{id}/log` in JSON. */

@@ -385,6 +385,12 @@ export class Engine {
       await this.report(job, { kind: 'interrupted', cause: reason, runId: res.runId });
       return;
     }
+    // The provider's usage limit: the adapter pauses until the reset; the try is not counted.
+    if (res.outcome === 'usage_limited' && res.usageLimit) {
+      this.deps.log.warn(`run ${res.runId} hit a usage limit: ${res.usageLimit.message}`);
+      await this.report(job, { kind: 'usage_limited', runId: res.runId, limit: res.usageLimit });
+      return;
+    }
     await this.report(job, {
       kind: 'run_failed',
       outcome: res.outcome,

@@ -18,6 +18,7 @@ import { assignVariant, withVariant } from '../core/variants.ts';
 import type { AgentConfig } from '../config/project-config.ts';
 import { classifyRun, type RunOutcome } from '../core/run-outcome.ts';
 import { emptyUsage, type AgentEvent, type Usage } from '../agents/events.ts';
+import type { UsageLimit } from '../agents/usage-limit.ts';
 import type { LaunchVars } from '../agents/adapter.ts';
 import { adapterFor } from '../agents/registry.ts';
 import { resolveAgentBinary } from '../agents/binary.ts';
@@ -59,6 +60,8 @@ export interface LaunchResult {
   durationMs: number;
   /** Model API retries the agent reported (each is also an `agent_retry` event row); absent for non-agent runs. */
   retries?: number;
+  /** The usage limit the agent reported, for a `usage_limited` run. */
+  usageLimit?: UsageLimit | null;
 }
 
 export interface LaunchRequest {
@@ -264,6 +267,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   let lastUsage: Usage | null = null;
   let pendingPid: Promise<void> = Promise.resolve();
   let retries = 0;
+  let limit: UsageLimit | null = null;
   const pendingRetries: Promise<void>[] = [];
   // One stateful parser per run: it totals usage as the agent goes, so a killed run still reports its tokens.
   const parse = adapter.createParser();
@@ -273,6 +277,14 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const costSoFar = (usage: Usage): number | null => usage.costUsd ?? costFromTable(usage, prices, model);
   const handle = (event: AgentEvent): void => {
     if (event.type === 'result') result = event;
+    // The first report of a limit that names its reset is kept (Claude Code's exact reset comes
+    // before its result's reset to the minute); the message is the CLI's last word on it.
+    if (event.type === 'usage_limit')
+      limit = {
+        resetAt: limit?.resetAt ?? event.resetAt,
+        window: limit?.window ?? event.window,
+        message: event.message,
+      };
     if (event.type === 'usage') {
       lastUsage = event.usage;
       const cost = costSoFar(event.usage);
@@ -358,21 +370,28 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     hasResult: finalResult !== null,
     resultOk: finalResult?.ok ?? false,
   });
-  const kind =
-    classified !== 'ok' && !req.signal.aborted && (overBudget.signal.aborted || crossed)
-      ? 'over_budget'
-      : classified;
+  const reportedLimit = limit as UsageLimit | null;
+  const kind: RunOutcome =
+    classified === 'ok' || req.signal.aborted
+      ? classified
+      : overBudget.signal.aborted || crossed
+        ? 'over_budget'
+        : reportedLimit && !['timeout', 'stalled', 'spawn_error'].includes(classified)
+          ? 'usage_limited'
+          : classified;
   const error =
     kind === 'ok'
       ? null
-      : kind === 'over_budget'
-        ? `cost $${(usage?.costUsd ?? 0).toFixed(4)} crossed the $${(remainingUsd ?? 0).toFixed(4)} the task had left of budget.max_usd`
-        : (outcome.spawnError ??
-          `${kind}: exit ${outcome.exitCode ?? 'none'}${outcome.signal ? ` (${outcome.signal})` : ''}${
-            outcome.stderrTail.trim()
-              ? ` — ${outcome.stderrTail.trim().split('\n').slice(-3).join(' | ')}`
-              : ''
-          }`);
+      : kind === 'usage_limited'
+        ? `usage limit: ${reportedLimit?.message ?? 'reached'}`
+        : kind === 'over_budget'
+          ? `cost $${(usage?.costUsd ?? 0).toFixed(4)} crossed the $${(remainingUsd ?? 0).toFixed(4)} the task had left of budget.max_usd`
+          : (outcome.spawnError ??
+            `${kind}: exit ${outcome.exitCode ?? 'none'}${outcome.signal ? ` (${outcome.signal})` : ''}${
+              outcome.stderrTail.trim()
+                ? ` — ${outcome.stderrTail.trim().split('\n').slice(-3).join(' | ')}`
+                : ''
+            }`);
   return {
     runId,
     outcome: kind,
@@ -382,5 +401,6 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     error,
     durationMs: outcome.durationMs,
     retries,
+    usageLimit: kind === 'usage_limited' ? reportedLimit : null,
   };
 }

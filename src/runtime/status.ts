@@ -3,6 +3,7 @@
  * counts, the queue, the agents in flight, config errors and the outbox.
  */
 import type { OrchContext } from './context.ts';
+import type { PausedAdapterJson } from '../http/types.ts';
 
 export async function statusData(ctx: OrchContext) {
   const projects = await ctx.store.listProjects();
@@ -45,9 +46,24 @@ export async function statusData(ctx: OrchContext) {
       timeout_s: r.timeout_s,
       worker: r.worker_id,
     })),
+    // Adapters (per credential) paused by a provider's usage limit: no run of theirs starts until `until`.
+    paused_adapters: await pausedAdapters(ctx),
     config_errors: configErrors,
     outbox: await outboxSummary(ctx),
   };
+}
+
+/** Adapters (per credential) paused by a provider's usage limit: no run of theirs starts until `until`. */
+export async function pausedAdapters(ctx: OrchContext): Promise<PausedAdapterJson[]> {
+  return (await ctx.store.pauses.active()).map((p) => ({
+    adapter: p.adapter,
+    credential: p.credential || null,
+    until: p.until_at,
+    since: p.started_at,
+    window: p.window,
+    message: p.message,
+    task: p.task_key,
+  }));
 }
 
 /** Deliveries per channel by status, and the last error of each channel with dead deliveries. */

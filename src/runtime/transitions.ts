@@ -23,20 +23,34 @@ import {
   type JobState,
   type PipelineEvent,
   type TaskState,
+  type UsagePause,
 } from '../core/pipeline.ts';
 import type { AttemptRecord, TaskBudget } from '../core/build-loop.ts';
 import { OrchError } from '../errors.ts';
 import { dependencyReadiness } from '../core/dependencies.ts';
 import { attemptRecord, taskBudget, writeLedger, writeTerminalPacket } from './packet.ts';
 import type { ProgressEvent } from './progress.ts';
+import type { UsageLimit } from '../agents/usage-limit.ts';
 import type { Logger } from './logger.ts';
 
-/** An event about a job, without the job's counts (the writer reads them in its transaction). */
-export type JobEvent = PipelineEvent extends infer E
-  ? E extends { job: JobState }
-    ? Omit<E, 'job'>
-    : never
-  : never;
+/**
+ * An event about a job, without the job's counts (the writer reads them in its transaction). A
+ * usage limit comes as the CLI reported it: the writer works out the pause.
+ */
+export type JobEvent =
+  | (PipelineEvent extends infer E
+      ? E extends { job: JobState }
+        ? E extends { kind: 'usage_limited' }
+          ? never
+          : Omit<E, 'job'>
+        : never
+      : never)
+  | { kind: 'usage_limited'; runId: number | null; limit: UsageLimit };
+
+/** The longest a named reset may pause an adapter: a week's window and a day to spare. */
+const MAX_RESET_PAUSE_MS = 8 * 24 * 3_600_000;
+/** A pause ends this long after the named reset, so the first run after it is not refused again. */
+const RESET_MARGIN_MS = 1_000;
 
 /** Who must still hold the job for its event to apply: this worker, or (recovery) a dead one's exact lease. */
 export interface Holder {
@@ -111,12 +125,59 @@ export class Transitions {
             : 0,
       };
       const state = await this.state(tx, task, rt);
-      const decision = decide(rt.plan, state, { ...event, job: jobState } as PipelineEvent);
+      const pipelineEvent =
+        event.kind === 'usage_limited'
+          ? {
+              kind: 'usage_limited' as const,
+              runId: event.runId,
+              adapter: current.adapter ?? 'agent',
+              pause: await this.usagePause(tx, current, event.limit, rt),
+            }
+          : event;
+      const decision = decide(rt.plan, state, { ...pipelineEvent, job: jobState } as PipelineEvent);
       const next = await this.apply(tx, task, current, decision, rt, opts);
       return { decision, applied: decision.kind !== 'release', task, next };
     });
     await this.after(outcome, rt, job.stage, job.agent);
     return outcome;
+  }
+
+  /**
+   * How long a usage limit pauses the job's adapter and credential: until the reset its CLI named
+   * (and a second), or, with none named, `retry.usage_limit_backoff_s` doubled per limit in a row
+   * (a limit within the longest backoff of the last pause's end is one in a row).
+   */
+  private async usagePause(
+    tx: Executor,
+    job: Job,
+    limit: UsageLimit,
+    rt: ProjectRuntime,
+  ): Promise<UsagePause> {
+    const credential = job.credential ?? '';
+    const now = await this.store.now(tx);
+    const nowMs = Date.parse(now);
+    const policy = rt.config.usageLimit;
+    const last = job.adapter ? await this.store.pauses.get(job.adapter, credential, tx) : undefined;
+    const live = last !== undefined && last.until_at > now;
+    const inARow = last !== undefined && nowMs - Date.parse(last.until_at) < policy.backoffMaxMs;
+    const strikes = live ? last.strikes : inARow ? last.strikes + 1 : 1;
+    const ms =
+      limit.resetAt !== null
+        ? Math.min(
+            MAX_RESET_PAUSE_MS,
+            Math.max(RESET_MARGIN_MS, limit.resetAt - Date.now() + RESET_MARGIN_MS),
+          )
+        : Math.min(policy.backoffMaxMs, policy.backoffMs * 2 ** (strikes - 1));
+    const liveUntil = live ? Date.parse(last.until_at) : 0;
+    return {
+      credential,
+      ms,
+      resumesAt: new Date(Math.max(nowMs + ms, liveUntil)).toISOString(),
+      now,
+      strikes,
+      window: limit.window,
+      message: limit.message,
+    };
   }
 
   /** `orch task approve`: the waiting stage is approved and queued again. */
@@ -318,6 +379,28 @@ export class Transitions {
         await record(d.attempt);
         return null;
       case 'wait': {
+        // A usage limit pauses the adapter's credential first, so the job requeued below waits for it.
+        if (d.pause) {
+          const { until, fresh } = await store.pauses.pause(tx, {
+            adapter: d.pause.adapter,
+            credential: d.pause.credential,
+            ms: d.pause.ms,
+            strikes: d.pause.strikes,
+            window: d.pause.window,
+            message: d.pause.message,
+            taskKey: task.key,
+          });
+          // Announced once per pause (the notification channels route it), not once per task it holds.
+          if (fresh)
+            await store.appendEvent(tx, task.id, 'usage_limited', {
+              adapter: d.pause.adapter,
+              credential: d.pause.credential || null,
+              until,
+              window: d.pause.window,
+              message: d.pause.message,
+              run_id: job?.run_id ?? null,
+            });
+        }
         if (job) {
           if (d.requeueInMs === null) await store.finishJob(tx, job.id, 'done', d.detail);
           else await store.requeueJob(tx, job.id, d.requeueInMs, d.detail, 'none');

@@ -393,6 +393,30 @@ function m0005(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Usage limits: an adapter (per credential) paused until its provider's reset. Jobs carry the
+ * credential of their role's agent, so a pause holds back exactly the work that would hit it.
+ */
+function m0008(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').addColumn('credential', 'text').execute();
+      await db.schema
+        .createTable('adapter_pauses')
+        .addColumn('adapter', 'text', (c) => c.notNull())
+        .addColumn('credential', 'text', (c) => c.notNull())
+        .addColumn('until_at', 'text', (c) => c.notNull())
+        .addColumn('strikes', 'integer', (c) => c.notNull())
+        .addColumn('window', 'text')
+        .addColumn('message', 'text')
+        .addColumn('task_key', 'text')
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('adapter_pauses_pk', ['adapter', 'credential'])
+        .execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -403,6 +427,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0005_processes': m0005(dialect),
       '0006_dependencies': m0006(dialect),
       '0007_stats': m0007(),
+      '0008_usage_limits': m0008(),
     }),
   };
 }

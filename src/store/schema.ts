@@ -110,6 +110,8 @@ export interface JobsTable {
   repo: string;
   /** The adapter the role's agent needs (`agents.<role>.adapter`); null for stages without an agent. */
   adapter: string | null;
+  /** Which of the adapter's credentials the role's agent uses ('' for orch's own environment); null without an adapter. */
+  credential: Generated<string | null>;
   stage: Stage;
   /** `work` works the stage; `land` lands the task after its last stage. */
   step: Generated<JobStep>;
@@ -260,6 +262,23 @@ export interface ProcessesTable {
   finished_at: string | null;
 }
 
+/** An adapter (with one credential) paused until its provider's usage limit resets. */
+export interface AdapterPausesTable {
+  adapter: string;
+  /** '' for the credential in orch's own environment; a fingerprint for one set in a role's env. */
+  credential: string;
+  /** The database's time when dispatch for it resumes. */
+  until_at: string;
+  /** Limits in a row, for the doubling pause when the provider names no reset. */
+  strikes: number;
+  /** The limit's window as the provider names it (`five_hour`, `seven_day`). */
+  window: string | null;
+  message: string | null;
+  /** The task whose run hit the limit. */
+  task_key: string | null;
+  started_at: string;
+}
+
 export interface Database {
   projects: ProjectsTable;
   tasks: TasksTable;
@@ -273,6 +292,7 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   task_dependencies: TaskDependenciesTable;
   processes: ProcessesTable;
+  adapter_pauses: AdapterPausesTable;
 }
 
 export type Project = Selectable<ProjectsTable>;
@@ -290,3 +310,4 @@ export type TaskDependency = Selectable<TaskDependenciesTable>;
 /** Where a statement runs: the database, or one transaction of it. */
 export type Executor = Kysely<Database> | Transaction<Database>;
 export type ProcessRow = Selectable<ProcessesTable>;
+export type AdapterPause = Selectable<AdapterPausesTable>;

@@ -26,6 +26,7 @@ import { elapsedMs, type Stage, type TaskStatus } from '../core/stages.ts';
 import type { JobSpec } from '../core/pipeline.ts';
 import type { RunOutcome } from '../core/run-outcome.ts';
 import { ProcessStore } from './process-store.ts';
+import { PauseStore } from './pause-store.ts';
 
 export type { Executor } from './schema.ts';
 import type { Executor } from './schema.ts';
@@ -122,6 +123,8 @@ export class Store {
   readonly dependencies: DependencyStore;
   /** Gate, command-stage and hook processes, recorded while they run. */
   readonly processes: ProcessStore;
+  /** Adapters paused until their provider's usage limit resets. */
+  readonly pauses: PauseStore;
   constructor(db: Kysely<Database>, dialect: Dialect) {
     this.db = db;
     this.dialect = dialect;
@@ -130,6 +133,7 @@ export class Store {
     this.stats = new StatsStore(db, dialect);
     this.dependencies = new DependencyStore(db, dialect);
     this.processes = new ProcessStore(db);
+    this.pauses = new PauseStore(db, (ms) => this.clock(ms));
   }
 
   /**
@@ -144,8 +148,8 @@ export class Store {
   }
 
   /** The database's time now (ISO-8601 UTC). */
-  async now(): Promise<string> {
-    const row = await sql<{ now: string }>`SELECT ${this.clock()} AS now`.execute(this.db);
+  async now(ex: Executor = this.db): Promise<string> {
+    const row = await sql<{ now: string }>`SELECT ${this.clock()} AS now`.execute(ex);
     return row.rows[0]!.now;
   }
 
@@ -417,7 +421,7 @@ export class Store {
     tx: Executor,
     j: { task: Pick<Task, 'id' | 'project_id'>; spec: JobSpec; repo: string; runAfterMs?: number },
   ): Promise<Job> {
-    return tx
+    const job = await tx
       .insertInto('jobs')
       .values({
         task_id: j.task.id,
@@ -425,6 +429,7 @@ export class Store {
         agent: j.spec.agent,
         repo: j.repo,
         adapter: j.spec.adapter,
+        credential: j.spec.adapter === null ? null : (j.spec.credential ?? ''),
         stage: j.spec.stage,
         step: j.spec.step,
         status: 'queued',
@@ -434,6 +439,11 @@ export class Store {
       })
       .returningAll()
       .executeTakeFirstOrThrow();
+    if (job.adapter === null) return job;
+    // Work for an adapter paused by a usage limit waits for the reset (store/pause-store.ts).
+    // (The row returned keeps the due time it was inserted with.)
+    await this.pauses.hold(tx, job.id);
+    return job;
   }
 
   /** Claims the oldest runnable job under a lease, atomically. */
@@ -540,6 +550,7 @@ export class Store {
       }))
       .where('id', '=', jobId)
       .execute();
+    await this.pauses.hold(tx, jobId);
   }
 
   /** Running jobs whose lease ran out (their worker stopped heartbeating), by the database's clock. */

@@ -25,6 +25,8 @@ export const NOTIFY_EVENTS = [
   'escalated',
   'pull_request',
   'done',
+  /** An adapter paused by its provider's usage limit (once per pause, on the task whose run hit it). */
+  'usage_limited',
 ] as const;
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 

@@ -11,11 +11,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ScriptPlayer, type Conversation } from './script-player.ts';
 
-/** An HTTP error; `retryAfterS` sets the retry-after header. */
+/**
+ * An HTTP error; `retryAfterS` sets the retry-after header; `headers` and `body` replace the
+ * vendor's own (a function is called when the fault is served, for times relative to it).
+ */
 export interface StatusFault {
   kind: 'status';
   status: number;
   retryAfterS?: number;
+  headers?: Record<string, string> | (() => Record<string, string>);
+  body?: unknown;
 }
 
 /** A reply that starts and then holds the connection open. */
@@ -37,6 +42,8 @@ export interface RecordedCall {
   conversation: number | null;
   served: Served;
   body: unknown;
+  /** When it arrived (epoch ms). */
+  at: number;
 }
 
 export interface FakeServer<Turn, Fault, Recorded> {
@@ -121,9 +128,11 @@ export async function startFakeServer<
 
   const serveFault = (res: ServerResponse, model: string, fault: Fault): void => {
     if (fault.kind === 'status') {
-      const headers: Record<string, string> =
-        fault.retryAfterS !== undefined ? { 'retry-after': String(fault.retryAfterS) } : {};
-      sendJson(res, fault.status, vendor.statusBody(fault.status), headers);
+      const headers: Record<string, string> = {
+        ...(fault.retryAfterS !== undefined ? { 'retry-after': String(fault.retryAfterS) } : {}),
+        ...(typeof fault.headers === 'function' ? fault.headers() : fault.headers),
+      };
+      sendJson(res, fault.status, fault.body ?? vendor.statusBody(fault.status), headers);
       return;
     }
     vendor.stall(res, model);
@@ -148,8 +157,16 @@ export async function startFakeServer<
       parsed,
       model: vendor.model(path, parsed),
     };
+    const at = Date.now();
     const record = (r: Pick<RecordedCall, 'turn' | 'conversation' | 'served'>) =>
-      requests.push({ method: call.method, path, ...(vendor.recordExtra?.(parsed) as Extra), body, ...r });
+      requests.push({
+        method: call.method,
+        path,
+        ...(vendor.recordExtra?.(parsed) as Extra),
+        body,
+        at,
+        ...r,
+      });
 
     const aside = vendor.aside(call, res);
     if (aside) {

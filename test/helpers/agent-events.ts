@@ -15,6 +15,7 @@ const LISTED: Record<AgentEvent['type'], true> = {
   retry: true,
   result: true,
   error: true,
+  usage_limit: true,
 };
 
 export const AGENT_EVENT_TYPES: ReadonlySet<string> = new Set(Object.keys(LISTED));

@@ -166,6 +166,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0005_processes',
       '0006_dependencies',
       '0007_stats',
+      '0008_usage_limits',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { usageLimitFromMessage } from '../usage-limit.ts';
 import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().int().nonnegative();
@@ -194,7 +195,9 @@ export function createCodexParser(): LineParser {
         const parsed = turnFailed.safeParse(value);
         if (!parsed.success) return fail('turn.failed line', parsed.error, raw);
         const message = parsed.data.error?.message ?? 'turn failed';
+        const limit = usageLimitFromMessage(message);
         return [
+          ...(limit ? [{ type: 'usage_limit' as const, ...limit }] : []),
           {
             type: 'result',
             ok: false,

@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type TokenCounts, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { usageLimitFromMessage } from '../usage-limit.ts';
 import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().int().nonnegative();
@@ -163,7 +164,9 @@ export function createGeminiParser(): LineParser {
         const parsed = resultLine.safeParse(value);
         if (!parsed.success) return fail('result line', parsed.error, raw);
         const ok = parsed.data.status === 'success';
+        const limit = ok ? null : usageLimitFromMessage(parsed.data.error?.message ?? '');
         return [
+          ...(limit ? [{ type: 'usage_limit' as const, ...limit }] : []),
           {
             type: 'result',
             ok,

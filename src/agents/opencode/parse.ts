@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { emptyUsage, type AgentEvent, type LineParser, type Usage } from '../events.ts';
 import { errorEvent, guarded, readJsonLine, schemaError } from '../json-line.ts';
+import { usageLimitFromMessage } from '../usage-limit.ts';
 import { boundedParser } from '../stream-json.ts';
 
 const count = z.number().nonnegative();
@@ -146,7 +147,13 @@ export function createOpenCodeParser(): LineParser {
         if (!parsed.success) return [...events, ...fail('error line', parsed.error, raw)];
         const e = parsed.data.error;
         const message = e?.data?.message ?? e?.message ?? e?.name ?? 'error';
-        return [...events, errorEvent(e?.name ? `${e.name}: ${message}` : message, raw)];
+        const text = e?.name ? `${e.name}: ${message}` : message;
+        const limit = usageLimitFromMessage(text);
+        return [
+          ...events,
+          ...(limit ? [{ type: 'usage_limit' as const, ...limit }] : []),
+          errorEvent(text, raw),
+        ];
       }
       default:
         // step_start, reasoning and kinds added later.

@@ -32,6 +32,12 @@ export async function statusText(ctx: OrchContext, asJson: boolean): Promise<str
       ),
     );
   }
+  for (const p of s.paused_adapters)
+    lines.push(
+      `paused: ${p.adapter}${p.credential ? ` (credential ${p.credential})` : ''} by a usage limit${
+        p.window ? ` (${p.window})` : ''
+      } until ${p.until.slice(0, 16).replace('T', ' ')} UTC${p.task ? `, hit by ${p.task}` : ''}`,
+    );
   for (const o of s.outbox)
     lines.push(
       `outbox ${o.channel}: ${o.sent} sent, ${o.pending} pending${o.dead ? `, ${o.dead} DEAD` : ''}`,

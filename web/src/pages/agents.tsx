@@ -54,6 +54,26 @@ export function Agents() {
           </div>
         )}
       </Section>
+      {queue.data && queue.data.paused_adapters.length > 0 && (
+        <Section title="Paused by usage limits">
+          <ul class="paused-adapters">
+            {queue.data.paused_adapters.map((p) => (
+              <li key={`${p.adapter}/${p.credential ?? ''}`}>
+                <Pill kind="waiting">{p.adapter}</Pill> {p.credential ? `credential ${p.credential} ` : ''}
+                {p.window ? `(${p.window}) ` : ''}resumes {clock(p.until)} (in{' '}
+                {duration(Math.max(0, Date.parse(p.until) - now))})
+                {p.task && (
+                  <>
+                    {' '}
+                    — hit by <a href={`#/tasks/${encodeURIComponent(p.task)}`}>{p.task}</a>
+                  </>
+                )}
+                {p.message && <div class="muted small">{p.message}</div>}
+              </li>
+            ))}
+          </ul>
+        </Section>
+      )}
       <Section title={`Queue (${queue.data?.depth ?? 0})`}>
         <ErrorNote error={queue.error} />
         {queue.data && queue.data.jobs.length === 0 && <p class="muted">the queue is empty</p>}
