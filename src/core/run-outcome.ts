@@ -29,7 +29,9 @@ export type RunOutcome =
   | 'interrupted'
   | 'reaped'
   /** Stopped by orch when its cost crossed the task's remaining budget. */
-  | 'over_budget';
+  | 'over_budget'
+  /** Stopped by a person's message (`orch task say --now`): not a try; the stage runs again with it. */
+  | 'redirected';
 
 export function classifyRun(f: ProcessFacts): RunOutcome {
   if (f.spawnError) return 'spawn_error';

@@ -393,6 +393,18 @@ function m0005(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * `orch task say --now`: the message a running job is asked to stop for. The worker holding the
+ * job reads it with its heartbeat; a claim clears it, so one message stops at most one run.
+ */
+function m0008(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').addColumn('interrupt_message_id', 'integer').execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -403,6 +415,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0005_processes': m0005(dialect),
       '0006_dependencies': m0006(dialect),
       '0007_stats': m0007(),
+      '0008_say_now': m0008(),
     }),
   };
 }
