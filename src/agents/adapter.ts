@@ -75,6 +75,12 @@ export interface AgentAdapter {
   credentials: CredentialSources | null;
   /** Role config keys this adapter honours. */
   supports: ReadonlySet<AdapterFeature>;
+  /**
+   * Whether a run of this role can continue an earlier run's CLI session (`resumeSessionId`), so a
+   * run a person stopped with a message (`orch task say --now`) is resumed rather than started
+   * afresh. Absent: it cannot.
+   */
+  resumes?(cfg: AgentConfig): boolean;
 }
 
 /** A role's allowed tools as one `name,name` argument (a variadic flag would swallow the prompt). */

@@ -285,12 +285,25 @@ task
 task
   .command('say <key> <text>')
   .description("write to a task's agent: the message is put in its next run's prompt, once")
+  .option(
+    '--now',
+    'stop the running agent and run its stage again at once with the message (resuming its session)',
+  )
   .option('--json', 'print JSON')
-  .action((key: string, text: string, o: { json?: boolean }) =>
+  .action((key: string, text: string, o: { json?: boolean; now?: boolean }) =>
     withContext(async (ctx) => {
       const { sayToTask } = await tasks();
-      const said = await sayToTask(ctx, key, text, process.env.USER ?? 'cli');
-      out(o.json ? json(said) : `${said.key}: message ${said.id} recorded for its next agent run`);
+      const said = await sayToTask(ctx, key, text, process.env.USER ?? 'cli', { now: !!o.now });
+      const recorded = `${said.key}: message ${said.id} recorded`;
+      out(
+        o.json
+          ? json(said)
+          : said.interrupted
+            ? `${recorded}; its running agent (run ${said.interrupted_run_id}) is being stopped, and its stage runs again at once with the message`
+            : o.now
+              ? `${recorded}; no agent is running for it, so nothing was stopped: its next agent run reads it`
+              : `${recorded} for its next agent run`,
+      );
     }, 'lenient'),
   );
 

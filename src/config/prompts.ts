@@ -161,13 +161,32 @@ export interface PromptMessage {
  */
 export function messagesSection(messages: readonly PromptMessage[]): string {
   if (messages.length === 0) return '';
-  const quoted = messages.map(
-    (m) =>
-      `### ${m.created_at}, from ${m.by}\n\n${m.text
-        .replace(/\r\n?/g, '\n')
-        .split('\n')
-        .map((line) => (line ? `> ${line}` : '>'))
-        .join('\n')}`,
-  );
-  return `\n## Messages from a person\n\nA person following this task wrote to you since the last run. Take what they say into account in this run; the instructions above still hold.\n\n${quoted.join('\n\n')}\n`;
+  return `\n## Messages from a person\n\nA person following this task wrote to you since the last run. Take what they say into account in this run; the instructions above still hold.\n\n${quoteMessages(messages)}\n`;
+}
+
+/**
+ * The whole prompt of a run that resumes the CLI session of a run a person stopped to write to
+ * it (`orch task say --now`): the session holds the instructions already, so only their messages,
+ * quoted the same way and marked as theirs.
+ */
+export function resumedSessionPrompt(messages: readonly PromptMessage[]): string {
+  const intro =
+    'orch stopped your run because a person following this task wrote to you. Your instructions still hold: take what they say into account and carry on with the task from where you were.';
+  return messages.length
+    ? `## Messages from a person\n\n${intro}\n\n${quoteMessages(messages)}\n`
+    : `## Carry on\n\norch stopped your run. Your instructions still hold: carry on with the task from where you were.\n`;
+}
+
+/** Each message under its time and author, its lines quoted so it cannot pass for orch's own instructions. */
+function quoteMessages(messages: readonly PromptMessage[]): string {
+  return messages
+    .map(
+      (m) =>
+        `### ${m.created_at}, from ${m.by}\n\n${m.text
+          .replace(/\r\n?/g, '\n')
+          .split('\n')
+          .map((line) => (line ? `> ${line}` : '>'))
+          .join('\n')}`,
+    )
+    .join('\n\n');
 }

@@ -359,6 +359,24 @@ describe('interrupted, internal errors', () => {
     });
   });
 
+  it('a run a person stopped with a message runs again at once, and is no try at all', () => {
+    // Whatever the job's tries, failures and given-back shutdowns, even past every cap.
+    for (const over of [{}, { tries: 9, failures: 2 }, { tries: 3, givenBack: 2 }]) {
+      expect(run(PLAN, task(), cut('human_message', over))).toEqual({
+        kind: 'retry',
+        delayMs: 0,
+        count: 'none',
+        detail: "run 3 was stopped for a person's message: running development again with it",
+        redirected: true,
+      });
+    }
+    // A task that moved on or ended meanwhile is not run again for it.
+    expect(run(PLAN, task({ status: 'cancelled', stage: 'cancelled' }), cut('human_message'))).toMatchObject({
+      kind: 'drop',
+    });
+    expect(run(PLAN, task({ stage: 'review' }), cut('human_message'))).toMatchObject({ kind: 'drop' });
+  });
+
   it('a lost lease writes nothing: the job is another worker’s now', () => {
     expect(run(PLAN, task(), cut('lease_lost'))).toEqual({ kind: 'release' });
   });

@@ -140,7 +140,9 @@ export type InterruptCause =
   /** The reaper ended a run older than `ORCH_REAPER_MAX_RUNNING_S`. */
   | 'reaped'
   /** The worker holding the job died (found at start, or by its lease running out). */
-  | 'worker_lost';
+  | 'worker_lost'
+  /** A person's message asked to stop the run now (`orch task say --now`): not a try at all. */
+  | 'human_message';
 
 export type PipelineEvent =
   /** A worker claimed the job. */
@@ -258,7 +260,15 @@ export type Decision =
       pause?: UsagePause & { adapter: string };
     }
   /** The same job again after a delay. */
-  | { kind: 'retry'; delayMs: number; count: RetryCount; detail: string; feedback?: string }
+  | {
+      kind: 'retry';
+      delayMs: number;
+      count: RetryCount;
+      detail: string;
+      feedback?: string;
+      /** The try was stopped for a person's message: its claim is given back, and not as a shutdown's. */
+      redirected?: boolean;
+    }
   /** To another stage, with a job for it. */
   | {
       kind: 'advance';
@@ -534,6 +544,17 @@ function onRunFailed(
 }
 
 function onInterrupted(plan: Plan, event: Extract<PipelineEvent, { kind: 'interrupted' }>): Decision {
+  // A person stopped the run to say something: the stage runs again at once with their message,
+  // and the try is given back (neither a failure nor an interruption). Each stop takes a message
+  // a person typed (a job honours one stop per message), so this cannot loop on its own.
+  if (event.cause === 'human_message')
+    return {
+      kind: 'retry',
+      delayMs: 0,
+      count: 'none',
+      detail: `run ${event.runId ?? '?'} was stopped for a person's message: running ${event.job.stage} again with it`,
+      redirected: true,
+    };
   // A shutdown gives its try back, as many times as retry.max_interruptions allows a job; past
   // that, shutdowns count like any interruption, so a run that keeps stopping orch (an agent
   // that signals it) cannot be run again at every restart without end.

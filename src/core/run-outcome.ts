@@ -31,7 +31,9 @@ export type RunOutcome =
   /** Stopped by orch when its cost crossed the task's remaining budget. */
   | 'over_budget'
   /** The provider refused work until a reset (a usage or rate limit): not a failed try. */
-  | 'usage_limited';
+  | 'usage_limited'
+  /** Stopped by a person's message (`orch task say --now`): not a try; the stage runs again with it. */
+  | 'redirected';
 
 export function classifyRun(f: ProcessFacts): RunOutcome {
   if (f.spawnError) return 'spawn_error';

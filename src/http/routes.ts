@@ -234,13 +234,21 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       method: 'post',
       path: '/api/tasks/{key}/messages',
       summary:
-        "A person's message to the task: recorded on its timeline and put in its next agent run's prompt, once",
+        "A person's message to the task: recorded on its timeline and put in its next agent run's prompt, once; with `now`, its running agent is stopped and the stage runs again at once with it",
       tag: 'tasks',
       params: KEY,
       body: MessageBody,
-      responses: { 201: 'the message as recorded', ...ERR, 409: 'the task is done or cancelled' },
+      responses: {
+        201: 'the message as recorded, and whether a running agent was asked to stop for it',
+        ...ERR,
+        409: 'the task is done or cancelled',
+      },
       handle: async (c, { params, body }) =>
-        send(c, await sayToTask(ctx, params.key!, body.text, body.by ?? 'api'), 201),
+        send(
+          c,
+          await sayToTask(ctx, params.key!, body.text, body.by ?? 'api', { now: body.now ?? false }),
+          201,
+        ),
     }),
     endpoint({
       method: 'get',

@@ -42,13 +42,17 @@ export const ApproveBody = z.strictObject({
   by: z.string().trim().min(1).max(100).optional(),
 });
 
-/** A person's message to a task's next agent run (`by` defaults to `api`). */
+/**
+ * A person's message to a task's next agent run (`by` defaults to `api`); `now` stops the running
+ * agent and runs its stage again at once with the message (`orch task say --now`).
+ */
 export const MessageBody = z.strictObject({
   text: z
     .string()
     .refine((t) => t.trim().length > 0, 'must not be empty')
     .refine((t) => t.length <= MAX_MESSAGE_CHARS, `at most ${MAX_MESSAGE_CHARS} characters`),
   by: z.string().trim().min(1).max(100).optional(),
+  now: z.boolean().optional(),
 });
 
 /** Actions without parameters accept no body, or `{}`. */

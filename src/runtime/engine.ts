@@ -17,7 +17,7 @@ import { parseVerdict, verdictFeedback } from '../core/verdict.ts';
 import { landViaForge } from './forge-land.ts';
 import { createForge } from '../trackers/index.ts';
 import type { PullRequest } from '../trackers/types.ts';
-import { launchRun, type LaunchLimits, type LaunchResult } from './launcher.ts';
+import { launchRun, resumableSession, type LaunchLimits, type LaunchResult } from './launcher.ts';
 import {
   commitAll,
   discardUncommitted,
@@ -104,7 +104,9 @@ function runFinish(res: LaunchResult, signal: AbortSignal): RunFinish {
         ? 'cancelled'
         : reason === 'reaped'
           ? 'reaped'
-          : res.outcome;
+          : reason === 'redirect'
+            ? 'redirected'
+            : res.outcome;
   return { exitCode: res.exitCode, outcome, resultText: res.resultText, error: res.error };
 }
 
@@ -194,9 +196,17 @@ export class Engine {
       await this.runGates(task, job, rt, plan, worktree, signal);
       return;
     }
+    // A run a person stopped with a message (`orch task say --now`) is continued in its CLI
+    // session where the adapter can resume it and the session is here: its edits are kept.
+    const resumeSessionId =
+      from === 'run' && plan.kind === 'agent' && lastRun && this.ranHere(lastRun, task)
+        ? resumableSession(rt, task, role, lastRun)
+        : null;
+    if (resumeSessionId)
+      this.deps.log.info(`${task.key}: resuming the session of run ${lastRun?.id} with a person's message`);
     // Before a run, whatever an unfinished run left is dropped; a run that already ended ok
     // (orch died before its decision) keeps its work, which is committed now.
-    if (from === 'run' && !knownClean && (await discardUncommitted(worktree)))
+    else if (from === 'run' && !knownClean && (await discardUncommitted(worktree)))
       this.deps.log.info(`${task.key}: discarded uncommitted changes an unfinished run left in ${worktree}`);
     if (job.stage === 'development' && from === 'run') {
       const conflicts = await reopenMergeConflict(worktree, rt.project.base_branch);
@@ -219,7 +229,7 @@ export class Engine {
       const res =
         plan.kind === 'command'
           ? await runCommandStage(this.deps.ctx, rt, task, job, plan, worktree, this.deps.workerId, signal)
-          : await this.launchAgent(task, job, rt, plan, worktree, signal);
+          : await this.launchAgent(task, job, rt, plan, worktree, signal, resumeSessionId);
       // A run is closed the moment its process ends: whatever comes next is not part of it.
       let finish = runFinish(res, signal);
       // Killed by a cancel before the heartbeat could tell us: it was the cancel.
@@ -328,6 +338,7 @@ export class Engine {
     plan: StagePlan,
     worktree: string,
     signal: AbortSignal,
+    resumeSessionId: string | null,
   ): Promise<LaunchResult> {
     const role = plan.role!;
     const attempts = (await this.store.attemptsOfTask(task.id)).length;
@@ -351,6 +362,7 @@ export class Engine {
       signal,
       log: this.deps.log,
       remainingUsd,
+      resumeSessionId,
       ...(plan.template ? { promptTemplate: plan.template } : {}),
       ...(this.deps.limits ? { limits: this.deps.limits } : {}),
       onEvent: (runId, event) => {
@@ -381,8 +393,9 @@ export class Engine {
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     // A cancelled job is closed already; a lost lease is another worker's to count.
     if (reason === 'cancel' || reason === 'lease_lost') return;
-    if (reason === 'shutdown' || reason === 'reaped') {
-      await this.report(job, { kind: 'interrupted', cause: reason, runId: res.runId });
+    if (reason === 'shutdown' || reason === 'reaped' || reason === 'redirect') {
+      const cause = reason === 'redirect' ? 'human_message' : reason;
+      await this.report(job, { kind: 'interrupted', cause, runId: res.runId });
       return;
     }
     // The provider's usage limit: the adapter pauses until the reset; the try is not counted.
@@ -567,11 +580,18 @@ export class Engine {
     });
   }
 
-  /** A job stopped between steps: shutdown gives its try back; a cancel or a lost lease leaves it be. */
+  /**
+   * A job stopped between steps: shutdown (and a person's message that came as its run ended)
+   * gives its try back; a cancel or a lost lease leaves it be.
+   */
   private async abandoned(job: Job, signal: AbortSignal): Promise<void> {
     const reason = signal.reason as AbortReason;
-    if (reason === 'shutdown' || reason === 'reaped')
-      await this.report(job, { kind: 'interrupted', cause: reason, runId: null });
+    if (reason === 'shutdown' || reason === 'reaped' || reason === 'redirect')
+      await this.report(job, {
+        kind: 'interrupted',
+        cause: reason === 'redirect' ? 'human_message' : reason,
+        runId: null,
+      });
   }
 
   /** What an attempt judged by the development stage's own gates records: the diff and the run's figures. */

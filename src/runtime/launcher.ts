@@ -27,7 +27,7 @@ import { runAgentProcess } from './process/run-agent-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
-import { messagesSection, renderPrompt } from '../config/prompts.ts';
+import { messagesSection, renderPrompt, resumedSessionPrompt } from '../config/prompts.ts';
 import { replaceFile } from '../io/worktree-files.ts';
 import type { PromptTemplate } from '../config/prompts.ts';
 import type { Logger } from './logger.ts';
@@ -90,8 +90,34 @@ export interface LaunchRequest {
    * (parsed when the config loaded), or its text.
    */
   promptTemplate?: string | PromptTemplate;
-  /** A CLI session to continue (adapters that support resume); default a new session. */
+  /**
+   * A CLI session to continue (adapters that support resume); default a new session. The prompt
+   * is then the person's messages only ({@link resumedSessionPrompt}): the session holds the rest.
+   */
   resumeSessionId?: string | null;
+}
+
+/** A role's config as a task's runs use it: the role's, with the task's variant (from its key alone). */
+export function roleConfigFor(rt: Pick<ProjectRuntime, 'config'>, task: Pick<Task, 'key'>, role: Role) {
+  const variant = assignVariant(rt.config.agents[role].variants, task.key, role);
+  return { variant, cfg: withVariant(rt.config.agents[role], variant) };
+}
+
+/**
+ * Whether a role's next run can continue `run`'s CLI session: a run a person stopped with a
+ * message (`orch task say --now`) whose session id is known, of the same role and adapter, one
+ * that can resume. The caller checks the session is at hand (the run's home and host).
+ */
+export function resumableSession(
+  rt: Pick<ProjectRuntime, 'config'>,
+  task: Pick<Task, 'key'>,
+  role: Role,
+  run: { outcome: string | null; session_id: string | null; agent: string; adapter: string | null },
+): string | null {
+  if (run.outcome !== 'redirected' || !run.session_id || run.agent !== role) return null;
+  const { cfg } = roleConfigFor(rt, task, role);
+  if (run.adapter !== cfg.adapter) return null;
+  return adapterFor(cfg.adapter).resumes?.(cfg) ? run.session_id : null;
 }
 
 /** What a run's argv and env are built from, besides the role config (see {@link LaunchVars}). */
@@ -142,8 +168,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   const { ctx, rt, task, job, role, log } = req;
   const { store } = ctx;
   // The task's variant of the role (from its key alone, so a retry keeps it) overrides the role's keys.
-  const variant = assignVariant(rt.config.agents[role].variants, task.key, role);
-  const cfg = withVariant(rt.config.agents[role], variant);
+  const { variant, cfg } = roleConfigFor(rt, task, role);
   const limits = req.limits ?? { ...DEFAULT_LIMITS, resultGraceMs: ctx.settings.resultGraceMs };
   const warn = (message: string) => log.warn(message, { task: task.key, role });
   const timeoutS = runTimeoutS(rt.config, req.stage ?? null, role, warn);
@@ -178,6 +203,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
 
   // A person's messages not yet in front of a run come after the stage's instructions (once each).
   const messages = (await store.humanMessages(task.id)).filter((m) => m.delivered_run_id === null);
+  const resumeSessionId = req.resumeSessionId ?? null;
   const rendered = renderPrompt(
     role,
     {
@@ -191,7 +217,11 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
     req.promptTemplate,
   );
-  const prompt = messages.length ? `${rendered.trimEnd()}\n${messagesSection(messages)}` : rendered;
+  const prompt = resumeSessionId
+    ? resumedSessionPrompt(messages)
+    : messages.length
+      ? `${rendered.trimEnd()}\n${messagesSection(messages)}`
+      : rendered;
   try {
     // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
     await replaceFile(promptFile, prompt);
@@ -242,7 +272,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
       effort,
       worktree: req.worktree,
       key: task.key,
-      resumeSessionId: req.resumeSessionId ?? null,
+      resumeSessionId,
       maxBudgetUsd: remainingUsd,
     },
     cfg,
@@ -266,6 +296,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   let result: Extract<AgentEvent, { type: 'result' }> | null = null;
   let lastUsage: Usage | null = null;
   let pendingPid: Promise<void> = Promise.resolve();
+  let pendingSession: Promise<void> = Promise.resolve();
   let retries = 0;
   let limit: UsageLimit | null = null;
   const pendingRetries: Promise<void>[] = [];
@@ -285,6 +316,13 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
         window: limit?.window ?? event.window,
         message: event.message,
       };
+    // Recorded at once, not only with the final usage: a run stopped early can still be resumed.
+    if (event.type === 'started' && event.sessionId) {
+      const sessionId = event.sessionId;
+      pendingSession = store
+        .setRunSession(runId, sessionId)
+        .catch((e: unknown) => log.warn(`could not record the session of run ${runId}: ${String(e)}`));
+    }
     if (event.type === 'usage') {
       lastUsage = event.usage;
       const cost = costSoFar(event.usage);
@@ -341,6 +379,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
   });
   await pendingPid;
+  await pendingSession;
   await Promise.all(pendingRetries);
   const finalResult = result as Extract<AgentEvent, { type: 'result' }> | null;
   const reported = finalResult?.usage ?? (lastUsage as Usage | null);

@@ -20,5 +20,8 @@ export type ProgressEvent =
   | { kind: 'escalated'; key: string; reason: string; detail: string; packetPath: string }
   | { kind: 'done'; key: string };
 
-/** Why a running job was asked to stop. */
-export type AbortReason = 'shutdown' | 'cancel' | 'lease_lost' | 'reaped';
+/**
+ * Why a running job was asked to stop. `redirect`: a person's message asked to stop its run now
+ * (`orch task say --now`); the stage runs again at once with it.
+ */
+export type AbortReason = 'shutdown' | 'cancel' | 'lease_lost' | 'reaped' | 'redirect';

@@ -208,10 +208,25 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Renews the leases of the jobs worked here, and stops those that must stop: a job no longer
+   * ours (cancelled, or reclaimed), and one whose run a person's message asked to stop (`say --now`).
+   */
   private async heartbeat(leaseMs: number): Promise<void> {
     for (const a of this.active.values()) {
-      const mine = await this.opts.ctx.store.heartbeat(a.job.id, this.workerId, leaseMs).catch(() => true);
-      if (mine || a.controller.signal.aborted) continue;
+      const lease = await this.opts.ctx.store
+        .renewLease(a.job.id, this.workerId, leaseMs)
+        .catch(() => ({ held: true, interruptMessageId: null }));
+      if (a.controller.signal.aborted) continue;
+      if (lease.held) {
+        if (lease.interruptMessageId !== null) {
+          this.opts.log.info(
+            `job ${a.job.id} (${a.job.stage}): stopping its run for message ${lease.interruptMessageId}`,
+          );
+          a.controller.abort('redirect' satisfies AbortReason);
+        }
+        continue;
+      }
       const job = await this.opts.ctx.store.getJob(a.job.id);
       a.controller.abort((job?.status === 'cancelled' ? 'cancel' : 'lease_lost') satisfies AbortReason);
     }

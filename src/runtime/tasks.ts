@@ -126,18 +126,26 @@ export interface SaidMessage {
   text: string;
   by: string;
   created_at: string;
+  /** With `now`: whether a running agent run was asked to stop for it (false: none was running). */
+  interrupted: boolean;
+  /** The run asked to stop, or null. */
+  interrupted_run_id: number | null;
 }
 
 /**
  * A person's message to a task: recorded now (a `human_message` event), put in front of the
- * task's next agent run (runtime/launcher.ts), once. Refused: an empty or over-long text, one with
- * control characters, an unknown task, a task done or cancelled.
+ * task's next agent run (runtime/launcher.ts), once. With `now`, the task's running agent run is
+ * stopped (by its worker, at its next heartbeat) and its stage runs again at once with the
+ * message, resuming the stopped run's CLI session where the adapter can; without a running agent
+ * it is recorded like any message. Refused: an empty or over-long text, one with control
+ * characters, an unknown task, a task done or cancelled.
  */
 export async function sayToTask(
   ctx: OrchContext,
   key: string,
   text: string,
   by: string,
+  opts: { now?: boolean } = {},
 ): Promise<SaidMessage> {
   if (!text.trim()) throw new OrchError('invalid_argument', 'a message needs a non-empty text');
   if (text.length > MAX_MESSAGE_CHARS)
@@ -150,8 +158,16 @@ export async function sayToTask(
       'invalid_argument',
       'a message may not hold control characters (NUL, escape sequences); tab and newlines are fine',
     );
-  const said = await writer(ctx).say(key, text, by);
-  return { key: said.task.key, id: said.id, text, by, created_at: said.created_at };
+  const said = await writer(ctx).say(key, text, by, opts.now ?? false);
+  return {
+    key: said.task.key,
+    id: said.id,
+    text,
+    by,
+    created_at: said.created_at,
+    interrupted: said.stopping !== null,
+    interrupted_run_id: said.stopping?.id ?? null,
+  };
 }
 
 export function approveTask(ctx: OrchContext, key: string, by = 'cli'): Promise<Task> {

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import type { Executor } from '../store/store.ts';
-import type { Job, Task } from '../store/schema.ts';
+import type { AgentRun, Job, Task } from '../store/schema.ts';
 import {
   decide,
   type Decision,
@@ -223,9 +223,17 @@ export class Transitions {
   /**
    * `orch task say`: a person's message, recorded on the task's timeline for its next agent run.
    * Not a change of stage or status, so `decide` is not asked; the task's row is locked so a
-   * cancel or the last step to done cannot slip in between the check and the write.
+   * cancel or the last step to done cannot slip in between the check and the write. With `now`,
+   * the task's running agent run (if any) is asked to stop: its worker's heartbeat reads the
+   * request on the job and stops it, and the writer runs the stage again at once (`decide`'s
+   * answer to the `interrupted` event with cause `human_message`).
    */
-  async say(key: string, text: string, by: string): Promise<{ task: Task; id: number; created_at: string }> {
+  async say(
+    key: string,
+    text: string,
+    by: string,
+    now = false,
+  ): Promise<{ task: Task; id: number; created_at: string; stopping: AgentRun | null }> {
     const found = await this.store.getTaskByKey(key);
     return this.store.tx(async (tx) => {
       const task = await this.store.lockTask(tx, found.id);
@@ -234,8 +242,13 @@ export class Transitions {
           'invalid_state',
           `${task.key} is already ${task.stage}: no agent will run for it again to read a message`,
         );
-      const event = await this.store.insertEvent(tx, task.id, 'human_message', { text, by });
-      return { task, ...event };
+      const event = await this.store.insertEvent(tx, task.id, 'human_message', {
+        text,
+        by,
+        ...(now ? { now: true } : {}),
+      });
+      const stopping = now ? await this.store.requestInterrupt(tx, task.id, event.id) : null;
+      return { task, ...event, stopping };
     });
   }
 
@@ -421,8 +434,13 @@ export class Transitions {
           ...(d.feedback !== undefined ? { feedback: d.feedback } : {}),
         });
         // A try given back (a shutdown) is not counted, but remembered: there is a cap on those too.
+        // One stopped for a person's message is not a shutdown's: each took a message of theirs.
         if (d.count === 'none' && job)
-          await store.appendEvent(tx, task.id, 'try_given_back', { job_id: job.id, stage: task.stage });
+          await store.appendEvent(tx, task.id, d.redirected ? 'run_redirected' : 'try_given_back', {
+            job_id: job.id,
+            stage: task.stage,
+            ...(d.redirected ? { run_id: job.run_id } : {}),
+          });
         if (d.count !== 'none')
           await store.appendEvent(tx, task.id, d.count === 'failure' ? 'run_failed' : 'job_requeued', {
             run_id: job?.run_id ?? null,

@@ -394,10 +394,22 @@ function m0005(dialect: Dialect): Migration {
 }
 
 /**
+ * `orch task say --now`: the message a running job is asked to stop for. The worker holding the
+ * job reads it with its heartbeat; a claim clears it, so one message stops at most one run.
+ */
+function m0008(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('jobs').addColumn('interrupt_message_id', 'integer').execute();
+    },
+  };
+}
+
+/**
  * Usage limits: an adapter (per credential) paused until its provider's reset. Jobs carry the
  * credential of their role's agent, so a pause holds back exactly the work that would hit it.
  */
-function m0008(): Migration {
+function m0009(): Migration {
   return {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('jobs').addColumn('credential', 'text').execute();
@@ -427,7 +439,8 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0005_processes': m0005(dialect),
       '0006_dependencies': m0006(dialect),
       '0007_stats': m0007(),
-      '0008_usage_limits': m0008(),
+      '0008_say_now': m0008(),
+      '0009_usage_limits': m0009(),
     }),
   };
 }

@@ -121,6 +121,11 @@ export interface JobsTable {
   attempts: number;
   /** Tries that ended with a recorded failure; the other tries before the current one were cut off. */
   failures: Generated<number>;
+  /**
+   * A person's message (`human_message` event id) the running try is asked to stop for
+   * (`orch task say --now`); the holder's heartbeat reads it, a claim clears it.
+   */
+  interrupt_message_id: number | null;
   run_after: string;
   lease_owner: string | null;
   lease_expires_at: string | null;

@@ -480,6 +480,8 @@ export class Store {
         lease_expires_at: this.clock(leaseMs),
         started_at: this.clock(),
         attempts: eb('attempts', '+', 1),
+        // A stop asked of an earlier try is not this one's.
+        interrupt_message_id: null,
       }))
       .where(
         this.dialect === 'postgres'
@@ -496,14 +498,50 @@ export class Store {
 
   /** Extends a lease; false when the job is no longer ours (reclaimed or cancelled). */
   async heartbeat(jobId: number, owner: string, leaseMs: number): Promise<boolean> {
-    const res = await this.db
+    return (await this.renewLease(jobId, owner, leaseMs)).held;
+  }
+
+  /**
+   * Extends a lease, in one statement, and reads what the holder must act on: whether the job is
+   * still ours, and the person's message its running try is asked to stop for (`say --now`).
+   */
+  async renewLease(
+    jobId: number,
+    owner: string,
+    leaseMs: number,
+  ): Promise<{ held: boolean; interruptMessageId: number | null }> {
+    const row = await this.db
       .updateTable('jobs')
       .set({ lease_expires_at: this.clock(leaseMs) })
       .where('id', '=', jobId)
       .where('lease_owner', '=', owner)
       .where('status', '=', 'running')
+      .returning('interrupt_message_id')
       .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    return { held: row !== undefined, interruptMessageId: row?.interrupt_message_id ?? null };
+  }
+
+  /**
+   * Asks the task's running job to stop its try for a person's message (`say --now`), when the
+   * job is running an agent now. Returns that run, or null when no agent is running for the task.
+   */
+  async requestInterrupt(tx: Executor, taskId: number, messageId: number): Promise<AgentRun | null> {
+    const job = await this.liveJobOf(taskId, tx);
+    if (job?.status !== 'running' || job.run_id === null) return null;
+    const run = await tx
+      .selectFrom('agent_runs')
+      .selectAll()
+      .where('id', '=', job.run_id)
+      .where('job_id', '=', job.id)
+      .where('status', '=', 'running')
+      // An agent's: a command stage reads no message.
+      .where('adapter', '!=', 'command-stage')
+      // A run of this try (a run of an earlier try of the job may be left running by a dead worker).
+      .where('started_at', '>=', job.started_at ?? '')
+      .executeTakeFirst();
+    if (!run) return null;
+    await tx.updateTable('jobs').set({ interrupt_message_id: messageId }).where('id', '=', job.id).execute();
+    return run;
   }
 
   async finishJob(
@@ -545,6 +583,7 @@ export class Store {
         lease_owner: null,
         lease_expires_at: null,
         last_error: lastError,
+        interrupt_message_id: null,
         ...(count === 'failure' ? { failures: eb('failures', '+', 1) } : {}),
         ...(count === 'none' ? { attempts: eb('attempts', '-', 1) } : {}),
       }))
@@ -697,6 +736,11 @@ export class Store {
 
   async setRunProcess(runId: number, pid: number, pgid: number): Promise<void> {
     await this.db.updateTable('agent_runs').set({ pid, pgid }).where('id', '=', runId).execute();
+  }
+
+  /** The CLI's session id, as soon as the agent reports it: a run stopped early can still be resumed. */
+  async setRunSession(runId: number, sessionId: string): Promise<void> {
+    await this.db.updateTable('agent_runs').set({ session_id: sessionId }).where('id', '=', runId).execute();
   }
 
   /**

@@ -2,17 +2,25 @@
  * Talking to a task (issue 18 part 3): `orch task say` and `POST /api/tasks/{key}/messages`
  * record a person's message; the task's next agent run gets it in its prompt, after the stage's
  * instructions, once; later runs do not repeat it. Refusals: an unknown task, an empty or
- * over-long text, a task done or cancelled.
+ * over-long text, a task done or cancelled. `--now` stops the running agent and runs its stage
+ * again at once with the message (here the scripted agent, which cannot resume a session: the new
+ * run gets the instructions and the message; test/agents/claude-code-say-now.test.ts resumes one).
  */
+import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   cleanupAll,
+  loopState,
   projectWithTask,
   promptOf,
+  rewriteScript,
+  runningRunOf,
   runUntilIdle,
   showTask,
+  sleep,
   taskScript,
   verdict,
+  withContext,
   write,
 } from '../build-loop/loop-kit.ts';
 import { DEVELOP_AND_REVIEW } from '../helpers/kit.ts';
@@ -114,6 +122,86 @@ describe('orch task say', () => {
   });
 });
 
+describe('orch task say --now', () => {
+  it('only records without a running agent; stops a running one, whose stage runs again at once with the message, not counted as a try', async () => {
+    const title = 'redirected';
+    const { project, key } = projectWithTask(title, {
+      config: { pipeline: DEVELOP_AND_REVIEW },
+      script: taskScript(title, {
+        developer: { default: [sleep(120_000)] },
+        reviewer: { default: [verdict('approved')] },
+      }),
+    });
+    const idle = project.orch(['task', 'say', key, 'Before any run.', '--now']);
+    expect(idle.code, idle.stderr).toBe(0);
+    expect(idle.stdout).toContain('no agent is running for it, so nothing was stopped');
+
+    // Heartbeats every second: the worker learns of the message within one.
+    const orch = project.spawnOrch(['run', '--until-idle'], { env: { ORCH_LEASE_TTL_MS: '3000' } });
+    let output = '';
+    orch.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    orch.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = once(orch, 'exit');
+    try {
+      const first = await withContext(project, async (ctx) => {
+        for (let i = 0; i < 600; i++) {
+          const run = runningRunOf(await loopState(ctx, key), 'developer', 1);
+          if (run) return run;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`the developer never started:\n${output}`);
+      });
+      // The agent at work has read its script: the run that follows writes instead of sleeping.
+      rewriteScript(
+        project,
+        taskScript(title, {
+          developer: { default: [write('src/a.txt', 'a\n')] },
+          reviewer: { default: [verdict('approved')] },
+        }),
+      );
+      const now = project.orch(['task', 'say', key, 'Change of plan: write src/a.txt.', '--now', '--json']);
+      expect(now.code, now.stderr).toBe(0);
+      expect(JSON.parse(now.stdout)).toMatchObject({ key, interrupted: true, interrupted_run_id: first.id });
+      const [code] = (await Promise.race([
+        exited,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error(`orch did not finish:\n${output}`)), 60_000),
+        ),
+      ])) as [number | null];
+      expect(code, output).toBe(0);
+    } finally {
+      if (orch.exitCode === null && orch.signalCode === null) orch.kill('SIGKILL');
+    }
+
+    const detail = showTask(project, key);
+    expect(detail.stage).toBe('done');
+    const dev = detail.runs.filter((r) => r.role === 'developer');
+    expect(dev.map((r) => r.outcome)).toEqual(['redirected', 'ok']);
+    // No session to resume: the new run has the stage's instructions, and the message after them.
+    const prompt = promptOf(project, key, dev[1]!);
+    expect(prompt).toContain('## Your job: development');
+    expect(prompt).toContain('> Change of plan: write src/a.txt.');
+    expect(prompt).not.toContain('Before any run.');
+    expect(promptOf(project, key, dev[0]!)).toContain('> Before any run.');
+    expect(detail.messages.map((m) => [m.text, m.delivered_run_id])).toEqual([
+      ['Before any run.', dev[0]!.id],
+      ['Change of plan: write src/a.txt.', dev[1]!.id],
+    ]);
+    // The stopped run was no try: one claim of the development job, no failure, no retry counted.
+    await withContext(project, async (ctx) => {
+      const task = await ctx.store.getTaskByKey(key);
+      const jobs = await ctx.store.db
+        .selectFrom('jobs')
+        .selectAll()
+        .where('task_id', '=', task.id)
+        .where('stage', '=', 'development')
+        .execute();
+      expect(jobs.map((j) => [j.attempts, j.failures])).toEqual([[1, 0]]);
+      expect((await ctx.store.attemptsOfTask(task.id)).map((a) => a.n)).toEqual([1]);
+    });
+  });
+});
+
 describe('POST /api/tasks/{key}/messages', () => {
   it('records a message (201), refuses a bad body (400), an unknown task (404), a cancelled one (409)', async () => {
     const f = await apiFixture();
@@ -122,9 +210,19 @@ describe('POST /api/tasks/{key}/messages', () => {
       const { key } = (await created.json()) as { key: string };
       const ok = await f.post(`/api/tasks/${key}/messages`, { text: 'from the dashboard', by: 'alice' });
       expect(ok.status, await ok.clone().text()).toBe(201);
-      expect(await ok.json()).toMatchObject({ key, text: 'from the dashboard', by: 'alice' });
+      expect(await ok.json()).toMatchObject({
+        key,
+        text: 'from the dashboard',
+        by: 'alice',
+        interrupted: false,
+      });
+      // `now` with no agent running: recorded like any message, and the answer says nothing stopped.
+      const now = await f.post(`/api/tasks/${key}/messages`, { text: 'right now', now: true });
+      expect(now.status, await now.clone().text()).toBe(201);
+      expect(await now.json()).toMatchObject({ key, interrupted: false, interrupted_run_id: null });
 
-      for (const body of [{}, { text: '' }, { text: '  ' }, { text: 'x'.repeat(10_001) }, { text: 1 }]) {
+      const bad = [{}, { text: '' }, { text: '  ' }, { text: 'x'.repeat(10_001) }, { text: 1 }];
+      for (const body of bad) {
         const bad = await f.post(`/api/tasks/${key}/messages`, body);
         expect(bad.status, JSON.stringify(body)).toBe(400);
         const err = (await bad.json()) as { error: { details: { path: string }[] } };
@@ -142,7 +240,13 @@ describe('POST /api/tasks/{key}/messages', () => {
       };
       expect(detail.messages).toEqual([
         expect.objectContaining({ text: 'from the dashboard', by: 'alice', delivered_run_id: null }),
+        expect.objectContaining({ text: 'right now', by: 'api', delivered_run_id: null }),
       ]);
+      const notBoolean = await f.post(`/api/tasks/${key}/messages`, { text: 'hi', now: 'yes' });
+      expect(notBoolean.status).toBe(400);
+      expect(
+        ((await notBoolean.json()) as { error: { details: { path: string }[] } }).error.details[0]!.path,
+      ).toBe('body.now');
 
       expect((await f.post(`/api/tasks/${key}/cancel`)).status).toBe(200);
       const late = await f.post(`/api/tasks/${key}/messages`, { text: 'hi' });

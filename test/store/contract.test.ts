@@ -166,7 +166,8 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0005_processes',
       '0006_dependencies',
       '0007_stats',
-      '0008_usage_limits',
+      '0008_say_now',
+      '0009_usage_limits',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -580,6 +581,61 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
   );
 
   // ------------------------------------------------------------------ runs
+
+  contract(
+    'a stop asked for a message reaches the heartbeat while an agent runs, for that try only',
+    async () => {
+      const t = await taskAt('development', 'developer');
+      const message = await store.tx((tx) =>
+        store.insertEvent(tx, t.id, 'human_message', { text: 'hi', by: 'me' }),
+      );
+      // Queued, no run: nothing to stop.
+      expect(await store.tx((tx) => store.requestInterrupt(tx, t.id, message.id))).toBeNull();
+      const job = (await store.claimJob('w1', 60_000))!;
+      expect(await store.tx((tx) => store.requestInterrupt(tx, t.id, message.id))).toBeNull();
+      const run = (adapter: string) =>
+        store.createRun({
+          taskId: t.id,
+          jobId: job.id,
+          agent: 'developer',
+          stage: 'development',
+          attempt: 1,
+          adapter,
+          timeoutS: 3600,
+          logPath: '',
+          workerId: 'w1',
+        });
+      // A command stage's process reads no message.
+      const command = await run('command-stage');
+      expect(await store.tx((tx) => store.requestInterrupt(tx, t.id, message.id))).toBeNull();
+      await store.tx((tx) =>
+        store.finishRun(tx, command, { outcome: 'ok', exitCode: 0, resultText: null, error: null }),
+      );
+      const agent = await run('claude-code');
+      expect(await store.renewLease(job.id, 'w1', 60_000)).toEqual({ held: true, interruptMessageId: null });
+      expect((await store.tx((tx) => store.requestInterrupt(tx, t.id, message.id)))?.id).toBe(agent);
+      expect(await store.renewLease(job.id, 'w1', 60_000)).toEqual({
+        held: true,
+        interruptMessageId: message.id,
+      });
+      expect(await store.renewLease(job.id, 'w2', 60_000)).toEqual({ held: false, interruptMessageId: null });
+      // The try ends and the job is claimed again: the stop was that try's, not the next one's.
+      await store.tx((tx) =>
+        store.finishRun(tx, agent, { outcome: 'redirected', exitCode: null, resultText: null, error: null }),
+      );
+      await store.tx((tx) => store.requeueJob(tx, job.id, 0, null, 'none'));
+      const again = (await store.claimJob('w1', 60_000))!;
+      expect(again).toMatchObject({ id: job.id, attempts: 1, interrupt_message_id: null });
+      expect(await store.renewLease(job.id, 'w1', 60_000)).toEqual({ held: true, interruptMessageId: null });
+      // The run of the earlier try, were it still marked running, is not this try's to stop.
+      await store.db
+        .updateTable('agent_runs')
+        .set({ status: 'running', started_at: '2000-01-01T00:00:00.000Z' })
+        .where('id', '=', agent)
+        .execute();
+      expect(await store.tx((tx) => store.requestInterrupt(tx, t.id, message.id))).toBeNull();
+    },
+  );
 
   contract('records a run: process, stamp, usage and its end, exactly once', async () => {
     const t = await taskAt('development', 'developer');

@@ -22,4 +22,6 @@ export const claudeCodeAdapter: AgentAdapter = {
     files: (env) => [join(env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? '~', '.claude'), '.credentials.json')],
   },
   supports: new Set(['max_turns', 'allowed_tools', 'system_prompt_append', 'permission_mode', 'effort']),
+  // Its sessions are kept under ~/.claude (CLAUDE_CONFIG_DIR), which outlives the run.
+  resumes: () => true,
 };

@@ -16,4 +16,6 @@ export const codexAdapter: AgentAdapter = {
     files: (env) => [join(env.CODEX_HOME ?? join(env.HOME ?? '~', '.codex'), 'auth.json')],
   },
   supports: new Set(['permission_mode', 'effort', 'system_prompt_append']),
+  // Its sessions are kept under ~/.codex (CODEX_HOME), which outlives the run.
+  resumes: () => true,
 };

@@ -25,4 +25,6 @@ export const openCodeAdapter: AgentAdapter = {
     ],
   },
   supports: new Set(['system_prompt_append', 'permission_mode', 'effort']),
+  // Its session database is in memory (gone with the run) unless the role's env names a file.
+  resumes: (cfg) => Boolean(cfg.env.OPENCODE_DB && cfg.env.OPENCODE_DB !== ':memory:'),
 };
