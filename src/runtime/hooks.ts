@@ -58,7 +58,8 @@ export interface HookRunOptions {
   jobId?: number | null;
   /**
    * The role whose sandbox applies, or null for none; by default the stage's role when the stage
-   * is an agent stage (a command or human stage runs no agent: its hooks run outside, like it).
+   * is an agent stage (a command or human stage runs no agent: its hooks run outside, like it),
+   * and at `created` (the job that makes the worktree) the role of the pipeline's first stage.
    */
   sandboxRole?: Role | null;
 }
@@ -73,7 +74,11 @@ function sandboxRoleOf(rt: ProjectRuntime, opts: HookRunOptions): Role | null {
   if (rt.raw.hooks.sandbox === false) return null;
   let role: Role | null;
   if (opts.sandboxRole !== undefined) role = opts.sandboxRole;
-  else {
+  else if (opts.stage === 'created') {
+    // The worktree is made for the first stage: after_create prepares it for that stage's agent.
+    const first = rt.pipeline.stages[0];
+    role = first?.kind === 'agent' ? first.role : null;
+  } else {
     const stage = rt.pipeline.stages.find((s) => s.name === opts.stage);
     role = stage?.kind === 'agent' && isRole(opts.role) ? opts.role : null;
   }

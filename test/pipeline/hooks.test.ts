@@ -18,6 +18,7 @@ import {
   type ProjectOptions,
   type TempProject,
 } from '../helpers/kit.ts';
+import { serve } from '../helpers/serve.ts';
 
 const bwrap = await bwrapStatus();
 
@@ -237,7 +238,7 @@ describe('workspace hooks', () => {
     expect(hookLogs(p, 'after_create')).toHaveLength(1);
   });
 
-  it('each failed before_run is a hook_failed event, with its output redacted, shown by task show', () => {
+  it('each failed before_run is a hook_failed event, with its output redacted, shown by task show and the API', async () => {
     const secret = 'hunter2-hook-secret';
     const p = setup({
       after_create: INSTALL,
@@ -266,6 +267,24 @@ describe('workspace hooks', () => {
     expect(text.stdout).toMatch(
       /hook before_run \(development\) FAILED at \S+, failing the try: hooks\.before_run failed: exit 2 \(log .*hook-before_run-2\.log\)/,
     );
+    // The API's timeline of the task holds the same events, in order with the failed tries.
+    const server = await serve(p, { MY_REGISTRY_TOKEN: secret });
+    try {
+      const res = await fetch(`${server.url}/api/tasks/T-1/events`);
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(body).not.toContain(secret);
+      const events = JSON.parse(body) as { kind: string; payload: Record<string, unknown> }[];
+      const kinds = events.map((e) => e.kind).filter((k) => k === 'hook_failed' || k === 'run_failed');
+      expect(kinds).toEqual(['hook_failed', 'run_failed', 'hook_failed']);
+      expect(events.find((e) => e.kind === 'hook_failed')!.payload).toMatchObject({
+        hook: 'before_run',
+        fatal: true,
+        output_tail: expect.stringContaining('registry login with [REDACTED] refused') as unknown,
+      });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
   });
 
   it('a hook that ignores SIGTERM and outlives hooks.timeout_s is killed, and fails the try', () => {
@@ -381,9 +400,9 @@ describe.skipIf(!bwrap.ok)(
       return project;
     }
 
-    it("before_run, after_run and before_remove see what the agent sees; a failing after_run is an event saying it ran in the role's sandbox", () => {
+    it("every hook sees what the agent sees; a failing after_run is an event saying it ran in the role's sandbox", () => {
       const p = sandboxed({
-        after_create: INSTALL,
+        after_create: `${INSTALL} && sh probe.sh`,
         before_run: 'sh probe.sh',
         after_run: 'sh probe.sh; exit 4',
         before_remove: 'sh probe.sh',
@@ -393,7 +412,7 @@ describe.skipIf(!bwrap.ok)(
       const agent = report(p.git(['show', 'main:agent-probe.txt']));
       expect(agent).toEqual({ write_root: 'no', read_orch_yaml: 'no', own_network: 'yes', tmpdir: '/tmp' });
       // Each hook saw the same world as the agent: no checkout to read or write, no network.
-      for (const name of ['before_run', 'after_run', 'before_remove'])
+      for (const name of ['after_create', 'before_run', 'after_run', 'before_remove'])
         expect(report(readLog(p, `hook-${name}-1.log`)), name).toEqual(agent);
       expect(readdirSync(p.dir).filter((f) => f.startsWith('escaped-'))).toEqual([]);
 
@@ -413,6 +432,28 @@ describe.skipIf(!bwrap.ok)(
       expect(failure.output_tail).toContain('no network');
       expect(failure.output_tail).toContain('hooks.sandbox: false');
       expect(printed).toContain("T-1: hooks.after_run failed in the developer's sandbox: exit 4");
+    });
+
+    it('a hook whose sandbox cannot be built fails as a command that cannot start, never running outside it', () => {
+      const p = sandboxed({ after_create: INSTALL });
+      const t = run(p, { ORCH_BWRAP: '/nonexistent/bwrap' });
+      expect(t).toMatchObject({
+        stage: 'created',
+        status: 'escalated',
+        terminal_reason: 'agent_failure',
+      });
+      expect(t.runs).toEqual([]);
+      expect(t.hook_failures[0]).toMatchObject({
+        hook: 'after_create',
+        outcome: 'spawn_error',
+        fatal: true,
+        sandbox_role: 'developer',
+      });
+      expect(t.hook_failures[0]!.summary).toMatch(
+        /hooks\.after_create failed in the developer's sandbox: could not start: .*in its sandbox: bwrap \(\/nonexistent\/bwrap\) not found/,
+      );
+      expect(t.feedback).toContain('could not start');
+      expect(existsSync(join(worktree(p), 'vendor'))).toBe(false);
     });
 
     it('hooks.sandbox: false runs the hooks outside the sandbox, the agent still in it', () => {
