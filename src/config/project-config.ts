@@ -201,7 +201,8 @@ export const DEFAULT_HOOK_TIMEOUT_S = 600;
 /**
  * `hooks`: commands run in a task's worktree (docs/configuration.md#hooks): `after_create` once
  * the worktree is made (until it succeeds), `before_run` and `after_run` around every agent run,
- * `before_remove` before orch removes the worktree.
+ * `before_remove` before orch removes the worktree; in the sandbox of the role they prepare for
+ * unless `sandbox: false`.
  */
 export const HooksSchema = z
   .object({
@@ -211,6 +212,11 @@ export const HooksSchema = z
     before_remove: hookCommand.optional(),
     /** Each hook's timeout, seconds. Default 600. */
     timeout_s: positiveInt.optional(),
+    /**
+     * Whether a hook of a sandboxed role runs in that role's sandbox (default true); false runs
+     * every hook outside any sandbox (an install that needs the network a role's sandbox denies).
+     */
+    sandbox: z.boolean().optional(),
   })
   .strict()
   .default({});

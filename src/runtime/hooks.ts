@@ -5,10 +5,15 @@
  * (its own process group, recorded in the store as kind `hook`, ended by the job's abort signal
  * and by the kill ladder on timeout), with the agents' scrubbed environment, and its output goes
  * to `<logsDir>/hook-<name>-<n>.log`, which `orch logs` shows. Deciding what a failure means is
- * the engine's (a failed `after_create` or `before_run` fails the try); this module only runs.
+ * the engine's (a failed `after_create` or `before_run` fails the try); this module runs the hook
+ * and records each failure as a `hook_failed` event on the task's timeline.
  *
- * Hooks run unsandboxed, even for a sandboxed role: an install needs the network and caches a
- * sandbox hides (docs/configuration.md#hooks).
+ * A hook runs in the sandbox of the role whose work it prepares when that role's agent is
+ * sandboxed: it executes what the worktree holds (an install runs the package's scripts, a build
+ * the project's), which an agent may have written, so it must not see more than the agent does.
+ * `before_remove` has no role of its own: it gets the sandbox of the task's last agent run, the
+ * one that left the worktree as it is. `hooks.sandbox: false` runs every hook outside
+ * (docs/configuration.md#hooks).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +26,9 @@ import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
 import { redact, secretValues } from './secrets.ts';
 import { gitDirOf, removeCleanWorktree } from './git.ts';
+import { sandboxForRun } from './sandbox.ts';
+import type { SandboxPlan } from './process/sandbox.ts';
+import { ROLES, type Role } from '../core/stages.ts';
 
 /** Output of a hook kept for its feedback, characters (core/gates.ts `tail` cuts it further). */
 const HOOK_OUTPUT_CHARS = 64_000;
@@ -37,6 +45,8 @@ export interface HookResult {
   /** One line: which hook failed and how (the try's error). */
   summary: string;
   logPath: string;
+  /** The role whose sandbox it ran in, or null when it ran outside any. */
+  sandboxRole: Role | null;
 }
 
 export interface HookRunOptions {
@@ -46,6 +56,43 @@ export interface HookRunOptions {
   signal?: AbortSignal;
   workerId?: string;
   jobId?: number | null;
+  /**
+   * The role whose sandbox applies, or null for none; by default the stage's role when the stage
+   * is an agent stage (a command or human stage runs no agent: its hooks run outside, like it),
+   * and at `created` (the job that makes the worktree) the role of the pipeline's first stage.
+   */
+  sandboxRole?: Role | null;
+}
+
+/** Whether a failed hook fails its try (the engine's rule; `after_run` and `before_remove` only log). */
+const FATAL: ReadonlySet<HookName> = new Set(['after_create', 'before_run']);
+
+const isRole = (role: string): role is Role => (ROLES as readonly string[]).includes(role);
+
+/** The role whose sandbox a hook runs in, or null: see {@link HookRunOptions.sandboxRole}. */
+function sandboxRoleOf(rt: ProjectRuntime, opts: HookRunOptions): Role | null {
+  if (rt.raw.hooks.sandbox === false) return null;
+  let role: Role | null;
+  if (opts.sandboxRole !== undefined) role = opts.sandboxRole;
+  else if (opts.stage === 'created') {
+    // The worktree is made for the first stage: after_create prepares it for that stage's agent.
+    const first = rt.pipeline.stages[0];
+    role = first?.kind === 'agent' ? first.role : null;
+  } else {
+    const stage = rt.pipeline.stages.find((s) => s.name === opts.stage);
+    role = stage?.kind === 'agent' && isRole(opts.role) ? opts.role : null;
+  }
+  return role !== null && rt.config.agents[role].sandbox.enabled ? role : null;
+}
+
+/** Where a hook that ran in a sandbox failed: what it could not have, and the way out. */
+function sandboxNote(rt: ProjectRuntime, role: Role): string {
+  const network = rt.config.agents[role].sandbox.network;
+  return (
+    `The hook ran in the ${role}'s sandbox (agents.${role}.sandbox${network ? '' : ', no network'}): it sees ` +
+    `what the agent sees.${network ? '' : ' An install there needs a cache or vendored dependencies;'} ` +
+    'hooks.sandbox: false runs hooks outside any sandbox (docs/configuration.md#hooks).'
+  );
 }
 
 /** The argv of a hook's command: a string runs with `sh -c`. */
@@ -85,6 +132,15 @@ export async function runHook(
   mkdirSync(logsDir, { recursive: true });
   const logPath = nextLogPath(logsDir, name);
   const env = agentEnv(ctx.env, contractEnv(task, opts.stage, opts.role, worktree), { ORCH_HOOK: name });
+  const sandboxRole = sandboxRoleOf(rt, opts);
+  let sandbox: SandboxPlan | undefined;
+  if (sandboxRole !== null)
+    sandbox = await sandboxForRun(ctx, rt, rt.config.agents[sandboxRole], {
+      worktree,
+      env,
+      argv,
+      promptFile: null,
+    });
   const r = await runOwnedProcess({
     ctx,
     kind: 'hook',
@@ -103,6 +159,7 @@ export async function runHook(
       ...COMMAND_LIMITS,
       outputTailChars: HOOK_OUTPUT_CHARS,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(sandbox ? { sandbox } : {}),
     },
   });
   const shown = typeof command === 'string' ? command : argv.join(' ');
@@ -112,22 +169,48 @@ export async function runHook(
     : r.timedOut
       ? `timed out after ${timeoutS}s (hooks.timeout_s)`
       : `exit ${exit}${r.signal ? ` (${r.signal})` : ''}`;
-  const notes = [r.recordError ?? null].filter((n): n is string => n !== null);
+  const where = sandboxRole === null ? '' : ` in the ${sandboxRole}'s sandbox`;
+  const notes = [r.recordError ?? null, sandboxRole === null ? null : sandboxNote(rt, sandboxRole)].filter(
+    (n): n is string => n !== null,
+  );
   const ok = r.exitCode === 0 && !r.timedOut && !r.canceled && r.spawnError === null;
-  return {
+  const result: HookResult = {
     name,
     ok,
     interrupted: r.canceled,
     timedOut: r.timedOut,
     output: redact(
       tail(
-        `hooks.${name} failed: ${how}\n$ ${shown}\n${r.outputTail}${notes.map((n) => `\n${n}`).join('')}\n(full output: ${logPath})`,
+        `hooks.${name} failed${where}: ${how}\n$ ${shown}\n${r.outputTail}${notes.map((n) => `\n${n}`).join('')}\n(full output: ${logPath})`,
       ),
       secretValues(ctx.env),
     ),
-    summary: `hooks.${name} ${ok ? 'passed' : 'failed'}: ${how} (log ${logPath})`,
+    summary: `hooks.${name} ${ok ? 'passed' : 'failed'}${where}: ${how} (log ${logPath})`,
     logPath,
+    sandboxRole,
   };
+  // A failure orch did not cause is on the task's timeline, fatal or not; one it stopped decided nothing.
+  if (!ok && !r.canceled) {
+    const outcome = r.spawnError ? 'spawn_error' : r.timedOut ? 'timeout' : 'failed';
+    try {
+      await ctx.store.appendEvent(ctx.store.db, task.id, 'hook_failed', {
+        hook: name,
+        stage: opts.stage,
+        role: opts.role || null,
+        outcome,
+        exit_code: r.exitCode,
+        signal: r.signal,
+        fatal: FATAL.has(name),
+        sandbox_role: sandboxRole,
+        summary: result.summary,
+        log_path: logPath,
+        output_tail: result.output,
+      });
+    } catch (error) {
+      result.summary += `; could not record it on the task's timeline: ${(error as Error).message}`;
+    }
+  }
+  return result;
 }
 
 // ------------------------------------------------------------------ after_create's marker
@@ -178,9 +261,12 @@ export async function removeTaskWorktree(
   if (rt.raw.hooks.before_remove === undefined)
     return removeCleanWorktree(rt.project.root_path, worktree, log);
   return removeCleanWorktree(rt.project.root_path, worktree, log, async () => {
+    // No role of its own: the sandbox of the agent that last worked in the worktree, if any.
+    const last = (await ctx.store.runsOfTask(task.id)).at(-1)?.agent ?? '';
     const hook = await runHook(ctx, rt, task, 'before_remove', worktree, {
       stage: task.stage,
       role: '',
+      sandboxRole: isRole(last) ? last : null,
       ...opts,
     });
     if (hook && !hook.ok) log.warn(`${task.key}: ${hook.summary}; removing the worktree anyway`);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OrchContext } from './context.ts';
 import { paths } from './context.ts';
-import type { AgentRun, Attempt, GateResult, Project, Task } from '../store/schema.ts';
+import type { AgentRun, Attempt, GateResult, OrchEvent, Project, Task } from '../store/schema.ts';
 import { LEDGER_FILE } from './ledger.ts';
 import { taskBranch } from './git.ts';
 import { taskDependencies } from './dependencies.ts';
@@ -61,6 +61,27 @@ export const gateView = (g: GateResult) => ({
   finished_at: g.finished_at,
 });
 
+/** A hook's failure (a `hook_failed` event): which hook, how it ended, its output's tail, redacted. */
+export function hookFailureView(e: OrchEvent) {
+  const p = JSON.parse(e.payload) as Record<string, unknown>;
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return {
+    id: e.id,
+    hook: String(p.hook ?? ''),
+    stage: text(p.stage),
+    role: text(p.role),
+    outcome: String(p.outcome ?? 'failed'),
+    exit_code: typeof p.exit_code === 'number' ? p.exit_code : null,
+    signal: text(p.signal),
+    fatal: p.fatal === true,
+    sandbox_role: text(p.sandbox_role),
+    summary: String(p.summary ?? ''),
+    log_path: text(p.log_path),
+    output_tail: String(p.output_tail ?? ''),
+    created_at: e.created_at,
+  };
+}
+
 export const taskSummary = (t: Task, project?: Project) => ({
   key: t.key,
   title: t.title,
@@ -76,12 +97,13 @@ export const taskSummary = (t: Task, project?: Project) => ({
 
 export async function taskDetail(ctx: OrchContext, task: Task) {
   const project = await ctx.store.getProject(task.project_id);
-  const [runs, attempts, gates, dependencies, messages] = await Promise.all([
+  const [runs, attempts, gates, dependencies, messages, hookFailures] = await Promise.all([
     ctx.store.runsOfTask(task.id),
     ctx.store.attemptsOfTask(task.id),
     ctx.store.gatesOfTask(task.id),
     taskDependencies(ctx, task),
     ctx.store.humanMessages(task.id),
+    ctx.store.reports.eventsOfTask(task.id, 'hook_failed'),
   ]);
   const dir = paths.artifacts(project, task);
   const packet = join(dir, 'terminal-packet.md');
@@ -108,6 +130,7 @@ export async function taskDetail(ctx: OrchContext, task: Task) {
     runs: runs.map(runView),
     attempts: attempts.map(attemptView),
     gates: gates.map(gateView),
+    hook_failures: hookFailures.map(hookFailureView),
     messages,
     artifacts: {
       ledger: existsSync(ledger) ? ledger : null,

@@ -139,6 +139,17 @@ export class ReportStore {
     return q.orderBy('events.id').limit(limit).execute();
   }
 
+  /** A task's events of one kind, oldest first. */
+  eventsOfTask(taskId: number, kind: string): Promise<OrchEvent[]> {
+    return this.db
+      .selectFrom('events')
+      .selectAll()
+      .where('task_id', '=', taskId)
+      .where('kind', '=', kind)
+      .orderBy('id')
+      .execute();
+  }
+
   async lastEventId(): Promise<number> {
     const row = await this.db
       .selectFrom('events')

@@ -3,11 +3,14 @@
  * scripted agent: `after_create` prepares what the project's tests need (a module only it makes),
  * `before_run` / `after_run` run around every agent run, `before_remove` before the worktree goes.
  * A failing or hanging `after_create` / `before_run` fails the try with its output as the
- * feedback, and escalates once the retries are spent; `after_run` only logs.
+ * feedback, and escalates once the retries are spent; `after_run` only logs. Every failure is a
+ * `hook_failed` event `orch task show` shows. A sandboxed role's hooks run in its sandbox: they
+ * see what its agent sees (a probe run by both), unless `hooks.sandbox: false`.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { bwrapStatus } from '../../src/runtime/process/sandbox.ts';
 import {
   makeProject,
   processesWith,
@@ -15,6 +18,9 @@ import {
   type ProjectOptions,
   type TempProject,
 } from '../helpers/kit.ts';
+import { serve } from '../helpers/serve.ts';
+
+const bwrap = await bwrapStatus();
 
 vi.setConfig({ testTimeout: 180_000 });
 
@@ -24,7 +30,21 @@ afterEach(() => {
   project = undefined;
 });
 
+interface HookFailure {
+  hook: string;
+  stage: string | null;
+  role: string | null;
+  outcome: string;
+  exit_code: number | null;
+  fatal: boolean;
+  sandbox_role: string | null;
+  summary: string;
+  log_path: string | null;
+  output_tail: string;
+}
+
 interface Shown {
+  hook_failures: HookFailure[];
   stage: string;
   status: string;
   terminal_reason: string | null;
@@ -113,6 +133,20 @@ describe('workspace hooks', () => {
     expect(printed).toMatch(
       /T-1: hooks\.after_run failed: exit 3 \(log .*hook-after_run-1\.log\) \(not fatal\)/,
     );
+    // Not fatal, yet on the task's timeline: the one failure, with its output.
+    expect(t.hook_failures).toEqual([
+      expect.objectContaining({
+        hook: 'after_run',
+        stage: 'development',
+        role: 'developer',
+        outcome: 'failed',
+        exit_code: 3,
+        fatal: false,
+        sandbox_role: null,
+        log_path: join(logsDir(p), 'hook-after_run-1.log'),
+      }),
+    ]);
+    expect(t.hook_failures[0]!.output_tail).toContain('after run of developer');
     // before_remove ran in the worktree, while it still held what after_create made; then it went.
     expect(readLog(p, 'hook-before_remove-1.log')).toMatch(/removing T-1\s+dep\.cjs/);
     expect(existsSync(worktree(p))).toBe(false);
@@ -204,6 +238,55 @@ describe('workspace hooks', () => {
     expect(hookLogs(p, 'after_create')).toHaveLength(1);
   });
 
+  it('each failed before_run is a hook_failed event, with its output redacted, shown by task show and the API', async () => {
+    const secret = 'hunter2-hook-secret';
+    const p = setup({
+      after_create: INSTALL,
+      before_run: `echo "registry login with ${secret} refused"; exit 2`,
+    });
+    const t = run(p, { MY_REGISTRY_TOKEN: secret });
+    expect(t).toMatchObject({ stage: 'development', status: 'escalated', terminal_reason: 'agent_failure' });
+    // The try and its retry: two failures, each failing its try.
+    expect(t.hook_failures).toHaveLength(2);
+    for (const [i, h] of t.hook_failures.entries()) {
+      expect(h).toMatchObject({
+        hook: 'before_run',
+        stage: 'development',
+        role: 'developer',
+        outcome: 'failed',
+        exit_code: 2,
+        fatal: true,
+        log_path: join(logsDir(p), `hook-before_run-${i + 1}.log`),
+      });
+      expect(h.summary).toContain('hooks.before_run failed: exit 2');
+      expect(h.output_tail).toContain('registry login with [REDACTED] refused');
+    }
+    expect(JSON.stringify(t)).not.toContain(secret);
+    const text = p.orch(['task', 'show', 'T-1']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /hook before_run \(development\) FAILED at \S+, failing the try: hooks\.before_run failed: exit 2 \(log .*hook-before_run-2\.log\)/,
+    );
+    // The API's timeline of the task holds the same events, in order with the failed tries.
+    const server = await serve(p, { MY_REGISTRY_TOKEN: secret });
+    try {
+      const res = await fetch(`${server.url}/api/tasks/T-1/events`);
+      expect(res.status).toBe(200);
+      const body = await res.text();
+      expect(body).not.toContain(secret);
+      const events = JSON.parse(body) as { kind: string; payload: Record<string, unknown> }[];
+      const kinds = events.map((e) => e.kind).filter((k) => k === 'hook_failed' || k === 'run_failed');
+      expect(kinds).toEqual(['hook_failed', 'run_failed', 'hook_failed']);
+      expect(events.find((e) => e.kind === 'hook_failed')!.payload).toMatchObject({
+        hook: 'before_run',
+        fatal: true,
+        output_tail: expect.stringContaining('registry login with [REDACTED] refused') as unknown,
+      });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
   it('a hook that ignores SIGTERM and outlives hooks.timeout_s is killed, and fails the try', () => {
     const p = setup(
       { after_create: "trap '' TERM; echo started; sleep 37.25; echo never", timeout_s: 1 },
@@ -274,3 +357,119 @@ describe('workspace hooks', () => {
     );
   });
 });
+
+/**
+ * What a process can do where it runs, one `name=yes|no` a line: write to the project's checkout
+ * (four levels above the worktree), read its orch.yaml, have a network of its own (the task's
+ * title names orch's network namespace), and its TMPDIR.
+ */
+const PROBE = `root=$(cd "$ORCH_WORKTREE/../../../.." && pwd)
+set -- $ORCH_TASK_TITLE
+echo "write_root=$( (echo x > "$root/escaped-\${ORCH_HOOK:-agent}.txt") 2>/dev/null && echo yes || echo no)"
+echo "read_orch_yaml=$(grep -qs project: "$root/orch.yaml" && echo yes || echo no)"
+echo "own_network=$(test "$(readlink /proc/self/ns/net)" != "$2" && echo yes || echo no)"
+echo "tmpdir=$TMPDIR"
+`;
+/** A command agent that runs the probe and leaves its report as its work. */
+const PROBE_AGENT = `sh probe.sh > agent-probe.txt
+echo '{"type":"result","subtype":"success","is_error":false,"result":"probed"}'
+`;
+
+const report = (text: string): Record<string, string> =>
+  Object.fromEntries([...text.matchAll(/^(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+
+describe.skipIf(!bwrap.ok)(
+  `workspace hooks of a sandboxed role${bwrap.ok ? '' : ` (skipped: bubblewrap does not work here: ${bwrap.error})`}`,
+  () => {
+    function sandboxed(hooks: Record<string, unknown>): TempProject {
+      project = makeProject({
+        files: { ...FILES, 'probe.sh': PROBE, 'agent.sh': PROBE_AGENT },
+        config: {
+          pipeline: PIPELINE,
+          agents: {
+            default: { adapter: 'scripted' },
+            developer: { adapter: 'command', command: ['sh', 'agent.sh'], sandbox: true },
+          },
+          budget: { max_attempts: 1 },
+          retry: { base_ms: 100, max_ms: 200, max_retries: 0 },
+          hooks,
+        },
+      });
+      const hostNet = readlinkSync('/proc/self/ns/net');
+      expect(project.orch(['task', 'add', `probe ${hostNet}`]).code).toBe(0);
+      return project;
+    }
+
+    it("every hook sees what the agent sees; a failing after_run is an event saying it ran in the role's sandbox", () => {
+      const p = sandboxed({
+        after_create: `${INSTALL} && sh probe.sh`,
+        before_run: 'sh probe.sh',
+        after_run: 'sh probe.sh; exit 4',
+        before_remove: 'sh probe.sh',
+      });
+      const t = run(p);
+      expect(t).toMatchObject({ stage: 'done', status: 'done' });
+      const agent = report(p.git(['show', 'main:agent-probe.txt']));
+      expect(agent).toEqual({ write_root: 'no', read_orch_yaml: 'no', own_network: 'yes', tmpdir: '/tmp' });
+      // Each hook saw the same world as the agent: no checkout to read or write, no network.
+      for (const name of ['after_create', 'before_run', 'after_run', 'before_remove'])
+        expect(report(readLog(p, `hook-${name}-1.log`)), name).toEqual(agent);
+      expect(readdirSync(p.dir).filter((f) => f.startsWith('escaped-'))).toEqual([]);
+
+      // The failing after_run is on the timeline, not fatal, saying where it ran and the way out.
+      expect(t.hook_failures).toEqual([
+        expect.objectContaining({
+          hook: 'after_run',
+          role: 'developer',
+          exit_code: 4,
+          fatal: false,
+          sandbox_role: 'developer',
+        }),
+      ]);
+      const failure = t.hook_failures[0]!;
+      expect(failure.summary).toContain("hooks.after_run failed in the developer's sandbox: exit 4");
+      expect(failure.output_tail).toContain('write_root=no');
+      expect(failure.output_tail).toContain('no network');
+      expect(failure.output_tail).toContain('hooks.sandbox: false');
+      expect(printed).toContain("T-1: hooks.after_run failed in the developer's sandbox: exit 4");
+    });
+
+    it('a hook whose sandbox cannot be built fails as a command that cannot start, never running outside it', () => {
+      const p = sandboxed({ after_create: INSTALL });
+      const t = run(p, { ORCH_BWRAP: '/nonexistent/bwrap' });
+      expect(t).toMatchObject({
+        stage: 'created',
+        status: 'escalated',
+        terminal_reason: 'agent_failure',
+      });
+      expect(t.runs).toEqual([]);
+      expect(t.hook_failures[0]).toMatchObject({
+        hook: 'after_create',
+        outcome: 'spawn_error',
+        fatal: true,
+        sandbox_role: 'developer',
+      });
+      expect(t.hook_failures[0]!.summary).toMatch(
+        /hooks\.after_create failed in the developer's sandbox: could not start: .*in its sandbox: bwrap \(\/nonexistent\/bwrap\) not found/,
+      );
+      expect(t.feedback).toContain('could not start');
+      expect(existsSync(join(worktree(p), 'vendor'))).toBe(false);
+    });
+
+    it('hooks.sandbox: false runs the hooks outside the sandbox, the agent still in it', () => {
+      const p = sandboxed({ after_create: INSTALL, before_run: 'sh probe.sh', sandbox: false });
+      const t = run(p);
+      expect(t).toMatchObject({ stage: 'done', status: 'done' });
+      expect(report(p.git(['show', 'main:agent-probe.txt']))).toMatchObject({
+        write_root: 'no',
+        own_network: 'yes',
+      });
+      expect(report(readLog(p, 'hook-before_run-1.log'))).toMatchObject({
+        write_root: 'yes',
+        read_orch_yaml: 'yes',
+        own_network: 'no',
+      });
+      expect(existsSync(join(p.dir, 'escaped-before_run.txt'))).toBe(true);
+    });
+  },
+);

@@ -93,6 +93,10 @@ export async function showTaskText(ctx: OrchContext, key: string, asJson: boolea
     );
   }
   for (const g of detail.gates) lines.push(`gate ${g.name} (${g.stage}): ${g.passed ? 'passed' : 'FAILED'}`);
+  for (const h of detail.hook_failures)
+    lines.push(
+      `hook ${h.hook} (${h.stage ?? '–'}) FAILED at ${h.created_at}${h.fatal ? ', failing the try' : ', not fatal'}: ${h.summary}`,
+    );
   // A person's words, shown as text: out() neutralises anything a terminal would act on.
   for (const m of detail.messages)
     lines.push(

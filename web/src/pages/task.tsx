@@ -1,7 +1,7 @@
 /**
  * A task: what it waits for and what waits for it, its stage timeline, runs
  * (role, model · effort, duration, tokens, cost, exit), the live log of a
- * run, the attempt ledger, gate results, the terminal packet, and the actions
+ * run, the attempt ledger, gate results, workspace hooks that failed, the terminal packet, and the actions
  * (cancel, retry with a raised budget, approve), and a person's messages to its next
  * agent run (`orch task say`), with a box to write one.
  */
@@ -166,6 +166,23 @@ export function TaskPage(props: { taskKey: string }) {
           </details>
         ))}
       </Section>
+
+      {d.hook_failures.length > 0 && (
+        <Section title="Hook failures" id="hooks">
+          {d.hook_failures.map((h) => (
+            <details class="gate failed hook-failure" key={h.id}>
+              <summary>
+                <span class="mark">✗</span> {h.hook}{' '}
+                <span class="muted">
+                  ({h.stage ?? '–'}, {clock(h.created_at)}, {h.fatal ? 'failed the try' : 'not fatal'}
+                  {h.sandbox_role ? `, in the ${h.sandbox_role}'s sandbox` : ''})
+                </span>
+              </summary>
+              <pre>{h.output_tail || h.summary}</pre>
+            </details>
+          ))}
+        </Section>
+      )}
 
       {d.artifacts.terminal_packet && <Packet taskKey={d.key} version={d.updated_at} />}
     </main>
