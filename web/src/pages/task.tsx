@@ -247,11 +247,23 @@ function Messages(props: { detail: TaskDetailJson; onSent: () => void }) {
   const [text, setText] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [sending, setSending] = useState(false);
-  const send = async () => {
+  const [note, setNote] = useState<string | null>(null);
+  /** `now`: stop the running agent and run its stage again at once with the message (`task say --now`). */
+  const send = async (now: boolean) => {
     setError(null);
+    setNote(null);
     setSending(true);
     try {
-      await postJson(`/api/tasks/${encodeURIComponent(d.key)}/messages`, { text, by: 'dashboard' });
+      const said = await postJson<{ interrupted?: boolean; interrupted_run_id?: number | null }>(
+        `/api/tasks/${encodeURIComponent(d.key)}/messages`,
+        { text, by: 'dashboard', ...(now ? { now: true } : {}) },
+      );
+      if (now)
+        setNote(
+          said.interrupted
+            ? `stopped run ${said.interrupted_run_id ?? '?'}: the stage runs again with your message`
+            : 'no agent was running: the next run gets your message',
+        );
       setText('');
       props.onSent();
     } catch (err) {
@@ -278,7 +290,7 @@ function Messages(props: { detail: TaskDetailJson; onSent: () => void }) {
           aria-label="Write to the task's next agent run"
           onSubmit={(e) => {
             e.preventDefault();
-            if (text.trim()) void send();
+            if (text.trim()) void send(false);
           }}
         >
           <textarea
@@ -292,8 +304,18 @@ function Messages(props: { detail: TaskDetailJson; onSent: () => void }) {
           <button class="primary" type="submit" disabled={sending || !text.trim()}>
             Send
           </button>
+          <button
+            type="button"
+            class="send-now"
+            title="Stop the running agent (not counted as a try) and run its stage again at once with this message"
+            disabled={sending || !text.trim()}
+            onClick={() => void send(true)}
+          >
+            Send now
+          </button>
         </form>
       )}
+      {note && <p class="muted say-note">{note}</p>}
       <ErrorNote error={error} />
     </div>
   );
