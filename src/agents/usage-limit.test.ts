@@ -12,6 +12,7 @@ const claudeUsageLimit = (line: string): AgentEvent | null =>
   createClaudeCodeParser()(line).find((e) => e.type === 'usage_limit') ?? null;
 import { createCodexParser } from './codex/parse.ts';
 import { createGeminiParser } from './gemini/parse.ts';
+import { createOpenCodeParser } from './opencode/parse.ts';
 import {
   isLimitMessage,
   resetFromClockText,
@@ -124,6 +125,19 @@ describe('Gemini CLI', () => {
     expect(usageLimitFromMessage('RESOURCE_EXHAUSTED: quota; reset after 3h2m1s', NOW)!.resetAt).toBe(
       NOW + (3 * 3600 + 2 * 60 + 1) * 1000,
     );
+  });
+});
+
+describe('OpenCode', () => {
+  it('a session error naming a rate limit is the limit; another error is not', () => {
+    const line = (message: string) =>
+      JSON.stringify({ type: 'error', error: { name: 'APIError', data: { message } } });
+    const parse = createOpenCodeParser();
+    expect(parse(line('Rate limit reached for requests. Please try again in 20s.'))[0]).toMatchObject({
+      type: 'usage_limit',
+      message: 'APIError: Rate limit reached for requests. Please try again in 20s.',
+    });
+    expect(parse(line('fake 400')).map((e) => e.type)).toEqual(['error']);
   });
 });
 
