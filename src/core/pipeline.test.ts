@@ -414,14 +414,19 @@ describe('usage limits', () => {
     message: 'the five_hour limit was reached',
     ...over,
   });
+  const limited = (stage: Stage, over: Partial<JobState> = {}, adapter = 'codex'): PipelineEvent => ({
+    kind: 'usage_limited',
+    job: job(stage, over),
+    runId: 7,
+    adapter,
+    pause: pause(),
+  });
   it('the job waits for the reset, uncounted, and the adapter’s credential is paused', () => {
-    const d = run(PLAN, task({ stage: 'development' }), {
-      kind: 'usage_limited',
-      job: job('development', { tries: 3, failures: 2 }),
-      runId: 7,
-      adapter: 'claude-code',
-      pause: pause(),
-    });
+    const d = run(
+      PLAN,
+      task({ stage: 'development' }),
+      limited('development', { tries: 3, failures: 2 }, 'claude-code'),
+    );
     expect(d).toEqual({
       kind: 'wait',
       status: 'waiting',
@@ -436,32 +441,11 @@ describe('usage limits', () => {
     );
   });
   it('even past every retry cap a limit never escalates; a task that moved on drops it', () => {
-    const d = run(PLAN, task({ stage: 'review' }), {
-      kind: 'usage_limited',
-      job: job('review', { tries: 9, failures: 9 }),
-      runId: 1,
-      adapter: 'codex',
-      pause: pause(),
-    });
-    expect(d.kind).toBe('wait');
-    expect(
-      run(PLAN, task({ stage: 'testing' }), {
-        kind: 'usage_limited',
-        job: job('review'),
-        runId: 1,
-        adapter: 'codex',
-        pause: pause(),
-      }).kind,
-    ).toBe('drop');
-    expect(
-      run(PLAN, task({ stage: 'review', status: 'cancelled' }), {
-        kind: 'usage_limited',
-        job: job('review'),
-        runId: 1,
-        adapter: 'codex',
-        pause: pause(),
-      }).kind,
-    ).toBe('drop');
+    expect(run(PLAN, task({ stage: 'review' }), limited('review', { tries: 9, failures: 9 })).kind).toBe(
+      'wait',
+    );
+    expect(run(PLAN, task({ stage: 'testing' }), limited('review')).kind).toBe('drop');
+    expect(run(PLAN, task({ stage: 'review', status: 'cancelled' }), limited('review')).kind).toBe('drop');
   });
 });
 
