@@ -91,7 +91,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies, processes RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies, processes, adapter_pauses RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -370,6 +370,58 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect(Date.parse(next!)).toBeGreaterThan(Date.now() + 50_000);
     expect(later.id).toBe(1);
   });
+
+  contract(
+    'a usage-limit pause holds back its adapter and credential only, queued now or later',
+    async () => {
+      const dev = await taskAt('development', 'developer');
+      const rev = await taskAt('review', 'reviewer');
+      /** A task whose development job is queued with `credential`. */
+      const developing = async (title: string, credential?: string) => {
+        const t = await store.createTask({ projectId: dev.project_id, title });
+        return store.tx(async (tx) => {
+          await store.cancelJobsOfTask(tx, t.id);
+          const s = spec('development', 'developer');
+          return store.enqueueJob(tx, { task: t, spec: credential ? { ...s, credential } : s, repo: 'app' });
+        });
+      };
+      const own = await developing('own key', 'env:0123456789ab');
+      const pause = (ms: number) =>
+        store.tx((tx) =>
+          store.pauses.pause(tx, {
+            adapter: 'command',
+            credential: '',
+            ms,
+            strikes: 1,
+            window: 'five_hour',
+            message: 'limit',
+            taskKey: dev.key,
+          }),
+        );
+      const first = await pause(60_000);
+      expect(first.fresh).toBe(true);
+      const claimed = await store.claimJobs('w1', 5_000, 10);
+      // The paused credential's job stays; another adapter's and another credential's are taken.
+      expect(claimed.map((j) => j.id).sort()).toEqual([own.id, (await store.liveJobOf(rev.id))!.id].sort());
+      expect(claimed.find((j) => j.id === own.id)?.credential).toBe('env:0123456789ab');
+      expect(await store.nextRunAfter()).toBe(first.until);
+      // A job queued for it while paused waits too; so does one queued again; another credential's does not.
+      const queued = await developing('later');
+      expect((await store.getJob(queued.id))!.run_after).toBe(first.until);
+      await store.tx((tx) => store.requeueJob(tx, own.id, 0, null, 'none'));
+      expect((await store.claimJobs('w1', 5_000, 10)).map((j) => j.id)).toEqual([own.id]);
+      // A live pause is lengthened, never shortened, and announced once.
+      const again = await pause(1_000);
+      expect(again).toEqual({ until: first.until, fresh: false });
+      const longer = await pause(120_000);
+      expect(longer.fresh).toBe(false);
+      expect(longer.until > first.until).toBe(true);
+      expect((await store.getJob(queued.id))!.run_after).toBe(longer.until);
+      expect((await store.pauses.active()).map((p) => [p.adapter, p.credential, p.until_at])).toEqual([
+        ['command', '', longer.until],
+      ]);
+    },
+  );
 
   contract('claims several jobs in one statement, in order, up to the limit', async () => {
     const p = await project();
