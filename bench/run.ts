@@ -8,6 +8,7 @@
  *   ORCH_BENCH_INGEST_MB (200)  ORCH_BENCH_IDLE_AGENTS (200)  ORCH_BENCH_API_TASKS (10000)
  *   ORCH_BENCH_API_RUNS (100000)  ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_STATS_TASKS (10000)
  *   ORCH_BENCH_STATS_RUNS (100000)  ORCH_BENCH_STATS_SAMPLES (10)  ORCH_BENCH_ONLY (comma list of figures)
+ *   ORCH_BENCH_SCALE_TASKS (200)  ORCH_BENCH_SCALE_WORKERS (1,2,4)  ORCH_BENCH_SCALE_CONCURRENCY (2): scale-out.ts
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +31,7 @@ import { statsReport } from '../src/runtime/stats.ts';
 import { createTestDatabase } from '../test/helpers/pg.ts';
 import { sql } from 'kysely';
 import { renderSvg, type Figure } from './chart.ts';
+import { scaleOut } from './scale-out.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const NOOP = join(HERE, 'fixtures', 'noop-agent.sh');
@@ -840,6 +842,7 @@ const FIGURES: [string, () => Promise<Figure[]>][] = [
   ['api', api],
   ['stats', stats],
   ['pg', pgClaims],
+  ['scale', () => scaleOut(join(HERE, 'fixtures'))],
 ];
 
 const results: Figure[] = [];
