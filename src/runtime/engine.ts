@@ -225,6 +225,20 @@ export class Engine {
       if (plan.kind === 'agent') {
         const before = await this.hook(task, job, rt, 'before_run', worktree, signal, role);
         if (before && !before.ok) return this.hookFailed(task, job, before, signal);
+        // Claimed before another run paused its adapter (its worktree, after_create or before_run
+        // took that long): it waits for the reset too, without starting the agent.
+        if (job.adapter) {
+          const paused = await this.store.pauses.live(job.adapter, job.credential ?? '');
+          if (paused) {
+            const limit = {
+              resetAt: Date.parse(paused.until_at),
+              window: paused.window,
+              message: paused.message ?? 'usage limit',
+            };
+            await this.report(job, { kind: 'usage_limited', runId: null, limit });
+            return;
+          }
+        }
       }
       const res =
         plan.kind === 'command'

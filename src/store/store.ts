@@ -516,7 +516,15 @@ export class Store {
       .where('id', '=', jobId)
       .where('lease_owner', '=', owner)
       .where('status', '=', 'running')
-      .returning('interrupt_message_id')
+      // Only while its agent runs: a message that came as the run ended waits for the next run
+      // (the job's gates and landing are never stopped for it).
+      .returning(
+        sql<
+          number | null
+        >`CASE WHEN EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = jobs.run_id AND r.status = 'running') THEN interrupt_message_id ELSE NULL END`.as(
+          'interrupt_message_id',
+        ),
+      )
       .executeTakeFirst();
     return { held: row !== undefined, interruptMessageId: row?.interrupt_message_id ?? null };
   }

@@ -671,6 +671,13 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         interruptMessageId: message.id,
       });
       expect(await store.renewLease(job.id, 'w2', 60_000)).toEqual({ held: false, interruptMessageId: null });
+      // A run that ended before the heartbeat saw the request is not stopped after the fact: its
+      // gates go on, and the message waits for the next run.
+      await store.tx((tx) =>
+        store.finishRun(tx, agent, { outcome: 'ok', exitCode: 0, resultText: null, error: null }),
+      );
+      expect(await store.renewLease(job.id, 'w1', 60_000)).toEqual({ held: true, interruptMessageId: null });
+      await store.db.updateTable('agent_runs').set({ status: 'running' }).where('id', '=', agent).execute();
       // The try ends and the job is claimed again: the stop was that try's, not the next one's.
       await store.tx((tx) =>
         store.finishRun(tx, agent, { outcome: 'redirected', exitCode: null, resultText: null, error: null }),
