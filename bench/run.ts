@@ -107,49 +107,73 @@ async function waitDone(ctx: OrchContext, n: number, timeoutMs: number): Promise
 
 // ---------------------------------------------------------------- dispatch latency
 
+/** Resolves when the task is finished (done, escalated or cancelled): one row read by id, no count. */
+async function waitTaskDone(ctx: OrchContext, id: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const t = await ctx.store.getTask(id);
+    if (['done', 'escalated', 'cancelled'].includes(t.status)) return;
+    if (Date.now() > deadline) throw new Error(`task ${t.key} not finished in ${timeoutMs} ms (${t.status})`);
+    await sleep(20);
+  }
+}
+
+/**
+ * Dispatch latency, `samples` tasks one at a time after `warmup` more: from the moment the
+ * development job is enqueued (SQLite commits before the scheduler can see it) to the
+ * launcher's onSpawn recording the agent's pid, timed by wrapping the store's methods in this
+ * process only. The reference, a bare spawn of the same agent, is taken before each sample, so
+ * both see the machine as loaded as it is.
+ */
+async function dispatchSamples(
+  ctx: OrchContext,
+  samples: number,
+  warmup: number,
+): Promise<{ orch: number[]; reference: number[] }> {
+  const store = ctx.store;
+  const enqueuedAt = new Map<number, number>();
+  const runTask = new Map<number, number>();
+  const latencies: number[] = [];
+  const enqueue = store.enqueueJob.bind(store);
+  store.enqueueJob = async (ex, job) => {
+    const r = await enqueue(ex, job);
+    if (job.spec.stage === 'development') enqueuedAt.set(job.task.id, performance.now());
+    return r;
+  };
+  const createRun = store.createRun.bind(store);
+  store.createRun = async (r) => {
+    const id = await createRun(r);
+    runTask.set(id, r.taskId);
+    return id;
+  };
+  const setRunProcess = store.setRunProcess.bind(store);
+  store.setRunProcess = (runId, pid, pgid) => {
+    const t = enqueuedAt.get(runTask.get(runId)!);
+    if (t !== undefined) latencies.push(performance.now() - t);
+    return setRunProcess(runId, pid, pgid);
+  };
+  const ref: number[] = [];
+  await withScheduler(ctx, 1, async () => {
+    await sleep(300);
+    for (let i = 0; i < samples + warmup; i += 1) {
+      await spawnAndWait([NOOP], (ms) => ref.push(ms));
+      const task = await addTask(ctx, `dispatch ${i}`, {});
+      await waitTaskDone(ctx, task.id, 30_000);
+    }
+  });
+  store.enqueueJob = enqueue;
+  store.createRun = createRun;
+  store.setRunProcess = setRunProcess;
+  return { orch: latencies.slice(warmup), reference: ref.slice(warmup) };
+}
+
 async function dispatch(): Promise<Figure[]> {
   const samples = int('ORCH_BENCH_DISPATCH_SAMPLES', 40);
   const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
   try {
     const ctx = await project.context();
-    const store = ctx.store;
-    // Instrument the store in this process only: when a development job is enqueued
-    // (runnable; SQLite commits before the scheduler can see it), and when the launcher's
-    // onSpawn records the agent's pid.
-    const enqueuedAt = new Map<number, number>();
-    const runTask = new Map<number, number>();
-    const latencies: number[] = [];
-    const enqueue = store.enqueueJob.bind(store);
-    store.enqueueJob = async (ex, job) => {
-      const r = await enqueue(ex, job);
-      if (job.spec.stage === 'development') enqueuedAt.set(job.task.id, performance.now());
-      return r;
-    };
-    const createRun = store.createRun.bind(store);
-    store.createRun = async (r) => {
-      const id = await createRun(r);
-      runTask.set(id, r.taskId);
-      return id;
-    };
-    const setRunProcess = store.setRunProcess.bind(store);
-    store.setRunProcess = (runId, pid, pgid) => {
-      const t = enqueuedAt.get(runTask.get(runId)!);
-      if (t !== undefined) latencies.push(performance.now() - t);
-      return setRunProcess(runId, pid, pgid);
-    };
-    // The reference is taken between orch's samples, so both see the machine as loaded as it is.
-    const ref: number[] = [];
-    await withScheduler(ctx, 1, async () => {
-      await sleep(300);
-      for (let i = 0; i < samples + 5; i += 1) {
-        await spawnAndWait([NOOP], (ms) => ref.push(ms));
-        await addTask(ctx, `dispatch ${i}`, {});
-        await waitDone(ctx, i + 1, 30_000);
-      }
-    });
+    const { orch, reference } = await dispatchSamples(ctx, samples, 5);
     await ctx.close();
-    const orch = latencies.slice(5);
-    const reference = ref.slice(5);
     const p50 = quantile(orch, 0.5);
     const r50 = quantile(reference, 0.5);
     return [
