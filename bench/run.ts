@@ -29,6 +29,8 @@ import { Store } from '../src/store/store.ts';
 import { statsReport } from '../src/runtime/stats.ts';
 import { createTestDatabase } from '../test/helpers/pg.ts';
 import { sql } from 'kysely';
+import { DatabaseSync } from 'node:sqlite';
+import { BOARD_FINISHED_TASKS, BOARD_OPEN_TASKS } from '../src/http/board-lists.ts';
 import { renderSvg, type Figure } from './chart.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -204,9 +206,9 @@ async function dispatch(): Promise<Figure[]> {
 // ---------------------------------------------------------------- pipeline throughput
 
 /** Runs `argv` to its end; rejects when it exits other than 0 (with what it printed on stderr). */
-function runChecked(argv: string[]): Promise<void> {
+function runChecked(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', reject);
@@ -692,6 +694,187 @@ async function api(): Promise<Figure[]> {
   }
 }
 
+// ---------------------------------------------------------------- cost as history grows
+
+/**
+ * Writes a history of `n` finished tasks into a project's store, straight through its schema
+ * (one statement a table, in one transaction): nine in ten done, one in ten cancelled, each
+ * with its three stages' jobs and runs and ten events; the project's task counter goes on
+ * after them. Twenty more tasks are escalated and wait for a person, as a team's would.
+ */
+function seedHistory(dbPath: string, n: number): void {
+  const db = new DatabaseSync(dbPath);
+  const now = new Date().toISOString();
+  const open = 20;
+  try {
+    db.exec('BEGIN');
+    const projectId = (db.prepare('SELECT id FROM projects ORDER BY id LIMIT 1').get() as { id: number }).id;
+    const seq = (count: number) =>
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})`;
+    db.prepare(
+      `${seq(n + open)} INSERT INTO tasks (project_id, key, title, description, stage, status, terminal_reason,
+         version, attempt, created_at, updated_at, started_at, finished_at)
+       SELECT ?, 'T-' || i, 'history task ' || i, 'generated',
+         CASE WHEN i > ${n} THEN 'development' WHEN i % 10 = 0 THEN 'cancelled' ELSE 'done' END,
+         CASE WHEN i > ${n} THEN 'escalated' WHEN i % 10 = 0 THEN 'cancelled' ELSE 'done' END,
+         CASE WHEN i > ${n} THEN 'max_attempts' END, 5, 1, ?, ?, ?, ? FROM n`,
+    ).run(projectId, now, now, now, now);
+    db.prepare('UPDATE projects SET next_task_number = ? WHERE id = ?').run(n + open + 1, projectId);
+    const stages = `(SELECT 'development' AS stage, 'developer' AS agent UNION ALL
+       SELECT 'review', 'reviewer' UNION ALL SELECT 'testing', 'tester')`;
+    db.prepare(
+      `INSERT INTO jobs (task_id, project_id, agent, repo, stage, status, attempts, run_after, started_at,
+         finished_at, created_at, adapter)
+       SELECT t.id, t.project_id, s.agent, 'sample', s.stage, 'done', 1, ?, ?, ?, ?, 'command'
+       FROM tasks t, ${stages} s`,
+    ).run(now, now, now, now);
+    db.prepare(
+      `INSERT INTO agent_runs (task_id, job_id, agent, stage, attempt, adapter, status, outcome, started_at,
+         finished_at, exit_code, input_tokens, output_tokens, cost_usd)
+       SELECT task_id, id, agent, stage, 1, 'command', 'finished', 'ok', ?, ?, 0, 1000, 300, 0.01 FROM jobs`,
+    ).run(now, now);
+    db.prepare(
+      `WITH RECURSIVE k(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM k WHERE j < 10)
+       INSERT INTO events (task_id, kind, payload, created_at, fanned_out)
+       SELECT t.id, CASE k.j % 3 WHEN 0 THEN 'stage_changed' WHEN 1 THEN 'run_started' ELSE 'run_finished' END,
+         '{}', ?, 1 FROM tasks t, k`,
+    ).run(now);
+    db.exec('COMMIT');
+    db.exec('ANALYZE');
+  } finally {
+    db.close();
+  }
+}
+
+/** Starts `orch serve --port 0` in the project and resolves with its address and a stop. */
+async function startServe(project: TempProject, env: Record<string, string> = {}) {
+  const server = spawn(process.execPath, [ORCH_BIN, 'serve', '--port', '0'], {
+    cwd: project.dir,
+    env: { ...project.env, ORCH_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  server.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  server.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const deadline = Date.now() + 60_000;
+  let url: string | undefined;
+  while (!(url = /orch serve: (http:\/\/\S+)/.exec(out)?.[1])) {
+    if (server.exitCode !== null) throw new Error(`orch serve exited (${server.exitCode}): ${out}`);
+    if (Date.now() > deadline) throw new Error(`orch serve did not start: ${out}`);
+    await sleep(50);
+  }
+  return {
+    url,
+    output: () => out,
+    stop: async () => {
+      if (server.exitCode !== null) return;
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await Promise.race([exited, sleep(20_000)]);
+      if (server.exitCode === null) server.kill('SIGKILL');
+    },
+  };
+}
+
+async function history(): Promise<Figure[]> {
+  const sizes = (process.env.ORCH_BENCH_HISTORY ?? '1000,10000,100000').split(',').map(Number);
+  const runs = int('ORCH_BENCH_HISTORY_RUNS', 10);
+  // One project a size, all alive at once: every measure takes its samples size after size, in
+  // turn, so a change in the shared machine's load reaches every size alike.
+  const projects = sizes.map(() => makeProject({ config: pipelineConfig(['development'], NOOP) }));
+  const samples = new Map<string, number[][]>();
+  const add = (name: string, s: number, ms: number) => {
+    if (!samples.has(name))
+      samples.set(
+        name,
+        sizes.map(() => []),
+      );
+    samples.get(name)![s]!.push(ms);
+  };
+  const timed = async (name: string, s: number, body: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await body();
+    add(name, s, performance.now() - t0);
+  };
+  const servers: Awaited<ReturnType<typeof startServe>>[] = [];
+  try {
+    sizes.forEach((size, s) => seedHistory(join(projects[s]!.dir, '.orch', 'orch.db'), size));
+    const contexts = await Promise.all(projects.map((p) => p.context()));
+    // Each round starts at another size: no size always follows the same one.
+    const inTurn = (r: number) => sizes.map((_, i) => (i + r) % sizes.length);
+    for (let r = 0; r < runs; r += 1)
+      for (const s of inTurn(r))
+        for (const ms of (await dispatchSamples(contexts[s]!, 1, r === 0 ? 2 : 0)).orch)
+          add('dispatch latency p50', s, ms);
+    await Promise.all(contexts.map((c) => c.close()));
+    // `orch task list` as a user runs it: a whole process, its start-up included.
+    const list = (s: number) =>
+      runChecked([process.execPath, ORCH_BIN, 'task', 'list'], {
+        cwd: projects[s]!.dir,
+        env: projects[s]!.env,
+      });
+    for (let s = 0; s < sizes.length; s += 1) await list(s);
+    for (let r = 0; r < runs; r += 1)
+      for (const s of inTurn(r)) await timed('`orch task list` (whole process)', s, () => list(s));
+    for (const p of projects) servers.push(await startServe(p));
+    const get = async (s: number, path: string) => {
+      const res = await fetch(`${servers[s]!.url}${path}`);
+      if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+      await res.arrayBuffer();
+      return res;
+    };
+    // What the board reads as it loads: every page of the open tasks, a page of each finished column.
+    const allPages = async (s: number, path: string) => {
+      for (let after: string | null = null; ;) {
+        const res = await get(s, `${path}&limit=500${after ? `&after=${after}` : ''}`);
+        if (!(after = res.headers.get('X-Next-After'))) return;
+      }
+    };
+    const dashboard = async (s: number) => {
+      await get(s, '/');
+      await Promise.all([
+        get(s, '/api/projects'),
+        allPages(s, BOARD_OPEN_TASKS),
+        ...BOARD_FINISHED_TASKS.map((path) => get(s, path)),
+      ]);
+    };
+    for (let r = -1; r < runs; r += 1)
+      for (const s of inTurn(r + 1)) {
+        // Keys spread over the history; the first round warms each server up and is not counted.
+        const key = `T-${1 + (((r + 2) * 7919) % sizes[s]!)}`;
+        const measures: [string, () => Promise<unknown>][] = [
+          ['API task list, first page', () => get(s, '/api/tasks')],
+          ['API task page', () => get(s, `/api/tasks/${key}`)],
+          ["dashboard's first load (page and board data)", () => dashboard(s)],
+        ];
+        for (const [name, body] of measures) {
+          if (r < 0) await body();
+          else await timed(name, s, body);
+        }
+      }
+  } finally {
+    for (const server of servers) await server.stop();
+    for (const p of projects) p.cleanup();
+  }
+  const results: Figure[] = [];
+  for (const [s, size] of sizes.entries())
+    for (const [name, bySize] of samples) {
+      const v = quantile(bySize[s]!, 0.5);
+      const ref = quantile(bySize[0]!, 0.5);
+      const base = s === 0;
+      results.push({
+        name: `${name}, ${size} tasks in the store`,
+        value: round(v),
+        unit: 'ms p50',
+        reference: base ? null : round(ref),
+        ratio: base ? null : round(v / ref),
+        target: base ? 'the reference of the larger histories' : `ratio ≤ 1.5 (vs ${sizes[0]} tasks)`,
+        met: base ? null : v / ref <= 1.5,
+      });
+    }
+  return results;
+}
+
 // ---------------------------------------------------------------- outcome analytics at scale
 
 /**
@@ -925,6 +1108,7 @@ const FIGURES: [string, () => Promise<Figure[]>][] = [
   ['ingest', ingest],
   ['memory', memory],
   ['api', api],
+  ['history', history],
   ['stats', stats],
   ['pg', pgClaims],
 ];
