@@ -28,6 +28,8 @@ import { openDatabase } from '../src/store/db.ts';
 import { Store } from '../src/store/store.ts';
 import { statsReport } from '../src/runtime/stats.ts';
 import { createTestDatabase } from '../test/helpers/pg.ts';
+import { startGitHubFake } from '../test/fakes/trackers/github-server.ts';
+import { sendWebhook } from '../test/fakes/trackers/webhook-sender.ts';
 import { sql } from 'kysely';
 import { DatabaseSync } from 'node:sqlite';
 import { BOARD_FINISHED_TASKS, BOARD_OPEN_TASKS } from '../src/http/board-lists.ts';
@@ -875,6 +877,154 @@ async function history(): Promise<Figure[]> {
   return results;
 }
 
+// ---------------------------------------------------------------- from the tracker to a running agent
+
+/**
+ * From an issue labelled for orch on the GitHub fake to its first agent's spawn, through a real
+ * `orch serve`: by webhook (the time from the delivery's POST), and by polling at the default
+ * interval (the time from the issue's creation, at random moments over one interval). The agent
+ * stamps the moment it starts (bash's `EPOCHREALTIME`, no process of its own) and then does what
+ * the no-op agent does.
+ */
+async function tracker(): Promise<Figure[]> {
+  const issues = int('ORCH_BENCH_TRACKER_ISSUES', 50);
+  const withPolling = process.env.ORCH_BENCH_TRACKER_POLL !== '0';
+  const token = 'ghp_benchToken0123456789';
+  const secret = 'bench-webhook-secret';
+  const fake = await startGitHubFake({ token });
+  /** The webhook side's answer times (the task imported), in ms. */
+  const answered: number[] = [];
+  /** Runs one side; the spawn latencies in ms. */
+  const side = async (mode: 'webhook' | 'poll'): Promise<number[]> => {
+    const stamps = join(mkdtempSync(join(tmpdir(), 'orch-bench-stamps-')), 'spawned');
+    writeFileSync(stamps, '');
+    const agent = `${stamps}.sh`;
+    writeFileSync(agent, `#!/bin/bash\nprintf '%s\\n' "$EPOCHREALTIME" >> '${stamps}'\nexec '${NOOP}'\n`, {
+      mode: 0o755,
+    });
+    const config = pipelineConfig(['development'], agent);
+    const project = makeProject({
+      config: {
+        ...config,
+        tracker: {
+          kind: 'github',
+          url: fake.url,
+          repo: 'acme/app',
+          import: { labels: [`orch-${mode}`] },
+          webhook_secret_env: 'ORCH_BENCH_HOOK_SECRET',
+          // Webhooks only on the webhook side; the default interval (60 s) on the other.
+          ...(mode === 'webhook' ? { poll_interval_s: 0 } : {}),
+        },
+      },
+    });
+    const server = await startServe(project, { ORCH_GITHUB_TOKEN: token, ORCH_BENCH_HOOK_SECRET: secret });
+    const spawned = () => readFileSync(stamps, 'utf8').split('\n').filter(Boolean).map(Number);
+    const waitSpawns = async (n: number, timeoutMs: number) => {
+      const deadline = Date.now() + timeoutMs;
+      while (spawned().length < n) {
+        if (Date.now() > deadline)
+          throw new Error(`${mode}: ${spawned().length} of ${n} agents spawned\n${server.output()}`);
+        await sleep(5);
+      }
+    };
+    // Wall-clock milliseconds, comparable with the agent's EPOCHREALTIME (seconds).
+    const nowMs = () => performance.timeOrigin + performance.now();
+    const latencies: number[] = [];
+    try {
+      if (mode === 'webhook') {
+        // Two deliveries first, not counted: the tracker adapter loads on its first call.
+        for (let i = 0; i < issues + 2; i += 1) {
+          const n = fake.createIssue({ title: `webhook ${i}`, labels: ['orch-webhook'] });
+          const t0 = nowMs();
+          const sent = await sendWebhook(`${server.url}/api/webhooks/sample`, {
+            kind: 'github',
+            secret,
+            event: 'issues',
+            payload: fake.webhookPayload('issues', n, 'labeled'),
+          });
+          if (sent.status !== 202) throw new Error(`webhook: ${sent.status} ${sent.body}`);
+          if (i >= 2) answered.push(nowMs() - t0);
+          await waitSpawns(i + 1, 30_000);
+          if (i >= 2) latencies.push(spawned()[i]! * 1000 - t0);
+          // The task's run ends before the next delivery (the no-op agent takes milliseconds).
+          await sleep(200);
+        }
+      } else {
+        // The poll at start has run (nothing to import); issues appear at random over one interval.
+        const interval = 60_000;
+        const start = nowMs();
+        const at = Array.from({ length: issues }, () => Math.random() * interval).sort((a, b) => a - b);
+        const created: number[] = [];
+        for (const [i, offset] of at.entries()) {
+          await sleep(Math.max(0, start + offset - nowMs()));
+          fake.createIssue({ title: `poll ${i}`, labels: ['orch-poll'] });
+          created.push(nowMs());
+        }
+        await waitSpawns(issues, 3 * interval);
+        // One poll imports many issues: the spawns come in the order of the tasks, not of the
+        // issues, so each issue's latency pairs the sorted stamps with the creation order.
+        const stampsMs = spawned()
+          .map((s) => s * 1000)
+          .sort((a, b) => a - b);
+        for (const [i, c] of created.entries()) latencies.push(stampsMs[i]! - c);
+      }
+      return latencies;
+    } finally {
+      await server.stop();
+      project.cleanup();
+      rmSync(dirname(stamps), { recursive: true, force: true });
+    }
+  };
+  try {
+    const webhook = await side('webhook');
+    const figures: Figure[] = [
+      {
+        name: `tracker webhook → first agent spawn p50 (GitHub fake, ${issues} issues)`,
+        value: round(quantile(webhook, 0.5)),
+        unit: 'ms',
+        reference: null,
+        ratio: null,
+        target: 'p50 ≤ 250 ms',
+        met: quantile(webhook, 0.5) <= 250,
+      },
+      {
+        name: 'tracker webhook answered (its task imported) p50',
+        value: round(quantile(answered, 0.5)),
+        unit: 'ms',
+        reference: null,
+        ratio: null,
+        target: 'none (part of the above)',
+        met: null,
+      },
+      {
+        name: 'tracker webhook → first agent spawn p99',
+        value: round(quantile(webhook, 0.99)),
+        unit: 'ms',
+        reference: null,
+        ratio: null,
+        target: 'none (reported)',
+        met: null,
+      },
+    ];
+    if (withPolling) {
+      const poll = await side('poll');
+      for (const q of [0.5, 0.99])
+        figures.push({
+          name: `tracker polling (default 60 s) → first agent spawn p${q * 100}`,
+          value: round(quantile(poll, q)),
+          unit: 'ms',
+          reference: round(quantile(webhook, q)),
+          ratio: round(quantile(poll, q) / quantile(webhook, q)),
+          target: 'none (the webhook figure is the reference)',
+          met: null,
+        });
+    }
+    return figures;
+  } finally {
+    await fake.close();
+  }
+}
+
 // ---------------------------------------------------------------- outcome analytics at scale
 
 /**
@@ -1109,6 +1259,7 @@ const FIGURES: [string, () => Promise<Figure[]>][] = [
   ['memory', memory],
   ['api', api],
   ['history', history],
+  ['tracker', tracker],
   ['stats', stats],
   ['pg', pgClaims],
 ];
