@@ -3,11 +3,15 @@
  * in the same run on the same machine. Prints one table, writes
  * `bench/results/latest.json` and draws `bench/results/latest.svg`.
  *
- * Sizes (environment, defaults chosen so the whole run fits in 5 minutes on 2 cores):
+ * Sizes (environment; the defaults are the issues' sizes, about 10 minutes on 2 cores;
+ * `ORCH_BENCH_QUICK=1` makes every one small):
  *   ORCH_BENCH_DISPATCH_SAMPLES (40)  ORCH_BENCH_TASKS (500)  ORCH_BENCH_CONCURRENCY (4)
- *   ORCH_BENCH_INGEST_MB (200)  ORCH_BENCH_IDLE_AGENTS (200)  ORCH_BENCH_API_TASKS (10000)
- *   ORCH_BENCH_API_RUNS (100000)  ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_STATS_TASKS (10000)
- *   ORCH_BENCH_STATS_RUNS (100000)  ORCH_BENCH_STATS_SAMPLES (10)  ORCH_BENCH_ONLY (comma list of figures)
+ *   ORCH_BENCH_ROUNDS (5: throughput's interleaved rounds)  ORCH_BENCH_INGEST_MB (200)
+ *   ORCH_BENCH_IDLE_AGENTS (200)  ORCH_BENCH_API_TASKS (10000)  ORCH_BENCH_API_RUNS (100000)
+ *   ORCH_BENCH_API_REQUESTS (200)  ORCH_BENCH_STATS_TASKS (10000)  ORCH_BENCH_STATS_RUNS (100000)
+ *   ORCH_BENCH_STATS_SAMPLES (10)  ORCH_BENCH_HISTORY (1000,10000,100000)  ORCH_BENCH_HISTORY_RUNS (10)
+ *   ORCH_BENCH_TRACKER_ISSUES (50)  ORCH_BENCH_TRACKER_POLL (1; 0 skips the 60 s polling side)
+ *   ORCH_BENCH_ONLY (comma list of figures)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +43,10 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const NOOP = join(HERE, 'fixtures', 'noop-agent.sh');
 const IDLE = join(HERE, 'fixtures', 'idle-agent.sh');
 const FLOOR = join(HERE, 'fixtures', 'floor.sh');
-const int = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+/** `ORCH_BENCH_QUICK=1`: every size small (a minute or two in all), for trying the benchmark out. */
+const QUICK = process.env.ORCH_BENCH_QUICK === '1';
+const int = (name: string, fallback: number, quick = fallback) =>
+  Number(process.env[name] ?? (QUICK ? quick : fallback));
 const ONLY = process.env.ORCH_BENCH_ONLY?.split(',');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -172,7 +179,7 @@ async function dispatchSamples(
 }
 
 async function dispatch(): Promise<Figure[]> {
-  const samples = int('ORCH_BENCH_DISPATCH_SAMPLES', 40);
+  const samples = int('ORCH_BENCH_DISPATCH_SAMPLES', 40, 10);
   const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
   try {
     const ctx = await project.context();
@@ -233,9 +240,9 @@ function floorRepo(): string {
 }
 
 async function throughput(): Promise<Figure[]> {
-  const n = int('ORCH_BENCH_TASKS', 500);
+  const n = int('ORCH_BENCH_TASKS', 500, 100);
   const concurrency = int('ORCH_BENCH_CONCURRENCY', 4);
-  const rounds = Math.max(1, Math.min(n, int('ORCH_BENCH_ROUNDS', 5)));
+  const rounds = Math.max(1, Math.min(n, int('ORCH_BENCH_ROUNDS', 5, 2)));
   const STAGES = 3;
   // The floor: the same agent and the same git steps per task, by the shortest program there is.
   const floor = (first: number, count: number) =>
@@ -391,7 +398,7 @@ function generatedRun(turns: number): string[] {
 }
 
 async function ingest(): Promise<Figure[]> {
-  const targetMb = int('ORCH_BENCH_INGEST_MB', 200);
+  const targetMb = int('ORCH_BENCH_INGEST_MB', 200, 20);
   const runText = generatedRun(50).join('\n') + '\n';
   const runBytes = Buffer.byteLength(runText);
   const runs = Math.ceil((targetMb * 1024 * 1024) / runBytes / 16) * 16;
@@ -516,7 +523,7 @@ const rssMb = (pid: number): number => {
 const ORCH_BIN = join(HERE, '..', 'bin', 'orch.js');
 
 async function memory(): Promise<Figure[]> {
-  const agents = int('ORCH_BENCH_IDLE_AGENTS', 200);
+  const agents = int('ORCH_BENCH_IDLE_AGENTS', 200, 50);
   const project: TempProject = makeProject({ config: pipelineConfig(['development'], IDLE) });
   const env = { ...project.env, ORCH_CONCURRENCY: String(agents), ORCH_LOG_LEVEL: 'warn' };
   // bin/orch.js enables Node's compile cache; one start fills it, as any earlier use of orch
@@ -618,9 +625,9 @@ function generatedTask(projectId: number, j: number, now: string, status: 'done'
 }
 
 async function api(): Promise<Figure[]> {
-  const nTasks = int('ORCH_BENCH_API_TASKS', 10_000);
-  const nRuns = int('ORCH_BENCH_API_RUNS', 100_000);
-  const requests = int('ORCH_BENCH_API_REQUESTS', 200);
+  const nTasks = int('ORCH_BENCH_API_TASKS', 10_000, 1000);
+  const nRuns = int('ORCH_BENCH_API_RUNS', 100_000, 10_000);
+  const requests = int('ORCH_BENCH_API_REQUESTS', 200, 50);
   const project = makeProject({ config: pipelineConfig(['development'], NOOP) });
   try {
     const ctx = await project.context();
@@ -787,8 +794,10 @@ async function startServe(project: TempProject, env: Record<string, string> = {}
 }
 
 async function history(): Promise<Figure[]> {
-  const sizes = (process.env.ORCH_BENCH_HISTORY ?? '1000,10000,100000').split(',').map(Number);
-  const runs = int('ORCH_BENCH_HISTORY_RUNS', 10);
+  const sizes = (process.env.ORCH_BENCH_HISTORY ?? (QUICK ? '1000,10000' : '1000,10000,100000'))
+    .split(',')
+    .map(Number);
+  const runs = int('ORCH_BENCH_HISTORY_RUNS', 10, 3);
   // One project a size, all alive at once: every measure takes its samples size after size, in
   // turn, so a change in the shared machine's load reaches every size alike.
   const projects = sizes.map(() => makeProject({ config: pipelineConfig(['development'], NOOP) }));
@@ -895,8 +904,8 @@ async function history(): Promise<Figure[]> {
  * the no-op agent does.
  */
 async function tracker(): Promise<Figure[]> {
-  const issues = int('ORCH_BENCH_TRACKER_ISSUES', 50);
-  const withPolling = process.env.ORCH_BENCH_TRACKER_POLL !== '0';
+  const issues = int('ORCH_BENCH_TRACKER_ISSUES', 50, 10);
+  const withPolling = (process.env.ORCH_BENCH_TRACKER_POLL ?? (QUICK ? '0' : '1')) !== '0';
   const token = 'ghp_benchToken0123456789';
   const secret = 'bench-webhook-secret';
   const fake = await startGitHubFake({ token });
@@ -1163,9 +1172,9 @@ async function statsFigures(store: Store, database: string, samples: number): Pr
 }
 
 async function stats(): Promise<Figure[]> {
-  const nTasks = int('ORCH_BENCH_STATS_TASKS', 10_000);
-  const nRuns = int('ORCH_BENCH_STATS_RUNS', 100_000);
-  const samples = int('ORCH_BENCH_STATS_SAMPLES', 10);
+  const nTasks = int('ORCH_BENCH_STATS_TASKS', 10_000, 1000);
+  const nRuns = int('ORCH_BENCH_STATS_RUNS', 100_000, 10_000);
+  const samples = int('ORCH_BENCH_STATS_SAMPLES', 10, 3);
   const dir = mkdtempSync(join(tmpdir(), 'orch-bench-stats-'));
   const figures: Figure[] = [];
   try {
