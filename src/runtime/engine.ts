@@ -152,9 +152,10 @@ export class Engine {
     const holder: Holder = { owner: this.deps.workerId };
     const outcome = await this.deps.transitions.onJob(job, event, holder, runs ? { runs } : {});
     if (worktree) {
-      if (outcome.next && this.leftClean.get(worktree) === null)
-        this.leftClean.set(worktree, outcome.next.id);
-      else this.leftClean.delete(worktree);
+      const clean = this.leftClean.get(worktree) === null;
+      if (clean && outcome.next) this.leftClean.set(worktree, outcome.next.id);
+      // An approving verdict: the same job goes on to its gates, with nothing run since the commit.
+      else if (!(clean && outcome.decision.kind === 'continue')) this.leftClean.delete(worktree);
     }
     return outcome;
   }

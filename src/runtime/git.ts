@@ -247,6 +247,9 @@ export async function discardUncommitted(worktree: string): Promise<boolean> {
  */
 export async function reopenMergeConflict(worktree: string, base: string): Promise<string[]> {
   if (mergeInProgress(worktree)) return [];
+  // A branch at the base's tip merges it trivially (the usual first run of a task): no git.
+  const head = headCommit(worktree);
+  if (head !== null && head === refCommit(worktree, `refs/heads/${base}`)) return [];
   const probe = await gitRaw(worktree, ['merge-tree', '--write-tree', '--name-only', base, 'HEAD']);
   if (probe.code === 0) return [];
   const merged = await mergeBaseInto(worktree, base);

@@ -337,19 +337,32 @@ export class Store {
   }
 
   /**
-   * Tasks in id order (oldest first), filtered. A page: the `limit` tasks
-   * after the task with id `after` (a cursor that stays valid while tasks
-   * are added); no limit returns them all.
+   * Tasks in id order (oldest first; `newest`: newest first), filtered. A
+   * page: the `limit` tasks after the task with id `after` in that order (a
+   * cursor that stays valid while tasks are added); no limit returns them
+   * all. `open`: only tasks not at `done` or `cancelled`, read through the
+   * partial index `tasks_open`, so finding them costs nothing per finished
+   * task; the status and stage filters have their `(column, id)` indexes.
    */
   listTasks(
-    filter: { projectId?: number; status?: TaskStatus; stage?: Stage; after?: number; limit?: number } = {},
+    filter: {
+      projectId?: number;
+      status?: TaskStatus;
+      stage?: Stage;
+      open?: boolean;
+      newest?: boolean;
+      after?: number;
+      limit?: number;
+    } = {},
   ): Promise<Task[]> {
     let q = this.db.selectFrom('tasks').selectAll();
     if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.stage) q = q.where('stage', '=', filter.stage);
-    if (filter.after !== undefined) q = q.where('id', '>', filter.after);
-    q = q.orderBy('id');
+    // Literals, not parameters: a planner uses a partial index only for a condition it can match.
+    if (filter.open) q = q.where(sql<boolean>`stage NOT IN ('done', 'cancelled')`);
+    if (filter.after !== undefined) q = q.where('id', filter.newest ? '<' : '>', filter.after);
+    q = q.orderBy('id', filter.newest ? 'desc' : 'asc');
     return (filter.limit !== undefined ? q.limit(filter.limit) : q).execute();
   }
 

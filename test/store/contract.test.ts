@@ -168,6 +168,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0007_stats',
       '0008_say_now',
       '0009_usage_limits',
+      '0010_task_lists',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -240,6 +241,29 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect((await store.listTasks({ stage: 'created' })).map((t) => t.title)).toEqual(['b']);
     await store.tx((tx) => store.updateTask(tx, a.id, { feedback: 'more', attempt: 2 }));
     expect(await store.getTask(a.id)).toMatchObject({ feedback: 'more', attempt: 2, stage: 'analysis' });
+  });
+
+  contract('lists the open tasks, and pages newest first, without reading the finished history', async () => {
+    const p = await project();
+    const t: Task[] = [];
+    for (const title of ['a', 'b', 'c', 'd', 'e']) t.push(await store.createTask({ projectId: p.id, title }));
+    await store.tx((tx) => store.advanceStage(tx, t[0]!, 'done', { status: 'done' }));
+    await store.tx((tx) => store.advanceStage(tx, t[2]!, 'cancelled', { status: 'cancelled' }));
+    await store.tx((tx) => store.advanceStage(tx, t[3]!, 'development', { status: 'escalated' }));
+    const titles = (ts: { title: string }[]) => ts.map((x) => x.title);
+    // Open: not at done or cancelled, an escalated task included.
+    expect(titles(await store.listTasks({ open: true }))).toEqual(['b', 'd', 'e']);
+    expect(titles(await store.listTasks({ open: true, after: t[1]!.id, limit: 1 }))).toEqual(['d']);
+    // Newest first, the cursor going on towards the older ones.
+    expect(titles(await store.listTasks({ newest: true, limit: 2 }))).toEqual(['e', 'd']);
+    expect(titles(await store.listTasks({ newest: true, after: t[3]!.id, limit: 2 }))).toEqual(['c', 'b']);
+    expect(titles(await store.listTasks({ newest: true, stage: 'done' }))).toEqual(['a']);
+    if (backend.dialect === 'sqlite') {
+      // The open list reads the partial index that holds only open tasks, never the table's history.
+      const plan = await sql<{ detail: string }>`EXPLAIN QUERY PLAN SELECT * FROM tasks
+        WHERE stage NOT IN ('done', 'cancelled') ORDER BY id LIMIT 101`.execute(store.db);
+      expect(plan.rows.map((r) => r.detail).join('; ')).toMatch(/USING INDEX tasks_open/);
+    }
   });
 
   contract('advances a stage once: a stale version or stage changes nothing', async () => {
