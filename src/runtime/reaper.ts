@@ -98,31 +98,38 @@ export class Reaper {
   }
 
   /**
-   * Finalizes a run nobody works any more. Its process group is killed only
-   * when the run was started on this host: a pgid from another machine means
-   * nothing here.
+   * Finalizes a run nobody works any more (or one past the reaper's age limit). The run is
+   * recorded first, then `stopping` tells a job of this process to stop it, then its process group
+   * is killed: an engine that saw its agent die first would record it `killed`, a failure of its
+   * own, instead of what the reaper decided. The group is killed only when the run was started on
+   * this host: a pgid from another machine means nothing here.
    */
-  private async finalizeOrphan(run: AgentRun, outcome: RunOutcome, why: string): Promise<void> {
+  private async finalizeOrphan(
+    run: AgentRun,
+    outcome: RunOutcome,
+    why: string,
+    stopping?: () => void,
+  ): Promise<void> {
     const { store } = this.opts.ctx;
     const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
-    let killed = false;
-    if (run.pgid && onThisHost(run.worker_id) && processGroupAlive(run.pgid)) {
-      await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
-      killed = true;
-    }
+    const alive = run.pgid !== null && onThisHost(run.worker_id) && processGroupAlive(run.pgid);
     const finalized = await store.tx(async (tx) => {
       const ok = await store.finishRun(tx, run.id, {
-        exitCode: killed ? -9 : null,
+        exitCode: alive ? -9 : null,
         outcome,
         resultText: null,
         error: why,
       });
-      if (ok) await store.appendEvent(tx, run.task_id, 'run_reaped', { run_id: run.id, outcome, killed });
+      if (ok)
+        await store.appendEvent(tx, run.task_id, 'run_reaped', { run_id: run.id, outcome, killed: alive });
       return ok;
     });
+    stopping?.();
+    if (alive && run.pgid !== null)
+      await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
     if (finalized)
       this.opts.log.warn(
-        `run ${run.id} finalized as ${outcome}: ${why}${killed ? ' (process group killed)' : ''}`,
+        `run ${run.id} finalized as ${outcome}: ${why}${alive ? ' (process group killed)' : ''}`,
       );
   }
 
@@ -147,13 +154,13 @@ export class Reaper {
         const ageS = run.started_at ? (now - Date.parse(run.started_at)) / 1000 : 0;
         const mine = run.worker_id === this.opts.workerId && run.job_id !== null && local?.holds(run.job_id);
         if (ageS > rt.config.timeouts.reaperMaxRunningS) {
+          // Our own job learns it through its abort; another worker's through its lease.
           await this.finalizeOrphan(
             run,
             'reaped',
             `running for ${Math.round(ageS)}s, over ORCH_REAPER_MAX_RUNNING_S`,
+            mine ? () => local!.abort(run.job_id!, 'reaped') : undefined,
           );
-          // Our own job learns it through its abort; another worker's through its lease.
-          if (mine) local!.abort(run.job_id!, 'reaped');
           continue;
         }
         if (mine) continue;
