@@ -5,11 +5,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 /**
  * The long multi-process runs (several `orch worker`s or orchestrators at once, on PostgreSQL):
  * they keep both cores busy on their own and hold leases and deadlines, so they run alone, one
- * file at a time, after the rest. test/pipeline/state-machine.test.ts too: beside another file,
- * its reaper test once saw the run the reaper killed recorded `killed` by the engine before the
- * reaper recorded it `reaped` (reaper.ts kills before it records).
+ * file at a time, after the rest.
  */
-const ALONE = ['test/scale/**/*.test.ts', 'test/chaos/chaos.test.ts', 'test/pipeline/state-machine.test.ts'];
+const ALONE = ['test/scale/**/*.test.ts', 'test/chaos/chaos.test.ts'];
 
 export default defineConfig({
   test: {
