@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEVELOP_AND_REVIEW } from '../helpers/kit.ts';
 import {
   cleanupAll,
   expectLoopConsistent,
@@ -117,7 +118,11 @@ describe('SIGKILL of orch in the build loop, then restart', () => {
   it.each(crashPoints)('$name', async (point) => {
     const { project, key } = projectWithTask('crash test', {
       script: script(point.slow),
-      ...(point.config ? { config: point.config } : {}),
+      // The loop under test is development and review: the other stages would only add runs.
+      config: {
+        ...point.config,
+        pipeline: { ...DEVELOP_AND_REVIEW, ...(point.config?.pipeline as Record<string, unknown>) },
+      },
     });
     const orch = startOrch(project);
     const atKill = await killWhen(project, key, orch, point.name, point.when, { pollMs: 5 });

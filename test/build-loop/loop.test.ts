@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEVELOP_AND_REVIEW } from '../helpers/kit.ts';
 import {
   cleanupAll,
   expectLoopConsistent,
@@ -38,6 +39,8 @@ describe('build loop', () => {
   it("carries the reviewer's comments into the next developer prompt", async () => {
     const comment = 'Rename frobnicate() to clamp() and cover negative input (ref 7f3a).';
     const { project, key } = projectWithTask('clamp helper', {
+      // The loop under test: development and review.
+      config: { pipeline: DEVELOP_AND_REVIEW },
       script: taskScript('clamp', {
         developer: {
           attempts: {
@@ -72,6 +75,8 @@ describe('build loop', () => {
 
   it('counts an unreadable review as a rejection and shows the next developer why', async () => {
     const { project, key } = projectWithTask('vague review', {
+      // The loop under test: development and review.
+      config: { pipeline: DEVELOP_AND_REVIEW },
       script: taskScript('vague', {
         developer: {
           attempts: { 1: [write('src/a.txt', 'one\n')], 2: [write('src/a.txt', 'two\n')] },
@@ -97,6 +102,8 @@ describe('build loop', () => {
   it('stops with no_progress when the developer produces the same diff twice', async () => {
     const same = write('src/a.txt', 'unchanged idea\n');
     const { project, key } = projectWithTask('stuck developer', {
+      // The loop under test: development and review.
+      config: { pipeline: DEVELOP_AND_REVIEW },
       script: taskScript('stuck', {
         developer: { attempts: { 1: [same], 2: [same], 3: [write('src/a.txt', 'never reached\n')] } },
         reviewer: { default: [verdict('rejected', 'Try a different approach.')] },
@@ -149,7 +156,7 @@ describe('build loop', () => {
       2: 'Attempt two still truncates instead of rounding (ref 9c1e).',
     };
     const { project, key } = projectWithTask('retry me', {
-      config: { budget: { max_attempts: 2 } },
+      config: { budget: { max_attempts: 2 }, pipeline: DEVELOP_AND_REVIEW },
       script: taskScript('retry', {
         developer: {
           attempts: {

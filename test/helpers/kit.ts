@@ -1,11 +1,20 @@
 /**
  * Test kit: temporary git repositories made orch projects, and the real CLI
  * run as a child process (`node src/cli/main.ts`), exactly as a user runs it.
+ *
+ * A project's `orch init` is run once per test process and project section
+ * (name, key prefix, base branch): every later project with the same section
+ * gets a copy of that database, its project row pointed at the new repository
+ * (a CLI start saved per test). test/cli/init.test.ts tests `orch init` itself.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
   mkdtempSync,
   mkdirSync,
+  realpathSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -14,8 +23,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { loadProjectConfig } from '../../src/config/project-config.ts';
 import { openContext, type OrchContext } from '../../src/runtime/context.ts';
 import { processGroupAlive } from '../../src/runtime/process/run-agent-process.ts';
 
@@ -73,7 +84,15 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     writeFileSync(join(dir, path), content);
   }
   const agents: Record<string, unknown> = {
-    default: { adapter: 'scripted', ...(opts.script ? { script: '.orch/script.yaml' } : {}) },
+    default: {
+      adapter: 'scripted',
+      ...(opts.script ? { script: '.orch/script.yaml' } : {}),
+      // The scripted agent is a Node program started for every stage: Node's compile cache (the
+      // test run's, see vitest.config.ts) makes it start about twice as fast.
+      ...(process.env.NODE_COMPILE_CACHE
+        ? { env: { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE } }
+        : {}),
+    },
   };
   const config = {
     project: { name: 'sample', key_prefix: opts.keyPrefix ?? 'T', base_branch: 'main' },
@@ -101,8 +120,10 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
-  const init = orch(['init']);
-  if (init.code !== 0) throw new Error(`orch init failed: ${init.stderr}`);
+  if (!initFromTemplate(dir, config.project, env)) {
+    const init = orch(['init']);
+    if (init.code !== 0) throw new Error(`orch init failed: ${init.stderr}`);
+  }
   return {
     dir,
     env,
@@ -135,6 +156,60 @@ export function makeProject(opts: ProjectOptions = {}): TempProject {
     git,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** Databases made by a real `orch init`, one per project section, kept for this test process. */
+const initTemplates = new Map<string, string>();
+
+/**
+ * Does what `orch init` does to the repository at `dir` (orch.yaml validated, the project
+ * registered, `.orch/` excluded from git) by copying the database of a real `orch init` for the
+ * same project section. False when the section leaves a value to init's defaults (those depend on
+ * the directory), so the caller runs `orch init` itself.
+ */
+function initFromTemplate(dir: string, project: unknown, env: Record<string, string>): boolean {
+  const p = (project ?? {}) as Record<string, unknown>;
+  const section = { name: p.name, key_prefix: p.key_prefix, base_branch: p.base_branch };
+  if (Object.values(section).some((v) => typeof v !== 'string')) return false;
+  loadProjectConfig(join(dir, 'orch.yaml'));
+  const key = JSON.stringify(section);
+  let template = initTemplates.get(key);
+  if (!template) {
+    const home = mkdtempSync(join(tmpdir(), 'orch-test-template-'));
+    const git = (args: string[]) => execFileSync('git', args, { cwd: home, encoding: 'utf8' });
+    writeFileSync(
+      join(home, 'orch.yaml'),
+      stringify({ project: section, agents: { default: { adapter: 'scripted' } } }),
+    );
+    git(['init', '-q', '-b', section.base_branch as string]);
+    git(['add', '-A']);
+    git(['-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-q', '-m', 'initial']);
+    const init = spawnSync(process.execPath, [CLI, 'init'], {
+      cwd: home,
+      env: { ...env, ORCH_HOME: home },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    if (init.status !== 0) throw new Error(`orch init failed: ${init.stderr}`);
+    template = join(home, '.orch', 'orch.db');
+    // Closed cleanly, the database is one file (no write-ahead log beside it) and safe to copy.
+    if (existsSync(`${template}-wal`)) throw new Error(`${template}-wal is left after orch init`);
+    initTemplates.set(key, template);
+    process.once('exit', () => rmSync(home, { recursive: true, force: true }));
+  }
+  const db = join(dir, '.orch', 'orch.db');
+  copyFileSync(template, db);
+  const copy = new DatabaseSync(db);
+  try {
+    copy
+      .prepare('UPDATE projects SET root_path = ?, created_at = ?')
+      .run(realpathSync(dir), new Date().toISOString());
+  } finally {
+    copy.close();
+  }
+  mkdirSync(join(dir, '.git', 'info'), { recursive: true });
+  appendFileSync(join(dir, '.git', 'info', 'exclude'), '/.orch/\n');
+  return true;
 }
 
 /** Waits until `check` returns a truthy value, polling every 50 ms. */

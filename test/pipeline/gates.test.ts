@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeProject, type ProjectOptions, type TempProject } from '../helpers/kit.ts';
+import { DEVELOP_AND_REVIEW, makeProject, type ProjectOptions, type TempProject } from '../helpers/kit.ts';
 
 // Whole pipelines through the real CLI, some two in a row: on a loaded two-core machine, minutes.
 vi.setConfig({ testTimeout: 180_000 });
@@ -43,6 +43,15 @@ function runTasks(
 }
 
 const gate = (s: Shown, name: string) => s.gates.filter((g) => g.name === name);
+/**
+ * The pipeline without analysis, architecture and testing, for the tests of the stages after
+ * review: the stages before them are only more agent runs, tested by the clean task above.
+ */
+const REVIEW_THEN_DEPLOY = {
+  analysis: { enabled: false },
+  architecture: { enabled: false },
+  testing: { enabled: false },
+};
 const write = (path: string, content: string) => ({ write: { path, content } });
 
 describe('gates', () => {
@@ -76,6 +85,7 @@ describe('gates', () => {
   it('check_diff_nonempty: a development that only touches task documents is sent back, counted as an attempt', () => {
     const { shown } = runTasks(
       {
+        config: { pipeline: DEVELOP_AND_REVIEW },
         script: {
           defaults: {
             developer: [write('docs/tasks/{{key}}/notes-{{attempt}}.md', 'notes\n')],
@@ -109,6 +119,8 @@ describe('gates', () => {
             base_branch: 'main',
             test_command: ['sh', '-c', 'test -f ok.txt || { echo "ok.txt is missing"; exit 1; }'],
           },
+          // Development, review and testing: the stages the failing tests loop through.
+          pipeline: { ...DEVELOP_AND_REVIEW, testing: {} },
         },
         script: {
           tasks: [
@@ -143,6 +155,7 @@ describe('gates', () => {
   it('check_reviewer_verdict: a rejection fails the gate, the approval passes it', () => {
     const { shown } = runTasks(
       {
+        config: { pipeline: DEVELOP_AND_REVIEW },
         script: {
           tasks: [
             {
@@ -165,6 +178,7 @@ describe('gates', () => {
   it('a command gate fails with its output and escalates by default; with the file present it passes', () => {
     const config = {
       pipeline: {
+        ...REVIEW_THEN_DEPLOY,
         'deploy-staging': {
           gates: [
             {
@@ -196,9 +210,10 @@ describe('gates', () => {
 
 describe('human approval and command stages', () => {
   it('a stage with approval waits until `orch task approve`, then goes on', () => {
-    const { p, shown } = runTasks({ config: { pipeline: { deploy: { approval: true } } } }, [
-      'needs a human',
-    ]);
+    const { p, shown } = runTasks(
+      { config: { pipeline: { ...REVIEW_THEN_DEPLOY, deploy: { approval: true } } } },
+      ['needs a human'],
+    );
     expect(shown[0]).toMatchObject({ stage: 'deploy', status: 'waiting' });
     expect(shown[0]!.status_detail).toContain('orch task approve T-1');
     expect(shown[0]!.runs.some((r) => r.stage === 'deploy')).toBe(false);
@@ -214,9 +229,10 @@ describe('human approval and command stages', () => {
   });
 
   it('a human stage has no agent: it waits, and approval moves the task on', () => {
-    const { p, shown } = runTasks({ config: { pipeline: { 'deploy-staging': { kind: 'human' } } } }, [
-      'sign-off',
-    ]);
+    const { p, shown } = runTasks(
+      { config: { pipeline: { ...REVIEW_THEN_DEPLOY, 'deploy-staging': { kind: 'human' } } } },
+      ['sign-off'],
+    );
     expect(shown[0]).toMatchObject({ stage: 'deploy-staging', status: 'waiting' });
     expect(p.orch(['task', 'approve', 'T-1']).code).toBe(0);
     expect(p.orch(['run', '--until-idle']).code).toBe(0);
@@ -230,6 +246,7 @@ describe('human approval and command stages', () => {
       {
         config: {
           pipeline: {
+            ...REVIEW_THEN_DEPLOY,
             'deploy-staging': {
               kind: 'command',
               command: ['sh', '-c', 'echo "deploying $ORCH_TASK_KEY to $TARGET"; echo staged > staged.txt'],
@@ -266,6 +283,7 @@ describe('landing', () => {
   it('two tasks editing the same line in parallel: one lands, the other is reworked onto the new base and lands', () => {
     const { p, shown } = runTasks(
       {
+        config: { pipeline: DEVELOP_AND_REVIEW },
         files: { 'shared.txt': 'original\n' },
         script: { tasks: [conflicting('alpha', 'from alpha'), conflicting('beta', 'from beta')] },
       },
@@ -291,7 +309,7 @@ describe('landing', () => {
   it('rebase keeps the base history linear; merge-commit gives it a merge commit', () => {
     const two = { script: { defaults: { developer: [write('src/{{key}}.txt', '{{key}}\n')] } } };
     const rebased = runTasks(
-      { ...two, config: { merge: { strategy: 'rebase' } } },
+      { ...two, config: { merge: { strategy: 'rebase' }, pipeline: DEVELOP_AND_REVIEW } },
       ['one', 'two'],
       ['-c', '2'],
     );
@@ -299,7 +317,11 @@ describe('landing', () => {
     expect(rebased.p.git(['rev-list', '--merges', 'main']).trim()).toBe('');
     rebased.p.cleanup();
 
-    const merged = runTasks({ ...two, config: { merge: { strategy: 'merge-commit' } } }, ['one'], []);
+    const merged = runTasks(
+      { ...two, config: { merge: { strategy: 'merge-commit' }, pipeline: DEVELOP_AND_REVIEW } },
+      ['one'],
+      [],
+    );
     expect(merged.shown[0]!.status).toBe('done');
     const [mergeCommit] = merged.p.git(['rev-list', '--merges', 'main']).trim().split('\n');
     expect(mergeCommit).toMatch(/^[0-9a-f]{40}$/);
@@ -307,11 +329,13 @@ describe('landing', () => {
   });
 
   it('a done task’s worktree is removed by default, and kept with worktrees.remove: never', () => {
-    const removed = runTasks({}, ['tidy']).p;
+    const removed = runTasks({ config: { pipeline: DEVELOP_AND_REVIEW } }, ['tidy']).p;
     expect(existsSync(join(removed.dir, '.orch', 'worktrees', 'sample', 'T-1'))).toBe(false);
     expect(removed.git(['branch', '--list', 'orch/T-1']).trim()).toBe('orch/T-1');
     removed.cleanup();
-    const kept = runTasks({ config: { worktrees: { remove: 'never' } } }, ['keep']).p;
+    const kept = runTasks({ config: { worktrees: { remove: 'never' }, pipeline: DEVELOP_AND_REVIEW } }, [
+      'keep',
+    ]).p;
     expect(existsSync(join(kept.dir, '.orch', 'worktrees', 'sample', 'T-1'))).toBe(true);
   });
 });
