@@ -98,11 +98,12 @@ export class Reaper {
   }
 
   /**
-   * Finalizes a run nobody works any more (or one past the reaper's age limit). The run is
-   * recorded first, then `stopping` tells a job of this process to stop it, then its process group
-   * is killed: an engine that saw its agent die first would record it `killed`, a failure of its
-   * own, instead of what the reaper decided. The group is killed only when the run was started on
-   * this host: a pgid from another machine means nothing here.
+   * Finalizes a run nobody works any more (or one past the reaper's age limit). Its process group
+   * is killed only when the run was started on this host: a pgid from another machine means
+   * nothing here. A run a job of this process still works (`stopping` tells it) is recorded
+   * first, then stopped and killed: its engine, seeing the agent die first, would record it
+   * `killed`, a failure of its own, instead of what the reaper decided. Any other is killed first,
+   * so a run recorded finished has no process left.
    */
   private async finalizeOrphan(
     run: AgentRun,
@@ -113,6 +114,11 @@ export class Reaper {
     const { store } = this.opts.ctx;
     const rt = await this.opts.ctx.projectRuntime((await store.getTask(run.task_id)).project_id);
     const alive = run.pgid !== null && onThisHost(run.worker_id) && processGroupAlive(run.pgid);
+    const kill = async () => {
+      if (alive && run.pgid !== null)
+        await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
+    };
+    if (!stopping) await kill();
     const finalized = await store.tx(async (tx) => {
       const ok = await store.finishRun(tx, run.id, {
         exitCode: alive ? -9 : null,
@@ -124,9 +130,10 @@ export class Reaper {
         await store.appendEvent(tx, run.task_id, 'run_reaped', { run_id: run.id, outcome, killed: alive });
       return ok;
     });
-    stopping?.();
-    if (alive && run.pgid !== null)
-      await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
+    if (stopping) {
+      stopping();
+      await kill();
+    }
     if (finalized)
       this.opts.log.warn(
         `run ${run.id} finalized as ${outcome}: ${why}${alive ? ' (process group killed)' : ''}`,
