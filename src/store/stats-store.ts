@@ -69,16 +69,21 @@ export class StatsStore {
       .execute();
   }
 
-  /** Every row a report is assembled from (`assembleGroups`): the six statements below, one after another. */
+  /**
+   * Every row a report is assembled from (`assembleGroups`): the six statements below, issued
+   * together, so on PostgreSQL they run side by side on the pool's connections (SQLite's one
+   * connection takes them in turn).
+   */
   async reportRows(f: StatsFilter): Promise<StatsRows> {
-    return {
-      runs: await this.runOutcomes(f),
-      durations: await this.runDurations(f),
-      tasks: await this.taskOutcomes(f),
-      doneCosts: await this.doneTaskCosts(f),
-      firstPass: await this.firstPassReviews(f),
-      interventions: await this.interventions(f),
-    };
+    const [runs, durations, tasks, doneCosts, firstPass, interventions] = await Promise.all([
+      this.runOutcomes(f),
+      this.runDurations(f),
+      this.taskOutcomes(f),
+      this.doneTaskCosts(f),
+      this.firstPassReviews(f),
+      this.interventions(f),
+    ]);
+    return { runs, durations, tasks, doneCosts, firstPass, interventions };
   }
 
   // ------------------------------------------------------------ statements
@@ -130,12 +135,6 @@ export class StatsStore {
     return exprs.length ? sql`GROUP BY ${sql.join(exprs)}` : sql``;
   }
 
-  /** Milliseconds from a run's start to its end (ISO text on both databases). */
-  private durationMs(): RawBuilder<number> {
-    return this.dialect === 'postgres'
-      ? sql<number>`round(extract(epoch from (r.finished_at::timestamptz - r.started_at::timestamptz)) * 1000)`
-      : sql<number>`round((unixepoch(r.finished_at, 'subsec') - unixepoch(r.started_at, 'subsec')) * 1000)`;
-  }
 
   /** Runs per group and outcome (`running` while in flight), with their tokens and cost. */
   runOutcomes(f: StatsFilter): Promise<RunOutcomeRow[]> {
@@ -169,8 +168,8 @@ export class StatsStore {
     const partition = parts.length ? sql`PARTITION BY ${sql.join(parts)}` : sql``;
     return this.select(
       sql`WITH d AS (
-            SELECT ${this.list(this.groupColumns(f.by), [sql`${this.durationMs()} AS ms`])}
-            ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
+            SELECT ${this.list(this.groupColumns(f.by), [sql`r.duration_ms AS ms`])}
+            ${this.scope(f, { where: sql`r.duration_ms IS NOT NULL` })}
           ), ranked AS (
             -- One window, so one sort: the rank, and the group's count over the whole frame.
             SELECT d.*, row_number() OVER w AS rn,
@@ -202,12 +201,16 @@ export class StatsStore {
 
   /**
    * Tasks per group, status and terminal reason, with the attempts recorded
-   * for them (for the mean attempts to done).
+   * for them (for the mean attempts to done): counted per task once, not once
+   * per group the task is in.
    */
   taskOutcomes(f: StatsFilter): Promise<TaskOutcomeRow[]> {
-    const attempts = sql`(SELECT count(*) FROM attempts a WHERE a.task_id = t.id)`;
+    const attempts = sql`COALESCE(na.n, 0)`;
     return this.select(
-      sql`${this.membership(f)}
+      sql`${this.membership(f)}, na AS (
+            SELECT a.task_id, count(*) AS n FROM attempts a
+            WHERE a.task_id IN (SELECT m.task_id FROM m) GROUP BY a.task_id
+          )
           SELECT ${this.list(this.groupAliases(f.by, 'm'), [
             sql`t.status AS task_status`,
             sql`t.terminal_reason AS terminal_reason`,
@@ -215,7 +218,7 @@ export class StatsStore {
             sql`sum(${attempts}) AS attempts`,
             sql`sum(CASE WHEN ${attempts} > 0 THEN 1 ELSE 0 END) AS tasks_with_attempts`,
           ])}
-          FROM m JOIN tasks t ON t.id = m.task_id
+          FROM m JOIN tasks t ON t.id = m.task_id LEFT JOIN na ON na.task_id = m.task_id
           ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`t.status`, sql`t.terminal_reason`])}`,
       (row) => ({
         key: this.keyOf(row, f.by),
@@ -311,7 +314,7 @@ export class StatsStore {
    * Prometheus wants them, with their count and total seconds.
    */
   runDurationBuckets(f: StatsFilter, boundsS: readonly number[]): Promise<DurationBucketRow[]> {
-    const ms = this.durationMs();
+    const ms = sql`r.duration_ms`;
     return this.select(
       sql`SELECT ${this.list(this.groupColumns(f.by), [
         ...boundsS.map(
@@ -320,7 +323,7 @@ export class StatsStore {
         sql`count(*) AS runs`,
         sql`sum(${ms}) AS total_ms`,
       ])}
-      ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
+      ${this.scope(f, { where: sql`r.duration_ms IS NOT NULL` })}
       ${this.groupBy(this.groupExprs(f.by))}`,
       (row) => ({
         key: this.keyOf(row, f.by),

@@ -168,6 +168,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0007_stats',
       '0008_say_now',
       '0009_usage_limits',
+      '0010_run_durations',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
