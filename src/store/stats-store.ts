@@ -1,6 +1,6 @@
 /**
- * Outcome analytics, counted in the database: one statement per figure,
- * grouped by any of the run's role, adapter, model, effort and variant, so
+ * Outcome analytics, counted in the database: four statements (the runs, their
+ * durations, their tasks, first reviews), grouped by any of the run's role, adapter, model, effort and variant, so
  * nothing but one row per group (and outcome, status, kind) leaves the
  * database, however many runs there are. A task belongs to every group one of
  * its runs in the window is in. Also the launch stamp, which carries the
@@ -46,6 +46,20 @@ type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v ?? 0);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** The figures' columns of `taskFigures`'s rows, whichever part a row is of. */
+const PART_COLUMNS = [
+  'task_status',
+  'terminal_reason',
+  'event_kind',
+  'tasks',
+  'attempts',
+  'tasks_with_attempts',
+  'cost_usd',
+  'cost_usd_sq',
+  'tokens',
+  'events',
+] as const;
+
 export class StatsStore {
   private readonly db: Kysely<Database>;
   private readonly dialect: Dialect;
@@ -70,18 +84,16 @@ export class StatsStore {
   }
 
   /**
-   * Every row a report is assembled from (`assembleGroups`): the six statements below, issued
+   * Every row a report is assembled from (`assembleGroups`): the four statements below, issued
    * together, so on PostgreSQL they run side by side on the pool's connections (SQLite's one
    * connection takes them in turn).
    */
   async reportRows(f: StatsFilter): Promise<StatsRows> {
-    const [runs, durations, tasks, doneCosts, firstPass, interventions] = await Promise.all([
+    const [runs, durations, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
       this.runOutcomes(f),
       this.runDurations(f),
-      this.taskOutcomes(f),
-      this.doneTaskCosts(f),
+      this.taskFigures(f),
       this.firstPassReviews(f),
-      this.interventions(f),
     ]);
     return { runs, durations, tasks, doneCosts, firstPass, interventions };
   }
@@ -192,75 +204,99 @@ export class StatsStore {
     );
   }
 
-  /** `WITH m AS (…)`: each (group, task) once, for the tasks with a run in the window. */
-  private membership(f: StatsFilter): RawBuilder<unknown> {
-    return sql`WITH m AS (
-      SELECT DISTINCT ${this.list(this.groupColumns(f.by), [sql`r.task_id`])} ${this.scope(f)}
-    )`;
-  }
-
   /**
-   * Tasks per group, status and terminal reason, with the attempts recorded
-   * for them (for the mean attempts to done): counted per task once, not once
-   * per group the task is in.
+   * Each group's tasks, in one statement sharing one pass over the window's runs: `m` holds each
+   * (group, task) once, with the cost and tokens of the group's runs on it; from it come the
+   * tasks per status and terminal reason with their attempts (for the mean attempts to done),
+   * the cost and tokens on the done tasks (summed per task, then over the tasks, with the sum of
+   * squares for the interval), and the approvals, retries and messages (events) in the window,
+   * counted per task first (through the index on kind, task and time), then over the tasks.
+   * One row per part and group (and status, or event kind), told apart by `part`.
    */
-  taskOutcomes(f: StatsFilter): Promise<TaskOutcomeRow[]> {
-    const attempts = sql`COALESCE(na.n, 0)`;
-    return this.select(
-      sql`${this.membership(f)}, na AS (
-            SELECT a.task_id, count(*) AS n FROM attempts a
-            WHERE a.task_id IN (SELECT m.task_id FROM m) GROUP BY a.task_id
-          )
-          SELECT ${this.list(this.groupAliases(f.by, 'm'), [
-            sql`t.status AS task_status`,
-            sql`t.terminal_reason AS terminal_reason`,
-            sql`count(*) AS tasks`,
-            sql`sum(${attempts}) AS attempts`,
-            sql`sum(CASE WHEN ${attempts} > 0 THEN 1 ELSE 0 END) AS tasks_with_attempts`,
-          ])}
-          FROM m JOIN tasks t ON t.id = m.task_id LEFT JOIN na ON na.task_id = m.task_id
-          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`t.status`, sql`t.terminal_reason`])}`,
-      (row) => ({
-        key: this.keyOf(row, f.by),
-        status: String(row.task_status),
-        terminal_reason: (row.terminal_reason as string | null) ?? null,
-        tasks: num(row.tasks),
-        attempts: num(row.attempts),
-        tasks_with_attempts: num(row.tasks_with_attempts),
-      }),
-    );
-  }
-
-  /**
-   * The cost and tokens of each group's runs on its done tasks: summed per
-   * task, then over the tasks, with the sum of squares for the interval.
-   */
-  doneTaskCosts(f: StatsFilter): Promise<DoneCostRow[]> {
-    return this.select(
-      sql`WITH per AS (
+  async taskFigures(
+    f: StatsFilter,
+  ): Promise<{ tasks: TaskOutcomeRow[]; doneCosts: DoneCostRow[]; interventions: InterventionRow[] }> {
+    const kinds = Object.keys(INTERVENTION_KINDS);
+    const g = this.groupAliases(f.by, 'm');
+    // The columns of every part, in this order; a part leaves the others NULL (typed, so
+    // PostgreSQL can match the parts' columns).
+    const part = (name: string, cols: Partial<Record<(typeof PART_COLUMNS)[number], RawBuilder<unknown>>>) =>
+      sql.join([
+        sql`${sql.lit(name)} AS part`,
+        ...g,
+        ...PART_COLUMNS.map(
+          (c) =>
+            sql`${cols[c] ?? (c.endsWith('_status') || c.endsWith('_reason') || c.endsWith('_kind') ? sql`CAST(NULL AS text)` : sql`CAST(NULL AS numeric)`)} AS ${sql.ref(c)}`,
+        ),
+      ]);
+    const rows = await this.select(
+      sql`WITH m AS (
             SELECT ${this.list(this.groupColumns(f.by), [
               sql`r.task_id`,
               sql`sum(COALESCE(r.cost_usd, 0)) AS c`,
               sql`sum(COALESCE(r.input_tokens, 0) + COALESCE(r.output_tokens, 0)) AS tok`,
             ])}
-            ${this.scope(f, { tasks: true, where: sql`t.status = 'done'` })}
+            ${this.scope(f)}
             GROUP BY ${sql.join([...this.groupExprs(f.by), sql`r.task_id`])}
+          ), na AS (
+            SELECT a.task_id, count(*) AS n FROM attempts a GROUP BY a.task_id
+          ), iv AS (
+            SELECT e.task_id, e.kind, count(*) AS n FROM events e
+            WHERE e.kind IN (${sql.join(kinds)})
+            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
+            GROUP BY e.task_id, e.kind
           )
-          SELECT ${this.list(this.groupAliases(f.by, 'per'), [
-            sql`count(*) AS tasks`,
-            sql`sum(per.c) AS cost_usd`,
-            sql`sum(per.c * per.c) AS cost_usd_sq`,
-            sql`sum(per.tok) AS tokens`,
-          ])}
-          FROM per ${this.groupBy(this.groupAliases(f.by, 'per'))}`,
-      (row) => ({
-        key: this.keyOf(row, f.by),
-        tasks: num(row.tasks),
-        cost_usd: num(row.cost_usd),
-        cost_usd_sq: num(row.cost_usd_sq),
-        tokens: num(row.tokens),
-      }),
+          SELECT ${part('task', {
+            task_status: sql`t.status`,
+            terminal_reason: sql`t.terminal_reason`,
+            tasks: sql`count(*)`,
+            attempts: sql`sum(COALESCE(na.n, 0))`,
+            tasks_with_attempts: sql`sum(CASE WHEN na.n > 0 THEN 1 ELSE 0 END)`,
+          })}
+          FROM m JOIN tasks t ON t.id = m.task_id LEFT JOIN na ON na.task_id = m.task_id
+          ${this.groupBy([...g, sql`t.status`, sql`t.terminal_reason`])}
+          UNION ALL
+          SELECT ${part('done', {
+            tasks: sql`count(*)`,
+            cost_usd: sql`sum(m.c)`,
+            cost_usd_sq: sql`sum(m.c * m.c)`,
+            tokens: sql`sum(m.tok)`,
+          })}
+          FROM m JOIN tasks t ON t.id = m.task_id WHERE t.status = 'done'
+          ${this.groupBy(g)}
+          UNION ALL
+          SELECT ${part('event', { event_kind: sql`iv.kind`, events: sql`sum(iv.n)` })}
+          FROM m JOIN iv ON iv.task_id = m.task_id
+          ${this.groupBy([...g, sql`iv.kind`])}`,
+      (row) => row,
     );
+    const out = {
+      tasks: [] as TaskOutcomeRow[],
+      doneCosts: [] as DoneCostRow[],
+      interventions: [] as InterventionRow[],
+    };
+    for (const row of rows) {
+      const key = this.keyOf(row, f.by);
+      if (row.part === 'task')
+        out.tasks.push({
+          key,
+          status: String(row.task_status),
+          terminal_reason: (row.terminal_reason as string | null) ?? null,
+          tasks: num(row.tasks),
+          attempts: num(row.attempts),
+          tasks_with_attempts: num(row.tasks_with_attempts),
+        });
+      else if (row.part === 'done')
+        out.doneCosts.push({
+          key,
+          tasks: num(row.tasks),
+          cost_usd: num(row.cost_usd),
+          cost_usd_sq: num(row.cost_usd_sq),
+          tokens: num(row.tokens),
+        });
+      else out.interventions.push({ key, kind: String(row.event_kind), events: num(row.events) });
+    }
+    return out;
   }
 
   /**
@@ -285,27 +321,6 @@ export class StatsStore {
           ])}
           FROM fp ${this.groupBy(this.groupAliases(f.by, 'fp'))}`,
       (row) => ({ key: this.keyOf(row, f.by), reviewed: num(row.reviewed), approved: num(row.approved) }),
-    );
-  }
-
-  /**
-   * Approvals, retries and messages (events) of each group's tasks, in the
-   * window: counted per task first (through the index on kind, task and time),
-   * then summed over each group's tasks.
-   */
-  interventions(f: StatsFilter): Promise<InterventionRow[]> {
-    const kinds = Object.keys(INTERVENTION_KINDS);
-    return this.select(
-      sql`${this.membership(f)}, iv AS (
-            SELECT e.task_id, e.kind, count(*) AS n FROM events e
-            WHERE e.kind IN (${sql.join(kinds)})
-            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
-            GROUP BY e.task_id, e.kind
-          )
-          SELECT ${this.list(this.groupAliases(f.by, 'm'), [sql`iv.kind AS event_kind`, sql`sum(iv.n) AS events`])}
-          FROM m JOIN iv ON iv.task_id = m.task_id
-          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`iv.kind`])}`,
-      (row) => ({ key: this.keyOf(row, f.by), kind: String(row.event_kind), events: num(row.events) }),
     );
   }
 
