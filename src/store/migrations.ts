@@ -474,7 +474,11 @@ export const RUN_WINDOW_COLUMNS = [
  * Milliseconds from `start` to `end` (ISO text on both databases), rounded: what `duration_ms`
  * holds, written with the run's end (`Store.finishRun`).
  */
-export function runDurationMs(dialect: Dialect, end: RawBuilder<unknown>, start: RawBuilder<unknown>): RawBuilder<number> {
+export function runDurationMs(
+  dialect: Dialect,
+  end: RawBuilder<unknown>,
+  start: RawBuilder<unknown>,
+): RawBuilder<number> {
   return dialect === 'postgres'
     ? sql<number>`round(extract(epoch from ((${end})::timestamptz - (${start})::timestamptz)) * 1000)`
     : sql<number>`round((unixepoch(${end}, 'subsec') - unixepoch(${start}, 'subsec')) * 1000)`;

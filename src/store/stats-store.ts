@@ -1,10 +1,10 @@
 /**
  * Outcome analytics, counted in the database: four statements (the runs, their
- * durations, their tasks, first reviews), grouped by any of the run's role, adapter, model, effort and variant, so
- * nothing but one row per group (and outcome, status, kind) leaves the
- * database, however many runs there are. A task belongs to every group one of
- * its runs in the window is in. Also the launch stamp, which carries the
- * variant these figures compare.
+ * durations, their tasks, first reviews), grouped by any of the run's role,
+ * adapter, model, effort and variant, so nothing but one row per group (and
+ * outcome, status, kind) leaves the database, however many runs there are. A
+ * task belongs to every group one of its runs in the window is in. Also the
+ * launch stamp, which carries the variant these figures compare.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Dialect } from './migrations.ts';
@@ -146,7 +146,6 @@ export class StatsStore {
   private groupBy(exprs: RawBuilder<unknown>[]): RawBuilder<unknown> {
     return exprs.length ? sql`GROUP BY ${sql.join(exprs)}` : sql``;
   }
-
 
   /** Runs per group and outcome (`running` while in flight), with their tokens and cost. */
   runOutcomes(f: StatsFilter): Promise<RunOutcomeRow[]> {
