@@ -173,27 +173,29 @@ export class StatsStore {
    * p50 and p90 of the wall time of each group's finished runs, by nearest
    * rank (the value at rank ⌈q·n⌉ of n sorted): integer arithmetic, the same
    * on both databases, and a real run's time rather than an interpolation.
+   * Each group's times are gathered sorted into one array by an ordered
+   * aggregate (a sort per group, no window over every run), and the two ranks
+   * read from it.
    */
   runDurations(f: StatsFilter): Promise<RunDurationRow[]> {
-    const parts = this.groupAliases(f.by, 'd');
-    const partition = parts.length ? sql`PARTITION BY ${sql.join(parts)}` : sql``;
+    const sorted =
+      this.dialect === 'postgres'
+        ? sql`array_agg(r.duration_ms ORDER BY r.duration_ms)`
+        : sql`json_group_array(r.duration_ms ORDER BY r.duration_ms)`;
+    // The element at a 1-based rank: PostgreSQL arrays count from 1, SQLite's JSON arrays from 0.
+    const at = (rank: RawBuilder<unknown>) =>
+      this.dialect === 'postgres' ? sql`s.ms_sorted[(${rank})::int]` : sql`s.ms_sorted ->> (${rank} - 1)`;
     return this.select(
-      sql`WITH d AS (
-            SELECT ${this.list(this.groupColumns(f.by), [sql`r.duration_ms AS ms`])}
+      sql`SELECT ${this.list(this.groupAliases(f.by, 's'), [
+        sql`s.finished`,
+        sql`${at(sql`(s.finished + 1) / 2`)} AS p50_ms`,
+        sql`${at(sql`(9 * s.finished + 9) / 10`)} AS p90_ms`,
+      ])}
+          FROM (
+            SELECT ${this.list(this.groupColumns(f.by), [sql`count(*) AS finished`, sql`${sorted} AS ms_sorted`])}
             ${this.scope(f, { where: sql`r.duration_ms IS NOT NULL` })}
-          ), ranked AS (
-            -- One window, so one sort: the rank, and the group's count over the whole frame.
-            SELECT d.*, row_number() OVER w AS rn,
-                   count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
-            FROM d
-            WINDOW w AS (${partition} ORDER BY d.ms)
-          )
-          SELECT ${this.list(this.groupAliases(f.by, 'ranked'), [
-            sql`max(ranked.n) AS finished`,
-            sql`max(CASE WHEN ranked.rn = (ranked.n + 1) / 2 THEN ranked.ms END) AS p50_ms`,
-            sql`max(CASE WHEN ranked.rn = (9 * ranked.n + 9) / 10 THEN ranked.ms END) AS p90_ms`,
-          ])}
-          FROM ranked ${this.groupBy(this.groupAliases(f.by, 'ranked'))}`,
+            ${this.groupBy(this.groupExprs(f.by))}
+          ) s`,
       (row) => ({
         key: this.keyOf(row, f.by),
         finished: num(row.finished),
