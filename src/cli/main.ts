@@ -216,8 +216,10 @@ task
   .command('list')
   .option('-p, --project <name>', 'only this project')
   .option('--status <status>', 'only tasks with this status')
+  .option('--limit <n>', 'the newest n tasks (default 100)', positiveInt)
+  .option('--all', 'every task, however many')
   .option('--json', 'print JSON')
-  .action((o: { project?: string; status?: string; json?: boolean }) =>
+  .action((o: { project?: string; status?: string; limit?: number; all?: boolean; json?: boolean }) =>
     withContext(async (ctx) => {
       const { listTasksText } = await import('./commands/task.ts');
       out(await listTasksText(ctx, o, !!o.json));

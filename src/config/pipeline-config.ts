@@ -12,6 +12,9 @@ import type { PromptTemplate } from './prompts.ts';
 const argv = z.array(z.string().min(1)).min(1);
 const positiveInt = z.number().int().positive();
 
+/** The most development candidates one attempt may run (`pipeline.development.candidates`). */
+export const MAX_CANDIDATES = 9;
+
 export { WORK_STAGES, type WorkStage } from '../core/stages.ts';
 
 const GateRef = z.union([
@@ -55,6 +58,8 @@ export const StageConfigSchema = z
     timeout_s: positiveInt.optional(),
     /** Wait for `orch task approve` before working the stage. */
     approval: z.boolean().optional(),
+    /** Development only: developer runs side by side, each in its own worktree; the reviewer picks one. */
+    candidates: positiveInt.max(MAX_CANDIDATES).optional(),
   })
   .strict();
 export type StageConfig = z.infer<typeof StageConfigSchema>;
@@ -98,6 +103,8 @@ export interface StagePlan extends StageRoute {
    * loaded), parsed; null for the role's built-in prompt. Nothing reads `promptFile` again.
    */
   template: PromptTemplate | null;
+  /** Development runs per attempt, side by side (`candidates`, default 1). */
+  candidates: number;
 }
 
 export interface PipelinePlan {
@@ -164,6 +171,7 @@ export function resolvePipeline(
       prompt: c.prompt ?? null,
       promptFile: c.prompt_file ?? null,
       template: templates[name] ?? null,
+      candidates: c.candidates ?? 1,
     });
   }
   return { stages, mergeStrategy: merge.strategy, removeWorktrees: worktrees.remove === 'on_done' };
@@ -190,6 +198,25 @@ export function pipelineProblems(plan: PipelinePlan): { key: string; message: st
           message: `a failing gate can only send the task back, not forward to ${s.onFail}`,
         });
     }
+  }
+  for (const s of plan.stages) {
+    if (s.candidates === 1) continue;
+    if (s.name !== 'development')
+      problems.push({
+        key: `pipeline.${s.name}.candidates`,
+        message: 'only the development stage runs candidates',
+      });
+    else if (s.kind !== 'agent')
+      problems.push({
+        key: 'pipeline.development.candidates',
+        message: `candidates are developer runs: the development stage must be an agent stage, not ${s.kind}`,
+      });
+    else if (plan.stages.find((r) => r.name === 'review')?.kind !== 'agent')
+      problems.push({
+        key: 'pipeline.development.candidates',
+        message:
+          'the reviewer chooses among candidates: enable the review stage as an agent stage, or set candidates to 1',
+      });
   }
   if (!order.includes('development'))
     problems.push({ key: 'pipeline.development', message: 'the development stage cannot be disabled' });

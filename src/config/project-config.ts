@@ -38,6 +38,8 @@ function semanticProblems(cfg: ProjectConfig): Problem[] {
 }
 
 const positiveInt = z.number().int().positive();
+/** The longest pause a usage limit may set, in seconds (8 days: a week's window and a day to spare). */
+const MAX_PAUSE_S = 8 * 24 * 3600;
 const argv = z.array(z.string().min(1)).min(1);
 
 /** A sandbox path: `~/…` (the agent's HOME), absolute, or relative to the task's worktree. */
@@ -280,9 +282,9 @@ export const ProjectConfigSchema = z
         base_ms: positiveInt.optional(),
         max_ms: positiveInt.optional(),
         /** A usage limit without a named reset pauses its adapter this long, doubling per limit in a row. Default 60. */
-        usage_limit_backoff_s: positiveInt.optional(),
+        usage_limit_backoff_s: positiveInt.max(MAX_PAUSE_S, `at most ${MAX_PAUSE_S} (8 days)`).optional(),
         /** The longest such pause. Default 3600. */
-        usage_limit_backoff_max_s: positiveInt.optional(),
+        usage_limit_backoff_max_s: positiveInt.max(MAX_PAUSE_S, `at most ${MAX_PAUSE_S} (8 days)`).optional(),
       })
       .strict()
       .default({}),

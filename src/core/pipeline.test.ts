@@ -414,14 +414,19 @@ describe('usage limits', () => {
     message: 'the five_hour limit was reached',
     ...over,
   });
+  const limited = (stage: Stage, over: Partial<JobState> = {}, adapter = 'codex'): PipelineEvent => ({
+    kind: 'usage_limited',
+    job: job(stage, over),
+    runId: 7,
+    adapter,
+    pause: pause(),
+  });
   it('the job waits for the reset, uncounted, and the adapter’s credential is paused', () => {
-    const d = run(PLAN, task({ stage: 'development' }), {
-      kind: 'usage_limited',
-      job: job('development', { tries: 3, failures: 2 }),
-      runId: 7,
-      adapter: 'claude-code',
-      pause: pause(),
-    });
+    const d = run(
+      PLAN,
+      task({ stage: 'development' }),
+      limited('development', { tries: 3, failures: 2 }, 'claude-code'),
+    );
     expect(d).toEqual({
       kind: 'wait',
       status: 'waiting',
@@ -436,32 +441,11 @@ describe('usage limits', () => {
     );
   });
   it('even past every retry cap a limit never escalates; a task that moved on drops it', () => {
-    const d = run(PLAN, task({ stage: 'review' }), {
-      kind: 'usage_limited',
-      job: job('review', { tries: 9, failures: 9 }),
-      runId: 1,
-      adapter: 'codex',
-      pause: pause(),
-    });
-    expect(d.kind).toBe('wait');
-    expect(
-      run(PLAN, task({ stage: 'testing' }), {
-        kind: 'usage_limited',
-        job: job('review'),
-        runId: 1,
-        adapter: 'codex',
-        pause: pause(),
-      }).kind,
-    ).toBe('drop');
-    expect(
-      run(PLAN, task({ stage: 'review', status: 'cancelled' }), {
-        kind: 'usage_limited',
-        job: job('review'),
-        runId: 1,
-        adapter: 'codex',
-        pause: pause(),
-      }).kind,
-    ).toBe('drop');
+    expect(run(PLAN, task({ stage: 'review' }), limited('review', { tries: 9, failures: 9 })).kind).toBe(
+      'wait',
+    );
+    expect(run(PLAN, task({ stage: 'testing' }), limited('review')).kind).toBe('drop');
+    expect(run(PLAN, task({ stage: 'review', status: 'cancelled' }), limited('review')).kind).toBe('drop');
   });
 });
 
@@ -765,5 +749,83 @@ describe('a review on the forge', () => {
       attempts: [attempt(1, 'rejected', 'A'), attempt(2, 'rejected', 'B'), attempt(3, 'approved', 'C')],
     });
     expect(asked(used)).toMatchObject({ kind: 'escalate', reason: 'max_attempts' });
+  });
+});
+
+describe('development candidates', () => {
+  const totals = { inputTokens: 30, outputTokens: 15, costUsd: 0.03, durationMs: 3000 };
+  const cand = (
+    n: number,
+    result: 'passed' | 'gate_failed' | 'run_failed',
+    gate: string | null = null,
+  ): Extract<PipelineEvent, { kind: 'candidates_ran' }>['candidates'][number] => ({
+    n,
+    runId: 10 + n,
+    result,
+    gate,
+    output: result === 'passed' ? '' : `out ${n}`,
+    diffHash: result === 'run_failed' ? null : `h${n}`,
+  });
+  const ran = (
+    candidates: Extract<PipelineEvent, { kind: 'candidates_ran' }>['candidates'],
+    t: TaskState = task(),
+    plan: Plan = PLAN,
+  ): Decision => run(plan, t, { kind: 'candidates_ran', job: job('development'), candidates, totals });
+
+  it('goes on to the review when one candidate passed, recording no attempt yet', () => {
+    const d = ran([cand(1, 'gate_failed', 'check_x'), cand(2, 'passed'), cand(3, 'run_failed', 'failed')]);
+    expect(d).toMatchObject({ kind: 'advance', to: 'review' });
+    expect(d).not.toHaveProperty('attempt');
+  });
+
+  it('stops when the budget ran out, counting every candidate run', () => {
+    const t = task({
+      budget: { maxAttempts: 3, maxTokens: 100, maxUsd: null, maxWallS: null },
+      spend: { tokens: 120, usd: 0, wallS: 0, projectUsdToday: 0 },
+    });
+    expect(ran([cand(1, 'passed')], t)).toMatchObject({ kind: 'escalate', reason: 'budget_exhausted' });
+  });
+
+  it('judges the attempt rejected with every failed gate as feedback when none passed', () => {
+    const d = ran([
+      cand(1, 'gate_failed', 'check_x'),
+      cand(2, 'run_failed', 'failed'),
+      cand(3, 'gate_failed', 'check_y'),
+    ]);
+    expect(d).toMatchObject({
+      kind: 'advance',
+      to: 'development',
+      attempt: { n: 1, verdict: 'rejected', reason: 'check_x', diffHash: 'h1+h3', inputTokens: 30 },
+    });
+    const feedback = (d as Extract<Decision, { kind: 'advance' }>).feedback ?? '';
+    expect(feedback).toContain('Candidate 1: the gate check_x failed');
+    expect(feedback).toContain('Candidate 3: the gate check_y failed');
+  });
+
+  it('takes the same failing candidates twice as no progress', () => {
+    const t = task({ attempts: [{ ...attempt(1, 'rejected'), diffHash: 'h1+h2' }] });
+    expect(ran([cand(1, 'gate_failed', 'g'), cand(2, 'gate_failed', 'g')], t)).toMatchObject({
+      kind: 'escalate',
+      reason: 'no_progress',
+    });
+  });
+
+  it('fails the try when every candidate run failed, and escalates a run over budget', () => {
+    expect(ran([cand(1, 'run_failed', 'failed'), cand(2, 'run_failed', 'timeout')])).toMatchObject({
+      kind: 'retry',
+      count: 'failure',
+    });
+    expect(ran([cand(1, 'run_failed', 'over_budget')])).toMatchObject({
+      kind: 'escalate',
+      reason: 'budget_exhausted',
+    });
+  });
+
+  it('escalates passing candidates when no review stage is left to choose one', () => {
+    const noReview: Plan = { ...PLAN, stages: PLAN.stages.filter((s) => s.name !== 'review') };
+    expect(ran([cand(1, 'passed')], task(), noReview)).toMatchObject({
+      kind: 'escalate',
+      reason: 'gate_failure',
+    });
   });
 });

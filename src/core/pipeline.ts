@@ -179,6 +179,11 @@ export type PipelineEvent =
     }
   /** Every gate of the stage passed. `totals` are the development run's figures when the stage is development. */
   | { kind: 'stage_passed'; job: JobState; diffHash?: string | null; totals?: AttemptTotals }
+  /**
+   * The development stage's candidates (`pipeline.development.candidates` > 1) ran, each judged by
+   * the stage's gates in its own worktree. `totals` are all their runs' figures.
+   */
+  | { kind: 'candidates_ran'; job: JobState; candidates: readonly CandidateResult[]; totals: AttemptTotals }
   /** The branch landed (the merge, or the pull request's). */
   | { kind: 'landed'; job: JobState }
   /** The landing cannot finish yet (CI pending, a review awaited): poll again later. */
@@ -223,6 +228,19 @@ export function usagePauseDetail(adapter: string, pause: UsagePause): string {
 export interface ReviewNote {
   url: string;
   handled: readonly string[];
+}
+
+/** How one development candidate ended: its run failed, a gate failed, or every gate passed. */
+export interface CandidateResult {
+  /** 1-based, as the reviewer names it. */
+  n: number;
+  runId: number | null;
+  result: 'passed' | 'gate_failed' | 'run_failed';
+  /** The failed gate (gate_failed), or the run's outcome (run_failed). */
+  gate: string | null;
+  /** The gate's output or the run's error. */
+  output: string;
+  diffHash: string | null;
 }
 
 /** Tokens, cost and time of a development run, for an attempt judged by the development stage's gates. */
@@ -396,6 +414,8 @@ export function decide(plan: Plan, task: TaskState, event: PipelineEvent): Decis
       return onGateFailed(plan, task, event);
     case 'stage_passed':
       return onStagePassed(plan, task, event);
+    case 'candidates_ran':
+      return onCandidatesRan(plan, task, event);
     case 'landed':
       return { kind: 'done' };
     case 'land_pending':
@@ -630,6 +650,53 @@ function onStagePassed(
   }
   const fwd = forward(plan, from);
   return attempt && (fwd.kind === 'advance' || fwd.kind === 'land') ? { ...fwd, attempt } : fwd;
+}
+
+/**
+ * The development candidates ran. One passing candidate is enough to go on to the review, which
+ * chooses among the passing ones; with none, a gate that failed judges the attempt (the failures
+ * of all candidates as its feedback), and when every run failed, the try failed.
+ */
+function onCandidatesRan(
+  plan: Plan,
+  task: TaskState,
+  event: Extract<PipelineEvent, { kind: 'candidates_ran' }>,
+): Decision {
+  const { job, candidates } = event;
+  const passing = candidates.filter((c) => c.result === 'passed');
+  if (passing.length > 0) {
+    // Only a reviewer chooses among candidates: without a review stage there is no one to.
+    if (judge(plan) !== 'review')
+      return {
+        kind: 'escalate',
+        reason: 'gate_failure',
+        detail: `${passing.length} development candidates passed, but no review stage is enabled to choose one`,
+      };
+    return onStagePassed(plan, task, { kind: 'stage_passed', job, totals: event.totals });
+  }
+  const failedGates = candidates.filter((c) => c.result === 'gate_failed');
+  if (failedGates.length === 0) {
+    const overBudget = candidates.find((c) => c.gate === 'over_budget');
+    return onRunFailed(plan, task, {
+      kind: 'run_failed',
+      job,
+      outcome: overBudget ? 'over_budget' : 'failed',
+      runId: overBudget?.runId ?? candidates.at(-1)?.runId ?? null,
+      error: `all ${candidates.length} candidates failed: ${candidates.map((c) => `#${c.n} ${c.output}`).join('; ')}`,
+    });
+  }
+  const output = failedGates
+    .map((c) => `Candidate ${c.n}: the gate ${c.gate} failed. Its output:\n\n${c.output}`)
+    .join('\n\n');
+  return onGateFailed(plan, task, {
+    kind: 'gate_failed',
+    job,
+    gate: failedGates[0]!.gate ?? 'gate',
+    output,
+    // The same candidates twice is no progress: the attempt's diff is all of theirs together.
+    diffHash: failedGates.map((c) => c.diffHash ?? '').join('+'),
+    totals: event.totals,
+  });
 }
 
 /** To the stage after `from`, or to the landing after the last one. */

@@ -20,6 +20,21 @@ export interface TerminalPacketInput {
   runs?: readonly PacketRun[];
   /** Gates that failed, oldest first: late failures after an approval are only here. */
   failedGates?: readonly PacketGate[];
+  /** Development candidates (`pipeline.development.candidates` > 1), by attempt. */
+  candidates?: readonly PacketCandidate[];
+}
+
+export interface PacketCandidate {
+  attempt: number;
+  n: number;
+  runId: number | null;
+  /** passed, gate_failed or run_failed. */
+  result: string;
+  gate: string | null;
+  diffHash: string | null;
+  chosen: boolean;
+  /** Where its commit is kept. */
+  ref: string;
 }
 
 export interface PacketRun {
@@ -86,6 +101,7 @@ export function renderTerminalPacket(p: TerminalPacketInput): string {
     '|---|---|---|---|---|---|---|',
     ...(rows.length ? rows : ['| – | – | – | – | – | – | no attempt recorded |']),
     '',
+    ...candidatesSection(p.candidates ?? []),
     ...runsSection(p.runs ?? []),
     ...gatesSection(p.failedGates ?? []),
     '## Last feedback',
@@ -125,6 +141,23 @@ function retryOptions(p: TerminalPacketInput): string {
   if (p.reason === 'agent_failure' || p.reason === 'gate_failure' || p.reason === 'design_rejected')
     return '';
   return ` --max-attempts ${p.attempts.length + 3}`;
+}
+
+function candidatesSection(candidates: readonly PacketCandidate[]): string[] {
+  if (!candidates.length) return [];
+  return [
+    '## Candidates',
+    '',
+    '| attempt | # | run | result | gate | chosen | kept as |',
+    '|---|---|---|---|---|---|---|',
+    ...candidates
+      .slice(-MAX_PACKET_ROWS)
+      .map(
+        (c) =>
+          `| ${c.attempt} | ${c.n} | ${c.runId ?? '–'} | ${c.result} | ${cell(c.gate ?? '')} | ${c.chosen ? 'yes' : ''} | \`${c.ref}\` |`,
+      ),
+    '',
+  ];
 }
 
 function runsSection(runs: readonly PacketRun[]): string[] {

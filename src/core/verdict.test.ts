@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseVerdict, verdictFeedback, type Verdict } from './verdict.ts';
+import { chooseCandidate, parseVerdict, verdictFeedback, type Verdict } from './verdict.ts';
 
 const fence = (body: string, lang = 'json') => '```' + lang + '\n' + body + '\n```';
 
@@ -220,5 +220,43 @@ describe('verdictFeedback', () => {
     const text = verdictFeedback(parseVerdict('{"verdict": "maybe", "comments": "rename x"}'));
     expect(text).toContain('got "maybe"');
     expect(text.split('\n').at(-1)).toBe('rename x');
+  });
+});
+
+describe('chooseCandidate', () => {
+  it('reads the chosen candidate, as a number or a numeric string', () => {
+    expect(parseVerdict('{"verdict": "approved", "chosen": 3}').chosen).toBe(3);
+    expect(parseVerdict('{"verdict": "approved", "chosen": "2"}').chosen).toBe(2);
+    expect(parseVerdict('{"verdict": "approved"}')).not.toHaveProperty('chosen');
+    expect(chooseCandidate(parseVerdict('{"verdict": "approved", "chosen": 3}'), [1, 3])).toMatchObject({
+      verdict: 'approved',
+      chosen: 3,
+      parseError: null,
+    });
+  });
+
+  it('takes the only passing candidate when the approval names none', () => {
+    expect(chooseCandidate(parseVerdict('{"verdict": "approved"}'), [2]).chosen).toBe(2);
+  });
+
+  it('rejects an approval that names no candidate, a failing one, or not a number', () => {
+    expect(chooseCandidate(parseVerdict('{"verdict": "approved"}'), [1, 3])).toMatchObject({
+      verdict: 'rejected',
+      chosen: null,
+      parseError: 'the approval names no candidate: add "chosen" with one of 1, 3',
+    });
+    expect(chooseCandidate(parseVerdict('{"verdict": "approved", "chosen": 2}'), [1, 3]).parseError).toBe(
+      '"chosen" must be one of the passing candidates 1, 3, got 2',
+    );
+    expect(chooseCandidate(parseVerdict('{"verdict": "approved", "chosen": "best"}'), [1]).parseError).toBe(
+      '"chosen" must be one of the passing candidates 1, got not a whole number',
+    );
+  });
+
+  it('leaves a rejection a rejection of them all', () => {
+    expect(chooseCandidate(parseVerdict('{"verdict": "rejected", "chosen": 1}'), [1, 2])).toMatchObject({
+      verdict: 'rejected',
+      chosen: null,
+    });
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The reviewer's structured verdict, parsed from its final result text: a JSON
  * object `{"verdict": "approved"|"rejected", "comments": "..."}`, in a fenced
- * block or bare. Anything else is a rejection that says why, so the next
+ * block or bare. When the review chose among development candidates, the
+ * object names the chosen one too: `"chosen": 2`. Anything else is a rejection that says why, so the next
  * developer prompt can show it.
  */
 export interface Verdict {
@@ -9,6 +10,8 @@ export interface Verdict {
   comments: string;
   /** Set when no valid verdict object was found. */
   parseError: string | null;
+  /** The candidate the reviewer chose (`"chosen": n`), when it named one. */
+  chosen?: number | null;
 }
 
 const MAX_SCAN_CHARS = 200_000;
@@ -99,7 +102,16 @@ export function parseVerdict(resultText: string | null | undefined): Verdict {
           ? ''
           : commentsText(rawComments);
     if (normalized === 'approved' || normalized === 'rejected') {
-      return { verdict: normalized, comments, parseError: null };
+      const chosen = (value as Record<string, unknown>).chosen;
+      const n = typeof chosen === 'string' && /^\s*\d+\s*$/.test(chosen) ? Number(chosen) : chosen;
+      return {
+        verdict: normalized,
+        comments,
+        parseError: null,
+        ...(chosen === undefined || chosen === null
+          ? {}
+          : { chosen: typeof n === 'number' && Number.isInteger(n) ? n : NaN }),
+      };
     }
     return {
       verdict: 'rejected',
@@ -119,4 +131,31 @@ export function verdictFeedback(v: Verdict): string {
   if (v.parseError)
     return `The review could not be read (${v.parseError}); treat it as a rejection.${v.comments ? `\n${v.comments}` : ''}`;
   return v.comments;
+}
+
+/**
+ * A verdict on development candidates: an approval must name one of the passing candidates
+ * (`passing`, 1-based) as `chosen`; one that names none, or another, is a rejection that says
+ * why. A rejection rejects them all.
+ */
+export function chooseCandidate(v: Verdict, passing: readonly number[]): Verdict & { chosen: number | null } {
+  if (v.verdict !== 'approved') return { ...v, chosen: null };
+  const list = passing.join(', ');
+  if (passing.length === 1 && (v.chosen === undefined || v.chosen === null))
+    return { ...v, chosen: passing[0]! };
+  if (v.chosen === undefined || v.chosen === null)
+    return {
+      ...v,
+      verdict: 'rejected',
+      chosen: null,
+      parseError: `the approval names no candidate: add "chosen" with one of ${list}`,
+    };
+  if (!passing.includes(v.chosen))
+    return {
+      ...v,
+      verdict: 'rejected',
+      chosen: null,
+      parseError: `"chosen" must be one of the passing candidates ${list}, got ${Number.isNaN(v.chosen) ? 'not a whole number' : v.chosen}`,
+    };
+  return { ...v, chosen: v.chosen };
 }

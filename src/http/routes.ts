@@ -95,7 +95,7 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
       method: 'get',
       path: '/api/tasks',
       summary:
-        'Task summaries, oldest first, filtered by project, status and stage; one page of `limit` (default 100, at most 500) after the cursor `after`; the `X-Next-After` header (and a `Link` rel="next") gives the next page\'s cursor while there is one',
+        'Task summaries, oldest first (`order=newest`: newest first), filtered by project, status and stage (`open=true`: not at done or cancelled); one page of `limit` (default 100, at most 500) after the cursor `after`; the `X-Next-After` header (and a `Link` rel="next") gives the next page\'s cursor while there is one',
       tag: 'tasks',
       query: TaskListQuery,
       responses: { 200: 'task summaries', ...ERR },
@@ -107,6 +107,8 @@ export function apiEndpoints(d: RouteDeps): Endpoint[] {
           ...(project ? { projectId: project.id } : {}),
           ...(query.status ? { status: query.status } : {}),
           ...(query.stage ? { stage: query.stage } : {}),
+          open: query.open,
+          newest: query.order === 'newest',
           ...(query.after !== undefined ? { after: query.after } : {}),
           limit: query.limit + 1,
         });

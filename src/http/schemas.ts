@@ -60,11 +60,17 @@ export const EmptyBody = z.strictObject({});
 
 const limit = (max: number, fallback: number) => z.coerce.number().int().min(1).max(max).default(fallback);
 
-/** A page of tasks: `limit` of them after the cursor `after` (the `X-Next-After` of the previous page). */
+/**
+ * A page of tasks: `limit` of them after the cursor `after` (the `X-Next-After` of the previous
+ * page), oldest first or (`order=newest`) newest first; `open=true` keeps the tasks not at done or
+ * cancelled.
+ */
 export const TaskListQuery = z.strictObject({
   project: z.string().min(1).optional(),
   status: z.enum(TASK_STATUSES).optional(),
   stage: z.enum(STAGES).optional(),
+  open: z.stringbool().default(false),
+  order: z.enum(['oldest', 'newest']).default('oldest'),
   limit: limit(500, 100),
   after: z.coerce.number().int().min(0).optional(),
 });

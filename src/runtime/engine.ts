@@ -12,15 +12,28 @@ import { paths } from './context.ts';
 import type { AgentRun, Job, Task } from '../store/schema.ts';
 import { elapsedMs, type Role } from '../core/stages.ts';
 import type { AttemptRecord } from '../core/build-loop.ts';
-import type { AttemptTotals } from '../core/pipeline.ts';
-import { parseVerdict, verdictFeedback } from '../core/verdict.ts';
+import type { AttemptTotals, CandidateResult } from '../core/pipeline.ts';
+import { chooseCandidate, parseVerdict, verdictFeedback } from '../core/verdict.ts';
+import {
+  candidatesOfTask,
+  reviewerAppendix,
+  type CandidatesRecord,
+  type RecordedCandidate,
+} from './candidates.ts';
 import { landViaForge } from './forge-land.ts';
 import { createForge } from '../trackers/index.ts';
 import type { PullRequest } from '../trackers/types.ts';
 import { launchRun, resumableSession, type LaunchLimits, type LaunchResult } from './launcher.ts';
 import {
+  adoptCandidate,
+  candidateBranch,
+  candidateRef,
+  candidateWorktree,
   commitAll,
   discardUncommitted,
+  git,
+  makeCandidateWorktree,
+  retireCandidate,
   diffHash,
   ensureWorktree,
   reopenMergeConflict,
@@ -139,9 +152,10 @@ export class Engine {
     const holder: Holder = { owner: this.deps.workerId };
     const outcome = await this.deps.transitions.onJob(job, event, holder, runs ? { runs } : {});
     if (worktree) {
-      if (outcome.next && this.leftClean.get(worktree) === null)
-        this.leftClean.set(worktree, outcome.next.id);
-      else this.leftClean.delete(worktree);
+      const clean = this.leftClean.get(worktree) === null;
+      if (clean && outcome.next) this.leftClean.set(worktree, outcome.next.id);
+      // An approving verdict: the same job goes on to its gates, with nothing run since the commit.
+      else if (!(clean && outcome.decision.kind === 'continue')) this.leftClean.delete(worktree);
     }
     return outcome;
   }
@@ -218,6 +232,9 @@ export class Engine {
     // The worktree is ready only once after_create succeeded in it (another home's worktree, one
     // made again, or a failed hook: it runs now, before anything else works there).
     if (!(await this.afterCreate(task, job, rt, worktree, signal, role))) return;
+    // Several developer runs side by side: each is run and judged in a worktree of its own.
+    if (job.stage === 'development' && plan.kind === 'agent' && plan.candidates > 1)
+      return this.developCandidates(task, job, rt, plan, worktree, signal);
 
     let run: { id: number; resultText: string | null } | null =
       from === 'gates' && lastRun ? { id: lastRun.id, resultText: lastRun.result_text } : null;
@@ -225,6 +242,20 @@ export class Engine {
       if (plan.kind === 'agent') {
         const before = await this.hook(task, job, rt, 'before_run', worktree, signal, role);
         if (before && !before.ok) return this.hookFailed(task, job, before, signal);
+        // Claimed before another run paused its adapter (its worktree, after_create or before_run
+        // took that long): it waits for the reset too, without starting the agent.
+        if (job.adapter) {
+          const paused = await this.store.pauses.live(job.adapter, job.credential ?? '');
+          if (paused) {
+            const limit = {
+              resetAt: Date.parse(paused.until_at),
+              window: paused.window,
+              message: paused.message ?? 'usage limit',
+            };
+            await this.report(job, { kind: 'usage_limited', runId: null, limit });
+            return;
+          }
+        }
       }
       const res =
         plan.kind === 'command'
@@ -299,6 +330,148 @@ export class Engine {
   }
 
   /**
+   * The development stage's candidates, one after another: each gets a fresh worktree from the
+   * task branch's tip, a developer run, a commit and the stage's gates; its commit is kept under
+   * its ref and its worktree removed. One event reports them all (the state machine decides),
+   * after a `candidates` record the review and the ledger read.
+   */
+  private async developCandidates(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    plan: StagePlan,
+    worktree: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const repo = rt.project.root_path;
+    const attempt = (await this.store.attemptsOfTask(task.id)).length + 1;
+    const from = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
+    const results: RecordedCandidate[] = [];
+    const runIds: number[] = [];
+    for (let n = 1; n <= plan.candidates; n += 1) {
+      if (signal.aborted) return this.abandoned(job, signal);
+      const path = candidateWorktree(worktree, n);
+      const branch = candidateBranch(task.key, n);
+      const ref = candidateRef(task.key, attempt, n);
+      await makeCandidateWorktree(repo, path, branch, from);
+      const ran = await this.runCandidate(task, job, rt, plan, path, n, signal);
+      await retireCandidate(repo, path, branch, ref);
+      if (ran.kind === 'stopped') return ran.report();
+      if (ran.result.runId !== null) runIds.push(ran.result.runId);
+      results.push({ ...ran.result, ref });
+      this.deps.log.info(
+        `${task.key}: candidate ${n} of ${plan.candidates}: ${ran.result.result}${ran.result.gate ? ` (${ran.result.gate})` : ''}`,
+      );
+    }
+    if (!(await this.stillHeld(job))) return;
+    const record: CandidatesRecord = { attempt, from, candidates: results };
+    await this.store.tx((tx) =>
+      this.store.appendEvent(tx, task.id, 'candidates', record as unknown as Record<string, unknown>),
+    );
+    const runs = (await this.store.runsOfTask(task.id)).filter((r) => runIds.includes(r.id));
+    const judged = results.find((c) => c.result === 'gate_failed');
+    await this.report(
+      job,
+      {
+        kind: 'candidates_ran',
+        candidates: results.map(({ ref: _ref, ...c }) => c),
+        totals: runTotals(runs),
+      },
+      worktree,
+      { dev: judged?.runId ?? null, review: null },
+    );
+  }
+
+  /**
+   * One candidate in its worktree: hooks, the developer's run, the commit, the stage's gates.
+   * `stopped` when the try itself is over (orch stopped it, a usage limit, the reaper): `report`
+   * reports that, as the stage's single run would.
+   */
+  private async runCandidate(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    plan: StagePlan,
+    path: string,
+    n: number,
+    signal: AbortSignal,
+  ): Promise<{ kind: 'ran'; result: CandidateResult } | { kind: 'stopped'; report: () => Promise<void> }> {
+    const role: Role = plan.role ?? 'developer';
+    const failed = (runId: number | null, gate: string, output: string) =>
+      ({ kind: 'ran', result: { n, runId, result: 'run_failed', gate, output, diffHash: null } }) as const;
+    const stopped = () => ({ kind: 'stopped', report: () => this.abandoned(job, signal) }) as const;
+    for (const name of ['after_create', 'before_run'] as const) {
+      const hook = await this.hook(task, job, rt, name, path, signal, role);
+      if (hook && !hook.ok)
+        return hook.interrupted || signal.aborted ? stopped() : failed(null, name, hook.summary);
+    }
+    const res = await this.launchAgent(task, job, rt, plan, path, signal, null, n);
+    let finish = runFinish(res, signal);
+    if (!(await this.store.tx((tx) => this.store.finishRun(tx, res.runId, finish)))) {
+      const recorded = await this.store.getRun(res.runId);
+      finish = { ...finish, outcome: recorded?.outcome ?? finish.outcome };
+    }
+    this.emitFinished(task, role, job.stage, res, finish.outcome);
+    if (!signal.aborted) {
+      const after = await this.hook(task, job, rt, 'after_run', path, signal, role);
+      if (after && !after.ok && !after.interrupted)
+        this.deps.log.warn(`${task.key}: ${after.summary} (not fatal)`);
+    }
+    if (finish.outcome === 'reaped' && !signal.aborted)
+      return {
+        kind: 'stopped',
+        report: async () => {
+          await this.report(job, { kind: 'interrupted', cause: 'reaped', runId: res.runId });
+        },
+      };
+    if (signal.aborted || finish.outcome === 'usage_limited')
+      return { kind: 'stopped', report: () => this.runEnded(job, res, signal) };
+    if (finish.outcome !== 'ok') return failed(res.runId, finish.outcome, res.error ?? finish.outcome);
+    try {
+      await commitAll(
+        path,
+        `${task.key}: development candidate ${n} (${role}, run ${res.runId})\n\n${task.title}`,
+      );
+    } catch (error) {
+      if (!(error instanceof GitRefusal)) throw error;
+      await this.store.failFinishedRun(res.runId, error.message);
+      return failed(res.runId, 'commit', error.message);
+    }
+    const hash = await diffHash(path, rt.project.base_branch);
+    await this.store.setRunDiffHash(res.runId, hash);
+    for (const ref of plan.gates) {
+      const gate = await runGate(
+        this.deps.ctx,
+        rt,
+        task,
+        plan.name,
+        ref,
+        path,
+        { approved: false, lastVerdict: null },
+        { signal, workerId: this.deps.workerId, jobId: job.id },
+      );
+      if (gate.interrupted || signal.aborted) return stopped();
+      this.deps.emit({ kind: 'gate', key: task.key, name: gate.name, passed: gate.passed });
+      if (!gate.passed)
+        return {
+          kind: 'ran',
+          result: {
+            n,
+            runId: res.runId,
+            result: 'gate_failed',
+            gate: gate.name,
+            output: gate.output,
+            diffHash: hash,
+          },
+        };
+    }
+    return {
+      kind: 'ran',
+      result: { n, runId: res.runId, result: 'passed', gate: null, output: '', diffHash: hash },
+    };
+  }
+
+  /**
    * Whether a run's worktree is this worker's: on this host, with its log in this home's logs
    * (a worktree and its task's logs live in one home). Only there is its uncommitted work.
    */
@@ -310,14 +483,21 @@ export class Engine {
     );
   }
 
-  /** The current development run's review is recorded already (approved: a crash came after it). */
+  /**
+   * The current development run's review is recorded already (approved: a crash came after it).
+   * With candidates, the approved run is the chosen one, which need not be the last that ran.
+   */
   private async reviewRecorded(taskId: number): Promise<boolean> {
     const last = (await this.store.attemptsOfTask(taskId)).at(-1);
     if (last?.verdict !== 'approved') return false;
     const devRun = (await this.store.runsOfTask(taskId))
       .filter((r) => r.agent === 'developer' && r.outcome === 'ok')
       .at(-1);
-    return devRun !== undefined && last.dev_run_id === devRun.id;
+    if (devRun === undefined) return false;
+    if (last.dev_run_id === devRun.id) return true;
+    const ran =
+      (await candidatesOfTask(this.store, taskId)).get(last.n)?.candidates.map((c) => c.runId) ?? [];
+    return ran.includes(devRun.id) && ran.includes(last.dev_run_id);
   }
 
   private async stillHeld(job: Job): Promise<boolean> {
@@ -339,9 +519,14 @@ export class Engine {
     worktree: string,
     signal: AbortSignal,
     resumeSessionId: string | null,
+    candidate?: number,
   ): Promise<LaunchResult> {
     const role = plan.role!;
     const attempts = (await this.store.attemptsOfTask(task.id)).length;
+    // A review of candidates shows the reviewer each passing one's diff to choose from.
+    const candidates =
+      job.stage === 'review' ? (await candidatesOfTask(this.store, task.id)).get(attempts + 1) : undefined;
+    const promptAppendix = candidates ? await reviewerAppendix(rt.project.root_path, candidates) : undefined;
     const inLoop = job.stage === 'development' || job.stage === 'review';
     const attempt = inLoop ? attempts + 1 : null;
     const budget = taskBudget(rt, task);
@@ -363,6 +548,8 @@ export class Engine {
       log: this.deps.log,
       remainingUsd,
       resumeSessionId,
+      ...(candidate ? { candidate } : {}),
+      ...(promptAppendix ? { promptAppendix } : {}),
       ...(plan.template ? { promptTemplate: plan.template } : {}),
       ...(this.deps.limits ? { limits: this.deps.limits } : {}),
       onEvent: (runId, event) => {
@@ -425,13 +612,32 @@ export class Engine {
     worktree: string,
   ): Promise<boolean> {
     const runs = await this.store.runsOfTask(task.id);
-    const devRun = runs.filter((r) => r.agent === 'developer' && r.outcome === 'ok').at(-1);
-    const last = (await this.store.attemptsOfTask(task.id)).at(-1);
+    let devRun = runs.filter((r) => r.agent === 'developer' && r.outcome === 'ok').at(-1);
     // Recorded before a crash: the approval of this development run stands, and is not reviewed again.
-    if (last?.verdict === 'approved' && devRun && last.dev_run_id === devRun.id) return true;
+    if (await this.reviewRecorded(task.id)) return true;
     const reviewRun = runs.find((r) => r.id === run?.id);
     const n = (await this.store.attemptsOfTask(task.id)).length + 1;
-    const verdict = parseVerdict(run?.resultText ?? null);
+    let verdict = parseVerdict(run?.resultText ?? null);
+    // Candidates: the verdict names the passing one that goes on (the task branch moves to it),
+    // and the attempt counts all of their runs.
+    const record = (await candidatesOfTask(this.store, task.id)).get(n);
+    let judgedRuns = [devRun, reviewRun];
+    if (record) {
+      const passing = record.candidates.filter((c) => c.result === 'passed');
+      const choice = chooseCandidate(
+        verdict,
+        passing.map((c) => c.n),
+      );
+      verdict = choice;
+      const pick = passing.find((c) => c.n === choice.chosen) ?? passing[0];
+      devRun = runs.find((r) => r.id === pick?.runId);
+      judgedRuns = [...runs.filter((r) => record.candidates.some((c) => c.runId === r.id)), reviewRun];
+      if (choice.chosen !== null && pick) {
+        await adoptCandidate(worktree, pick.ref);
+        this.leftClean.delete(worktree);
+        this.deps.log.info(`${task.key}: the reviewer chose candidate ${pick.n} of attempt ${n}`);
+      }
+    }
     const hash = devRun?.diff_hash ?? (await diffHash(worktree, rt.project.base_branch));
     const feedback = verdictFeedback(verdict);
     const attempt: AttemptRecord = {
@@ -439,7 +645,7 @@ export class Engine {
       diffHash: hash,
       verdict: verdict.verdict,
       feedback,
-      ...runTotals([devRun, reviewRun].filter((r): r is AgentRun => r !== undefined)),
+      ...runTotals(judgedRuns.filter((r): r is AgentRun => r !== undefined)),
       reason: verdict.parseError,
     };
     this.deps.emit({ kind: 'verdict', key: task.key, attempt: n, verdict: attempt.verdict, diffHash: hash });

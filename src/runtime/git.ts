@@ -247,6 +247,9 @@ export async function discardUncommitted(worktree: string): Promise<boolean> {
  */
 export async function reopenMergeConflict(worktree: string, base: string): Promise<string[]> {
   if (mergeInProgress(worktree)) return [];
+  // A branch at the base's tip merges it trivially (the usual first run of a task): no git.
+  const head = headCommit(worktree);
+  if (head !== null && head === refCommit(worktree, `refs/heads/${base}`)) return [];
   const probe = await gitRaw(worktree, ['merge-tree', '--write-tree', '--name-only', base, 'HEAD']);
   if (probe.code === 0) return [];
   const merged = await mergeBaseInto(worktree, base);
@@ -652,4 +655,63 @@ async function landThroughOrigin(
       };
     }
   }
+}
+
+// ---------------------------------------------------------------- development candidates
+//
+// `pipeline.development.candidates: N` works N developer runs side by side, each in a worktree
+// of its own (`<task worktree>-c<i>`, branch `<task branch>-c<i>`) made from the task branch.
+// Once run and judged by the stage's gates, each candidate's commit is kept under
+// `refs/orch/candidates/<key>/<attempt>/<i>` (the record, and what the reviewer chooses from),
+// and its worktree and branch are removed; the chosen one becomes the task branch.
+
+export const candidateWorktree = (worktree: string, i: number): string => `${worktree}-c${i}`;
+export const candidateBranch = (key: string, i: number): string => `${taskBranch(key)}-c${i}`;
+export const candidateRef = (key: string, attempt: number, i: number): string =>
+  `refs/orch/candidates/${safeName(key)}/${attempt}/${i}`;
+
+/**
+ * A fresh worktree for candidate `i` at the task branch's tip: whatever an earlier (or
+ * interrupted) candidate left at that path or on that branch is replaced.
+ */
+export async function makeCandidateWorktree(
+  repo: string,
+  path: string,
+  branch: string,
+  from: string,
+): Promise<void> {
+  await serialized(repo, async () => {
+    readyWorktrees.delete(path);
+    if (existsSync(path)) await gitRaw(repo, ['worktree', 'remove', '--force', path]);
+    await gitRaw(repo, ['worktree', 'prune']);
+    mkdirSync(dirname(path), { recursive: true });
+    await git(repo, ['worktree', 'add', '-q', '--force', '-B', branch, path, from]);
+  });
+}
+
+/** Keeps the candidate's commit under `ref`, then removes its worktree and its branch. */
+export async function retireCandidate(
+  repo: string,
+  path: string,
+  branch: string,
+  ref: string,
+): Promise<void> {
+  await serialized(repo, async () => {
+    const head = (await gitRaw(path, ['rev-parse', 'HEAD'])).stdout.trim();
+    if (head) await git(repo, ['update-ref', ref, head]);
+    readyWorktrees.delete(path);
+    await gitRaw(repo, ['worktree', 'remove', '--force', path]);
+    await gitRaw(repo, ['branch', '-q', '-D', branch]);
+  });
+}
+
+/** The diff a candidate's commit makes on top of `from` (the task branch it was made from). */
+export async function candidateDiff(repo: string, from: string, ref: string): Promise<string> {
+  const r = await gitRaw(repo, ['diff', '--no-color', '--no-ext-diff', `${from}...${ref}`]);
+  return r.code === 0 ? r.stdout : '';
+}
+
+/** Moves the task worktree (and its branch) to the chosen candidate's commit. */
+export async function adoptCandidate(worktree: string, ref: string): Promise<void> {
+  await git(worktree, ['reset', '-q', '--hard', ref]);
 }

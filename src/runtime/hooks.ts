@@ -24,7 +24,7 @@ import { tail } from '../core/gates.ts';
 import { hookTimeoutS, type HookName } from '../config/settings.ts';
 import { COMMAND_LIMITS, runOwnedProcess } from './owned-process.ts';
 import { agentEnv, contractEnv } from './agent-env.ts';
-import { redact, secretValues } from './secrets.ts';
+import { redact, rememberSecrets, secretValues } from './secrets.ts';
 import { gitDirOf, removeCleanWorktree } from './git.ts';
 import { sandboxForRun } from './sandbox.ts';
 import type { SandboxPlan } from './process/sandbox.ts';
@@ -131,6 +131,9 @@ export async function runHook(
   const logsDir = paths.logsDir(ctx, task);
   mkdirSync(logsDir, { recursive: true });
   const logPath = nextLogPath(logsDir, name);
+  // What the roles' env gives their agents under secret names is redacted from a hook's log and
+  // output too, before any agent of the role ran in this process (a build may print a .env).
+  for (const agent of Object.values(rt.config.agents)) rememberSecrets(secretValues(agent.env ?? {}));
   const env = agentEnv(ctx.env, contractEnv(task, opts.stage, opts.role, worktree), { ORCH_HOOK: name });
   const sandboxRole = sandboxRoleOf(rt, opts);
   let sandbox: SandboxPlan | undefined;

@@ -95,6 +95,10 @@ export interface LaunchRequest {
    * is then the person's messages only ({@link resumedSessionPrompt}): the session holds the rest.
    */
   resumeSessionId?: string | null;
+  /** The development candidate this run is (1-based, `ORCH_CANDIDATE`), when the stage runs several. */
+  candidate?: number;
+  /** A section after the stage's instructions (the candidates' diffs a reviewer chooses from). */
+  promptAppendix?: string;
 }
 
 /** A role's config as a task's runs use it: the role's, with the task's variant (from its key alone). */
@@ -217,11 +221,12 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     },
     req.promptTemplate,
   );
+  const instructions = req.promptAppendix ? `${rendered.trimEnd()}\n\n${req.promptAppendix}` : rendered;
   const prompt = resumeSessionId
     ? resumedSessionPrompt(messages)
     : messages.length
-      ? `${rendered.trimEnd()}\n${messagesSection(messages)}`
-      : rendered;
+      ? `${instructions.trimEnd()}\n${messagesSection(messages)}`
+      : instructions;
   try {
     // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
     await replaceFile(promptFile, prompt);
@@ -279,13 +284,16 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
   );
   const env = agentEnv(
     ctx.env,
-    contractEnv(task, job.stage, role, req.worktree, {
-      ORCH_ATTEMPT: String(req.contractAttempt),
-      ORCH_PROMPT_FILE: promptFile,
-      ORCH_MODEL: model,
-      ORCH_EFFORT: effort,
-      ORCH_RUN_ID: String(runId),
-    }),
+    {
+      ...contractEnv(task, job.stage, role, req.worktree, {
+        ORCH_ATTEMPT: String(req.contractAttempt),
+        ORCH_PROMPT_FILE: promptFile,
+        ORCH_MODEL: model,
+        ORCH_EFFORT: effort,
+        ORCH_RUN_ID: String(runId),
+      }),
+      ...(req.candidate ? { ORCH_CANDIDATE: String(req.candidate) } : {}),
+    },
     extraEnv,
     cfg.pass_env,
   );

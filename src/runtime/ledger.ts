@@ -33,7 +33,18 @@ export function ledgerHeader(task: Task, policy: unknown, handoff: string): Ledg
   };
 }
 
-export const attemptLine = (a: Attempt) =>
+/** A development candidate of an attempt, as its ledger line shows it. */
+export interface LedgerCandidate {
+  n: number;
+  run_id: number | null;
+  result: string;
+  gate: string | null;
+  diff_hash: string | null;
+  ref: string;
+  chosen: boolean;
+}
+
+export const attemptLine = (a: Attempt, candidates?: readonly LedgerCandidate[]) =>
   JSON.stringify({
     type: 'attempt',
     n: a.n,
@@ -46,6 +57,7 @@ export const attemptLine = (a: Attempt) =>
     reason: a.reason,
     feedback: a.feedback,
     recorded_at: a.created_at,
+    ...(candidates?.length ? { candidates } : {}),
   });
 
 /** Largest ledger file read back, bytes: thousands of attempts; a larger file is rewritten. */
@@ -63,10 +75,18 @@ const syncing = new Map<string, Promise<unknown>>();
  * take turns: reading and appending are asynchronous, and two jobs of a task finishing together
  * (a review's record and the next development's catch-up) would otherwise both append a line.
  */
-export function syncLedger(dir: string, header: LedgerHeader, attempts: readonly Attempt[]): Promise<string> {
+export function syncLedger(
+  dir: string,
+  header: LedgerHeader,
+  attempts: readonly Attempt[],
+  /** The development candidates of each attempt that ran several, by attempt number. */
+  candidates: ReadonlyMap<number, readonly LedgerCandidate[]> = new Map(),
+): Promise<string> {
   const path = join(dir, LEDGER_FILE);
   const previous = syncing.get(path) ?? Promise.resolve();
-  const next = previous.catch(() => undefined).then(() => syncLedgerNow(dir, path, header, attempts));
+  const next = previous
+    .catch(() => undefined)
+    .then(() => syncLedgerNow(dir, path, header, attempts, candidates));
   syncing.set(path, next);
   return next.finally(() => {
     if (syncing.get(path) === next) syncing.delete(path);
@@ -78,8 +98,9 @@ async function syncLedgerNow(
   path: string,
   header: LedgerHeader,
   attempts: readonly Attempt[],
+  candidates: ReadonlyMap<number, readonly LedgerCandidate[]>,
 ): Promise<string> {
-  const wanted = [JSON.stringify(header), ...attempts.map(attemptLine)];
+  const wanted = [JSON.stringify(header), ...attempts.map((a) => attemptLine(a, candidates.get(a.n)))];
   const read = await readWorktreeFile(dir, LEDGER_FILE, { maxBytes: MAX_LEDGER_BYTES });
   const current = read.ok ? read.text : '';
   const lines = current.split('\n').filter((l) => l.length > 0);

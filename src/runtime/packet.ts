@@ -8,12 +8,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { paths, type OrchContext, type ProjectRuntime } from './context.ts';
 import { diffStat } from './git.ts';
-import { handoffText, LEDGER_FILE, ledgerHeader, syncLedger } from './ledger.ts';
+import { handoffText, LEDGER_FILE, ledgerHeader, syncLedger, type LedgerCandidate } from './ledger.ts';
+import { candidatesOfTask } from './candidates.ts';
 import { replaceFile } from '../io/worktree-files.ts';
 import type { Attempt, Task } from '../store/schema.ts';
 import type { AttemptRecord, TaskBudget, TerminalReason } from '../core/build-loop.ts';
 import { elapsedMs } from '../core/stages.ts';
-import { renderTerminalPacket } from '../core/terminal-packet.ts';
+import { renderTerminalPacket, type PacketCandidate } from '../core/terminal-packet.ts';
 
 /** The budget of a task: the project's, raised by `orch task retry` overrides. */
 export function taskBudget(rt: ProjectRuntime, task: Task): TaskBudget {
@@ -64,7 +65,32 @@ export async function terminalPacketText(ctx: OrchContext, task: Task, rt: Proje
     failedGates: (await ctx.store.gatesOfTask(task.id))
       .filter((g) => !g.passed)
       .map((g) => ({ stage: g.stage, name: g.name, output: g.output_tail })),
+    candidates: await taskCandidates(ctx, task.id),
   });
+}
+
+/**
+ * The task's development candidates, attempt by attempt, each marked chosen when its run is the
+ * one the attempt's approval went on with.
+ */
+async function taskCandidates(ctx: OrchContext, taskId: number): Promise<PacketCandidate[]> {
+  const attempts = new Map((await ctx.store.attemptsOfTask(taskId)).map((a) => [a.n, a]));
+  const out: PacketCandidate[] = [];
+  for (const [n, record] of await candidatesOfTask(ctx.store, taskId)) {
+    const a = attempts.get(n);
+    for (const c of record.candidates)
+      out.push({
+        attempt: n,
+        n: c.n,
+        runId: c.runId,
+        result: c.result,
+        gate: c.gate,
+        diffHash: c.diffHash,
+        chosen: a?.verdict === 'approved' && c.runId !== null && a.dev_run_id === c.runId,
+        ref: c.ref,
+      });
+  }
+  return out;
 }
 
 /** Brings the task's ledger file in line with the database. Returns its path. */
@@ -74,7 +100,21 @@ export async function writeLedger(ctx: OrchContext, task: Task, rt: ProjectRunti
   // The architect's ADR is an agent's file: read as untrusted input (regular files only, capped).
   const handoff = await handoffText(paths.worktree(ctx, rt.project, fresh), fresh);
   const header = ledgerHeader(fresh, { budget: rt.config.budget, retry: rt.config.retry }, handoff);
-  return syncLedger(dir, header, await ctx.store.attemptsOfTask(fresh.id));
+  const byAttempt = new Map<number, LedgerCandidate[]>();
+  for (const c of await taskCandidates(ctx, fresh.id)) {
+    const list = byAttempt.get(c.attempt) ?? [];
+    list.push({
+      n: c.n,
+      run_id: c.runId,
+      result: c.result,
+      gate: c.gate,
+      diff_hash: c.diffHash,
+      ref: c.ref,
+      chosen: c.chosen,
+    });
+    byAttempt.set(c.attempt, list);
+  }
+  return syncLedger(dir, header, await ctx.store.attemptsOfTask(fresh.id), byAttempt);
 }
 
 /** Writes the ledger and the terminal packet of an escalated task. Returns the packet's path. */

@@ -47,7 +47,7 @@ export type JobEvent =
       : never)
   | { kind: 'usage_limited'; runId: number | null; limit: UsageLimit };
 
-/** The longest a named reset may pause an adapter: a week's window and a day to spare. */
+/** The longest an adapter pauses, for a named reset or a backoff: a week's window and a day to spare. */
 const MAX_RESET_PAUSE_MS = 8 * 24 * 3_600_000;
 /** A pause ends this long after the named reset, so the first run after it is not refused again. */
 const RESET_MARGIN_MS = 1_000;
@@ -161,14 +161,28 @@ export class Transitions {
     const live = last !== undefined && last.until_at > now;
     const inARow = last !== undefined && nowMs - Date.parse(last.until_at) < policy.backoffMaxMs;
     const strikes = live ? last.strikes : inARow ? last.strikes + 1 : 1;
-    const ms =
-      limit.resetAt !== null
-        ? Math.min(
-            MAX_RESET_PAUSE_MS,
-            Math.max(RESET_MARGIN_MS, limit.resetAt - Date.now() + RESET_MARGIN_MS),
-          )
-        : Math.min(policy.backoffMaxMs, policy.backoffMs * 2 ** (strikes - 1));
+    // A reset already past names nothing usable: the backoff applies (never a loop of 1 s pauses).
+    const reset = limit.resetAt !== null && limit.resetAt > Date.now() ? limit.resetAt : null;
     const liveUntil = live ? Date.parse(last.until_at) : 0;
+    // A job held by a pause in force (claimed before it began) waits for that pause's end, no later.
+    if (live && reset !== null && reset <= liveUntil)
+      return {
+        credential,
+        ms: liveUntil - nowMs,
+        resumesAt: last.until_at,
+        now,
+        strikes,
+        window: last.window,
+        message: last.message ?? limit.message,
+      };
+    const ms =
+      reset !== null
+        ? Math.min(MAX_RESET_PAUSE_MS, reset - Date.now() + RESET_MARGIN_MS)
+        : Math.min(
+            MAX_RESET_PAUSE_MS,
+            policy.backoffMaxMs,
+            policy.backoffMs * 2 ** Math.min(30, strikes - 1),
+          );
     return {
       credential,
       ms,
@@ -402,6 +416,7 @@ export class Transitions {
             window: d.pause.window,
             message: d.pause.message,
             taskKey: task.key,
+            heldDetail: `held: ${d.detail} (hit by ${task.key})`,
           });
           // Announced once per pause (the notification channels route it), not once per task it holds.
           if (fresh)

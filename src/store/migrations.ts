@@ -319,6 +319,22 @@ function m0007(): Migration {
 }
 
 /**
+ * Task lists that stay as fast at 100 k tasks as at 1 k: the tasks still in
+ * the pipeline (the board, `orch task list`) through a partial index that
+ * holds only them, and a status or stage filter (the newest finished tasks)
+ * through `(column, id)`, in the order the lists page by.
+ */
+function m0010(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await sql`CREATE INDEX tasks_open ON tasks (id) WHERE stage NOT IN ('done', 'cancelled')`.execute(db);
+      await db.schema.createIndex('tasks_status').on('tasks').columns(['status', 'id']).execute();
+      await db.schema.createIndex('tasks_stage').on('tasks').columns(['stage', 'id']).execute();
+    },
+  };
+}
+
+/**
  * Task dependencies: an edge says a task waits for another. An edge imported
  * from a tracker may name a task not imported yet (by the tracker's id and
  * key): it is kept, and resolved to the task when it arrives.
@@ -436,7 +452,7 @@ function m0009(): Migration {
  * runs, so a window is read from the index alone. It starts with `started_at`, so it serves
  * whatever `agent_runs_started` served, which it replaces.
  */
-function m0010(dialect: Dialect): Migration {
+function m0011(dialect: Dialect): Migration {
   return {
     async up(db: Kysely<unknown>) {
       await db.schema.alterTable('agent_runs').addColumn('duration_ms', 'bigint').execute();
@@ -496,7 +512,8 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0007_stats': m0007(),
       '0008_say_now': m0008(),
       '0009_usage_limits': m0009(),
-      '0010_run_durations': m0010(dialect),
+      '0010_task_lists': m0010(),
+      '0011_run_durations': m0011(dialect),
     }),
   };
 }

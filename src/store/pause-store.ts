@@ -18,6 +18,8 @@ export interface PauseRequest {
   window: string | null;
   message: string;
   taskKey: string;
+  /** The status line of the queued tasks the pause holds back. */
+  heldDetail?: string;
 }
 
 export class PauseStore {
@@ -35,6 +37,17 @@ export class PauseStore {
       .selectAll()
       .where('adapter', '=', adapter)
       .where('credential', '=', credential)
+      .executeTakeFirst();
+  }
+
+  /** The pause of an adapter's credential when it is in force now, by the database's clock. */
+  live(adapter: string, credential: string): Promise<AdapterPause | undefined> {
+    return this.db
+      .selectFrom('adapter_pauses')
+      .selectAll()
+      .where('adapter', '=', adapter)
+      .where('credential', '=', credential)
+      .where('until_at', '>', this.clock())
       .executeTakeFirst();
   }
 
@@ -81,14 +94,27 @@ export class PauseStore {
         .insertInto('adapter_pauses')
         .values({ adapter: p.adapter, credential: p.credential, started_at: now, ...row })
         .execute();
-    await tx
+    const held = await tx
       .updateTable('jobs')
       .set({ run_after: until })
       .where('status', '=', 'queued')
       .where('adapter', '=', p.adapter)
       .where(sql<string>`coalesce(credential, '')`, '=', p.credential)
       .where('run_after', '<', until)
+      .returning('task_id')
       .execute();
+    // The tasks it holds back say why (their next claim clears it).
+    if (held.length > 0 && p.heldDetail)
+      await tx
+        .updateTable('tasks')
+        .set({ status_detail: p.heldDetail })
+        .where(
+          'id',
+          'in',
+          held.map((h) => h.task_id),
+        )
+        .where('status', '=', 'queued')
+        .execute();
     return { until, fresh: !live };
   }
 

@@ -337,19 +337,32 @@ export class Store {
   }
 
   /**
-   * Tasks in id order (oldest first), filtered. A page: the `limit` tasks
-   * after the task with id `after` (a cursor that stays valid while tasks
-   * are added); no limit returns them all.
+   * Tasks in id order (oldest first; `newest`: newest first), filtered. A
+   * page: the `limit` tasks after the task with id `after` in that order (a
+   * cursor that stays valid while tasks are added); no limit returns them
+   * all. `open`: only tasks not at `done` or `cancelled`, read through the
+   * partial index `tasks_open`, so finding them costs nothing per finished
+   * task; the status and stage filters have their `(column, id)` indexes.
    */
   listTasks(
-    filter: { projectId?: number; status?: TaskStatus; stage?: Stage; after?: number; limit?: number } = {},
+    filter: {
+      projectId?: number;
+      status?: TaskStatus;
+      stage?: Stage;
+      open?: boolean;
+      newest?: boolean;
+      after?: number;
+      limit?: number;
+    } = {},
   ): Promise<Task[]> {
     let q = this.db.selectFrom('tasks').selectAll();
     if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
     if (filter.status) q = q.where('status', '=', filter.status);
     if (filter.stage) q = q.where('stage', '=', filter.stage);
-    if (filter.after !== undefined) q = q.where('id', '>', filter.after);
-    q = q.orderBy('id');
+    // Literals, not parameters: a planner uses a partial index only for a condition it can match.
+    if (filter.open) q = q.where(sql<boolean>`stage NOT IN ('done', 'cancelled')`);
+    if (filter.after !== undefined) q = q.where('id', filter.newest ? '<' : '>', filter.after);
+    q = q.orderBy('id', filter.newest ? 'desc' : 'asc');
     return (filter.limit !== undefined ? q.limit(filter.limit) : q).execute();
   }
 
@@ -516,7 +529,15 @@ export class Store {
       .where('id', '=', jobId)
       .where('lease_owner', '=', owner)
       .where('status', '=', 'running')
-      .returning('interrupt_message_id')
+      // Only while its agent runs: a message that came as the run ended waits for the next run
+      // (the job's gates and landing are never stopped for it).
+      .returning(
+        sql<
+          number | null
+        >`CASE WHEN EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = jobs.run_id AND r.status = 'running') THEN interrupt_message_id ELSE NULL END`.as(
+          'interrupt_message_id',
+        ),
+      )
       .executeTakeFirst();
     return { held: row !== undefined, interruptMessageId: row?.interrupt_message_id ?? null };
   }
@@ -785,7 +806,7 @@ export class Store {
       .returningAll()
       .executeTakeFirst();
     if (!res) return false;
-    // Its wall time, stored for the analytics (computed as the 0010 migration filled it).
+    // Its wall time, stored for the analytics (computed as the 0011 migration filled it).
     await tx
       .updateTable('agent_runs')
       .set({ duration_ms: runDurationMs(this.dialect, sql`finished_at`, sql`started_at`) })

@@ -114,6 +114,30 @@ describe('tasks', () => {
     expect(last.headers.get('X-Next-After')).toBeNull();
   });
 
+  it('lists newest first with order=newest, paging towards the older, and only open tasks with open=true', async () => {
+    const made = [];
+    for (let i = 0; i < 3; i += 1) made.push(await create(`Newest ${i}`));
+    const oldest = await json<TaskSummaryJson[]>(await f.get('/api/tasks?limit=500'));
+    const newest = oldest.map((t) => t.key).reverse();
+    const first = await f.get('/api/tasks?order=newest&limit=2');
+    expect((await json<TaskSummaryJson[]>(first)).map((t) => t.key)).toEqual(newest.slice(0, 2));
+    const after = first.headers.get('X-Next-After');
+    expect(first.headers.get('Link')).toBe(`</api/tasks?order=newest&limit=2&after=${after}>; rel="next"`);
+    const second = await json<TaskSummaryJson[]>(
+      await f.get(`/api/tasks?order=newest&limit=2&after=${after}`),
+    );
+    expect(second.map((t) => t.key)).toEqual(newest.slice(2, 4));
+    // A cancelled task leaves the open list; the others stay in it.
+    expect((await f.post(`/api/tasks/${made[1]!.key}/cancel`)).status).toBe(200);
+    const open = (await json<TaskSummaryJson[]>(await f.get('/api/tasks?open=true&limit=500'))).map(
+      (t) => t.key,
+    );
+    expect(open).toEqual(expect.arrayContaining([made[0]!.key, made[2]!.key]));
+    expect(open).not.toContain(made[1]!.key);
+    expect((await f.get('/api/tasks?order=sideways')).status).toBe(400);
+    expect((await f.get('/api/tasks?open=maybe')).status).toBe(400);
+  });
+
   it('cancels a task once: a second cancel is a 409 invalid_state', async () => {
     const t = await create('Doomed');
     const res = await f.post(`/api/tasks/${t.key}/cancel`);

@@ -19,6 +19,7 @@ import {
   mergeInProgress,
   refCommit,
   removeCleanWorktree,
+  reopenMergeConflict,
 } from '../../src/runtime/git.ts';
 
 let root: string;
@@ -139,6 +140,20 @@ describe('the shortcuts give what the long way gives', () => {
     expect(sh(repo, ['show', 'main:one.txt'])).toBe('1');
     expect(sh(repo, ['show', 'main:two.txt'])).toBe('2');
     expect(sh(repo, ['merge-base', '--is-ancestor', first, 'main'])).toBe('');
+  });
+
+  it('reopenMergeConflict: nothing for a branch at the base tip, the conflict opened once the base moved against it', async () => {
+    const wt = await worktree('T-8');
+    writeFileSync(join(wt, 'README.md'), 'branch\n');
+    // At the base tip (the edit is not committed): nothing to merge, the worktree untouched.
+    expect(await reopenMergeConflict(wt, 'main')).toEqual([]);
+    expect(mergeInProgress(wt)).toBe(false);
+    await commitAll(wt, 'branch edit');
+    // The base's own edit of the same line: the branch no longer merges, and the developer gets the merge.
+    writeFileSync(join(repo, 'README.md'), 'base\n');
+    sh(repo, ['commit', '-q', '-am', 'base edit']);
+    expect(await reopenMergeConflict(wt, 'main')).toEqual(['README.md']);
+    expect(mergeInProgress(wt)).toBe(true);
   });
 
   it('removeCleanWorktree keeps a worktree holding untracked or modified files, and removes a clean one', async () => {

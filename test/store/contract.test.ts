@@ -91,7 +91,7 @@ function postgresBackend(): Backend {
     },
     async reset() {
       const store = await backend.open();
-      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies, processes RESTART IDENTITY`.execute(
+      await sql`TRUNCATE projects, tasks, agent_runs, jobs, attempts, gate_results, events, outbox, channel_refs, webhook_deliveries, task_dependencies, processes, adapter_pauses RESTART IDENTITY`.execute(
         store.db,
       );
       await store.close();
@@ -168,7 +168,8 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0007_stats',
       '0008_say_now',
       '0009_usage_limits',
-      '0010_run_durations',
+      '0010_task_lists',
+      '0011_run_durations',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -241,6 +242,29 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect((await store.listTasks({ stage: 'created' })).map((t) => t.title)).toEqual(['b']);
     await store.tx((tx) => store.updateTask(tx, a.id, { feedback: 'more', attempt: 2 }));
     expect(await store.getTask(a.id)).toMatchObject({ feedback: 'more', attempt: 2, stage: 'analysis' });
+  });
+
+  contract('lists the open tasks, and pages newest first, without reading the finished history', async () => {
+    const p = await project();
+    const t: Task[] = [];
+    for (const title of ['a', 'b', 'c', 'd', 'e']) t.push(await store.createTask({ projectId: p.id, title }));
+    await store.tx((tx) => store.advanceStage(tx, t[0]!, 'done', { status: 'done' }));
+    await store.tx((tx) => store.advanceStage(tx, t[2]!, 'cancelled', { status: 'cancelled' }));
+    await store.tx((tx) => store.advanceStage(tx, t[3]!, 'development', { status: 'escalated' }));
+    const titles = (ts: { title: string }[]) => ts.map((x) => x.title);
+    // Open: not at done or cancelled, an escalated task included.
+    expect(titles(await store.listTasks({ open: true }))).toEqual(['b', 'd', 'e']);
+    expect(titles(await store.listTasks({ open: true, after: t[1]!.id, limit: 1 }))).toEqual(['d']);
+    // Newest first, the cursor going on towards the older ones.
+    expect(titles(await store.listTasks({ newest: true, limit: 2 }))).toEqual(['e', 'd']);
+    expect(titles(await store.listTasks({ newest: true, after: t[3]!.id, limit: 2 }))).toEqual(['c', 'b']);
+    expect(titles(await store.listTasks({ newest: true, stage: 'done' }))).toEqual(['a']);
+    if (backend.dialect === 'sqlite') {
+      // The open list reads the partial index that holds only open tasks, never the table's history.
+      const plan = await sql<{ detail: string }>`EXPLAIN QUERY PLAN SELECT * FROM tasks
+        WHERE stage NOT IN ('done', 'cancelled') ORDER BY id LIMIT 101`.execute(store.db);
+      expect(plan.rows.map((r) => r.detail).join('; ')).toMatch(/USING INDEX tasks_open/);
+    }
   });
 
   contract('advances a stage once: a stale version or stage changes nothing', async () => {
@@ -371,6 +395,58 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect(Date.parse(next!)).toBeGreaterThan(Date.now() + 50_000);
     expect(later.id).toBe(1);
   });
+
+  contract(
+    'a usage-limit pause holds back its adapter and credential only, queued now or later',
+    async () => {
+      const dev = await taskAt('development', 'developer');
+      const rev = await taskAt('review', 'reviewer');
+      /** A task whose development job is queued with `credential`. */
+      const developing = async (title: string, credential?: string) => {
+        const t = await store.createTask({ projectId: dev.project_id, title });
+        return store.tx(async (tx) => {
+          await store.cancelJobsOfTask(tx, t.id);
+          const s = spec('development', 'developer');
+          return store.enqueueJob(tx, { task: t, spec: credential ? { ...s, credential } : s, repo: 'app' });
+        });
+      };
+      const own = await developing('own key', 'env:0123456789ab');
+      const pause = (ms: number) =>
+        store.tx((tx) =>
+          store.pauses.pause(tx, {
+            adapter: 'command',
+            credential: '',
+            ms,
+            strikes: 1,
+            window: 'five_hour',
+            message: 'limit',
+            taskKey: dev.key,
+          }),
+        );
+      const first = await pause(60_000);
+      expect(first.fresh).toBe(true);
+      const claimed = await store.claimJobs('w1', 5_000, 10);
+      // The paused credential's job stays; another adapter's and another credential's are taken.
+      expect(claimed.map((j) => j.id).sort()).toEqual([own.id, (await store.liveJobOf(rev.id))!.id].sort());
+      expect(claimed.find((j) => j.id === own.id)?.credential).toBe('env:0123456789ab');
+      expect(await store.nextRunAfter()).toBe(first.until);
+      // A job queued for it while paused waits too; so does one queued again; another credential's does not.
+      const queued = await developing('later');
+      expect((await store.getJob(queued.id))!.run_after).toBe(first.until);
+      await store.tx((tx) => store.requeueJob(tx, own.id, 0, null, 'none'));
+      expect((await store.claimJobs('w1', 5_000, 10)).map((j) => j.id)).toEqual([own.id]);
+      // A live pause is lengthened, never shortened, and announced once.
+      const again = await pause(1_000);
+      expect(again).toEqual({ until: first.until, fresh: false });
+      const longer = await pause(120_000);
+      expect(longer.fresh).toBe(false);
+      expect(longer.until > first.until).toBe(true);
+      expect((await store.getJob(queued.id))!.run_after).toBe(longer.until);
+      expect((await store.pauses.active()).map((p) => [p.adapter, p.credential, p.until_at])).toEqual([
+        ['command', '', longer.until],
+      ]);
+    },
+  );
 
   contract('claims several jobs in one statement, in order, up to the limit', async () => {
     const p = await project();
@@ -620,6 +696,13 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         interruptMessageId: message.id,
       });
       expect(await store.renewLease(job.id, 'w2', 60_000)).toEqual({ held: false, interruptMessageId: null });
+      // A run that ended before the heartbeat saw the request is not stopped after the fact: its
+      // gates go on, and the message waits for the next run.
+      await store.tx((tx) =>
+        store.finishRun(tx, agent, { outcome: 'ok', exitCode: 0, resultText: null, error: null }),
+      );
+      expect(await store.renewLease(job.id, 'w1', 60_000)).toEqual({ held: true, interruptMessageId: null });
+      await store.db.updateTable('agent_runs').set({ status: 'running' }).where('id', '=', agent).execute();
       // The try ends and the job is claimed again: the stop was that try's, not the next one's.
       await store.tx((tx) =>
         store.finishRun(tx, agent, { outcome: 'redirected', exitCode: null, resultText: null, error: null }),

@@ -82,6 +82,11 @@ export async function getAllPages<T>(path: string): Promise<T[]> {
   } while (after);
   return items;
 }
+/** One page of a paged list; `more` when another page follows. */
+export async function getPage<T>(path: string): Promise<{ items: T[]; more: boolean }> {
+  const res = await request('GET', path);
+  return { items: (await res.json()) as T[], more: res.headers.get('X-Next-After') !== null };
+}
 export const postJson = async <T>(path: string, body: unknown = {}): Promise<T> =>
   (await (await request('POST', path, body)).json()) as T;
 

@@ -39,6 +39,9 @@ function readEnv(env: NodeJS.ProcessEnv): AgentEnv | { error: string } {
   if (!/^[1-9][0-9]*$/.test(attemptText)) {
     return { error: `ORCH_ATTEMPT must be an integer from 1, got ${JSON.stringify(attemptText)}` };
   }
+  const candidateText = env.ORCH_CANDIDATE?.trim() || '';
+  if (candidateText && !/^[1-9][0-9]*$/.test(candidateText))
+    return { error: `ORCH_CANDIDATE must be an integer from 1, got ${JSON.stringify(candidateText)}` };
   const worktree = env.ORCH_WORKTREE || process.cwd();
   try {
     if (!statSync(worktree).isDirectory()) return { error: `ORCH_WORKTREE ${worktree} is not a directory` };
@@ -60,6 +63,7 @@ function readEnv(env: NodeJS.ProcessEnv): AgentEnv | { error: string } {
     title: env.ORCH_TASK_TITLE ?? '',
     role,
     attempt: Number(attemptText),
+    candidate: candidateText ? Number(candidateText) : null,
     worktree,
     stage: env.ORCH_STAGE || null,
     prompt,

@@ -10,11 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LineWriter, UsageInput } from './lines.ts';
 import { pathEscapeReason, type Step } from './script.ts';
 
-/** The task facts steps may use; `{{key}}`, `{{title}}`, `{{attempt}}` in step strings. */
+/** The task facts steps may use; `{{key}}`, `{{title}}`, `{{attempt}}`, `{{candidate}}` in step strings. */
 export interface StepContext {
   key: string;
   title: string;
   attempt: number;
+  /** The development candidate (`ORCH_CANDIDATE`), when the stage runs several. */
+  candidate?: number | null;
   worktree: string;
 }
 
@@ -39,8 +41,14 @@ export type StepsOutcome =
 const MAX_ECHO_CHARS = 100_000;
 
 export const substitute = (text: string, ctx: StepContext): string =>
-  text.replace(/\{\{\s*(key|title|attempt)\s*\}\}/g, (_m, name: string) =>
-    name === 'key' ? ctx.key : name === 'title' ? ctx.title : String(ctx.attempt),
+  text.replace(/\{\{\s*(key|title|attempt|candidate)\s*\}\}/g, (_m, name: string) =>
+    name === 'key'
+      ? ctx.key
+      : name === 'title'
+        ? ctx.title
+        : name === 'candidate'
+          ? String(ctx.candidate ?? 1)
+          : String(ctx.attempt),
   );
 
 const isInside = (root: string, path: string): boolean => {

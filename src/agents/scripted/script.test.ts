@@ -180,3 +180,24 @@ describe('pathEscapeReason', () => {
     else expect(reason).toMatch(expected);
   });
 });
+
+describe('selectSteps for development candidates', () => {
+  const s = parseScript(
+    'tasks: [ { match: { key: A }, roles: { developer: { candidates: { 2: [ { message: c2 } ] }, attempts: { 1: [ { message: a1 } ] } } } } ]',
+    'x.yaml',
+  );
+  it("takes the candidate's steps first, then the attempt's", () => {
+    if (!s.ok) throw new Error(s.error);
+    const q = { key: 'A', title: '', role: 'developer' as const, attempt: 1 };
+    expect(selectSteps(s.script, { ...q, candidate: 2 })).toEqual([{ message: 'c2' }]);
+    expect(selectSteps(s.script, { ...q, candidate: 1 })).toEqual([{ message: 'a1' }]);
+    expect(selectSteps(s.script, q)).toEqual([{ message: 'a1' }]);
+  });
+  it('refuses a candidate number that is not an integer from 1', () => {
+    const bad = parseScript(
+      'tasks: [ { match: { key: A }, roles: { developer: { candidates: { 0: [] } } } } ]',
+      'x.yaml',
+    );
+    expect(bad.ok ? '' : bad.error).toMatch(/tasks\[0\]\.roles\.developer\.candidates\.0: candidate numbers/);
+  });
+});

@@ -83,24 +83,30 @@ const stepSchema = z.record(z.string(), z.unknown()).transform((raw, ctx): Step 
 
 const stepList = z.array(stepSchema);
 
-const roleScript = z.strictObject({
-  /** Used when there is no entry for the attempt. */
-  default: stepList.optional(),
-  /** Steps per build-loop attempt number (1-based). */
-  attempts: z
+/** Steps by a number from 1 (an attempt, a candidate). */
+const numbered = (what: string) =>
+  z
     .record(z.string(), stepList)
-    .superRefine((attempts, ctx) => {
-      for (const key of Object.keys(attempts)) {
+    .superRefine((entries, ctx) => {
+      for (const key of Object.keys(entries)) {
         if (!/^[1-9][0-9]*$/.test(key)) {
           ctx.addIssue({
             code: 'custom',
-            message: `attempt numbers are integers from 1, got "${key}"`,
+            message: `${what} numbers are integers from 1, got "${key}"`,
             path: [key],
           });
         }
       }
     })
-    .optional(),
+    .optional();
+
+const roleScript = z.strictObject({
+  /** Used when there is no entry for the attempt. */
+  default: stepList.optional(),
+  /** Steps per build-loop attempt number (1-based). */
+  attempts: numbered('attempt'),
+  /** Steps per development candidate (`ORCH_CANDIDATE`, 1-based), before those of the attempt. */
+  candidates: numbered('candidate'),
 });
 
 const roleMap = <T extends z.ZodType>(value: T) =>
@@ -129,11 +135,13 @@ export interface StepQuery {
   title: string;
   role: Role;
   attempt: number;
+  candidate?: number | null;
 }
 
 /**
  * The steps for a run. The first task entry that matches (key equal, title
- * substring; both when both are given) wins; its role's steps for the attempt,
+ * substring; both when both are given) wins; its role's steps for the candidate
+ * (a development run of several side by side), else for the attempt,
  * else its role's `default`; failing those, `defaults` for the role; else null,
  * which means the built-in behaviour. An explicit empty list means "no steps".
  */
@@ -145,7 +153,10 @@ export function selectSteps(script: Script | null, q: StepQuery): Step[] | null 
       (match.title === undefined || q.title.includes(match.title)),
   );
   const forRole = task?.roles[q.role];
-  const fromTask = forRole?.attempts?.[String(q.attempt)] ?? forRole?.default;
+  const fromTask =
+    (q.candidate ? forRole?.candidates?.[String(q.candidate)] : undefined) ??
+    forRole?.attempts?.[String(q.attempt)] ??
+    forRole?.default;
   return fromTask ?? script.defaults?.[q.role] ?? null;
 }
 

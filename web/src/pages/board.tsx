@@ -2,14 +2,30 @@
 import { useState } from 'preact/hooks';
 import { STAGES } from '../../../src/core/stages.ts';
 import type { ProjectJson, TaskSummaryJson } from '../../../src/http/types.ts';
-import { failureText, getAllPages, postJson } from '../api.ts';
+import {
+  BOARD_FINISHED_SHOWN,
+  BOARD_FINISHED_TASKS,
+  BOARD_OPEN_TASKS,
+} from '../../../src/http/board-lists.ts';
+import { failureText, getAllPages, getPage, postJson } from '../api.ts';
 import { useEvents, useJson, useThrottled } from '../hooks.ts';
 import { ErrorNote, StatusPill } from '../components/ui.tsx';
 import { clock } from '../format.ts';
 
+/** The board's tasks: every open one, and the newest of each finished column (`more`: older ones exist). */
+async function boardTasks(): Promise<{ tasks: TaskSummaryJson[]; more: Set<string> }> {
+  const [open, ...finished] = await Promise.all([
+    getAllPages<TaskSummaryJson>(BOARD_OPEN_TASKS),
+    ...BOARD_FINISHED_TASKS.map((path) => getPage<TaskSummaryJson>(path)),
+  ]);
+  const more = new Set(finished.filter((p) => p.more && p.items[0]).map((p) => p.items[0]!.stage));
+  return { tasks: [...open, ...finished.flatMap((p) => p.items)], more };
+}
+
 export function Board() {
-  // The board shows every task: all the pages of the list.
-  const tasks = useJson<TaskSummaryJson[]>('/api/tasks', getAllPages);
+  // The board shows every task in the pipeline, and the newest finished ones.
+  const board = useJson('/api/tasks', boardTasks);
+  const tasks = { ...board, data: board.data?.tasks ?? null };
   const projects = useJson<ProjectJson[]>('/api/projects');
   const refresh = useThrottled(tasks.reload, 150);
   useEvents({ logs: 'false' }, (e) => e.event !== 'ready' && refresh());
@@ -51,8 +67,14 @@ export function Board() {
             key={stage}
             role="listitem"
           >
-            <h2 title={stage}>
-              <span class="name">{stage}</span> {list.length > 0 && <span class="count">{list.length}</span>}
+            <h2 title={board.data?.more.has(stage) ? `the newest ${BOARD_FINISHED_SHOWN}` : stage}>
+              <span class="name">{stage}</span>{' '}
+              {list.length > 0 && (
+                <span class="count">
+                  {list.length}
+                  {board.data?.more.has(stage) ? '+' : ''}
+                </span>
+              )}
             </h2>
             {list.map((t) => (
               <a
