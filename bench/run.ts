@@ -1095,6 +1095,7 @@ async function writeStatsHistory(store: Store, nTasks: number, nRuns: number): P
         outcome: j % 13 ? ('ok' as const) : ('failed' as const),
         started_at: iso(start),
         finished_at: iso(start + ((j * 31) % 3600) * 1000),
+        duration_ms: ((j * 31) % 3600) * 1000,
         input_tokens: 1000,
         output_tokens: 300,
         cost_usd: 0.01 * (j % 7),

@@ -53,14 +53,13 @@ interface Outcomes extends Omit<StatsRows, 'durations'> {
 async function loadOutcomes(ctx: OrchContext): Promise<Outcomes> {
   const s = ctx.store.stats;
   const f = { by: OUTCOME_BY };
-  return {
-    runs: await s.runOutcomes(f),
-    durations: await s.runDurationBuckets(f, RUN_DURATION_BUCKETS_S),
-    tasks: await s.taskOutcomes(f),
-    doneCosts: await s.doneTaskCosts(f),
-    firstPass: await s.firstPassReviews(f),
-    interventions: await s.interventions(f),
-  };
+  const [runs, durations, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
+    s.runOutcomes(f),
+    s.runDurationBuckets(f, RUN_DURATION_BUCKETS_S),
+    s.taskFigures(f),
+    s.firstPassReviews(f),
+  ]);
+  return { runs, durations, tasks, doneCosts, firstPass, interventions };
 }
 
 /**

@@ -2,7 +2,7 @@
  * Versioned migrations, the same for SQLite and PostgreSQL. Append only:
  * never edit a migration that has shipped.
  */
-import { sql, type Kysely, type CreateTableBuilder } from 'kysely';
+import { sql, type Kysely, type CreateTableBuilder, type RawBuilder } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -445,6 +445,61 @@ function m0009(): Migration {
   };
 }
 
+/**
+ * Outcome analytics at 100 k runs in one pass each: a run's wall time stored when it finishes
+ * (`duration_ms`, filled here for the runs already finished, with the expression the figures
+ * used to compute it), and one index holding every column `StatsStore` reads of a window's
+ * runs, so a window is read from the index alone. It starts with `started_at`, so it serves
+ * whatever `agent_runs_started` served, which it replaces.
+ */
+function m0011(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('agent_runs').addColumn('duration_ms', 'bigint').execute();
+      await sql`UPDATE agent_runs SET duration_ms = ${runDurationMs(dialect, sql`finished_at`, sql`started_at`)}
+        WHERE finished_at IS NOT NULL AND started_at IS NOT NULL`.execute(db);
+      await db.schema
+        .createIndex('agent_runs_window')
+        .on('agent_runs')
+        .columns([...RUN_WINDOW_COLUMNS])
+        .execute();
+      await db.schema.dropIndex('agent_runs_started').execute();
+    },
+  };
+}
+
+/** The columns of `agent_runs_window`, the start first: everything the analytics read of a run. */
+export const RUN_WINDOW_COLUMNS = [
+  'started_at',
+  'agent',
+  'adapter',
+  'model',
+  'effort',
+  'variant',
+  'task_id',
+  'status',
+  'outcome',
+  'duration_ms',
+  'input_tokens',
+  'output_tokens',
+  'cost_usd',
+  'id',
+] as const;
+
+/**
+ * Milliseconds from `start` to `end` (ISO text on both databases), rounded: what `duration_ms`
+ * holds, written with the run's end (`Store.finishRun`).
+ */
+export function runDurationMs(
+  dialect: Dialect,
+  end: RawBuilder<unknown>,
+  start: RawBuilder<unknown>,
+): RawBuilder<number> {
+  return dialect === 'postgres'
+    ? sql<number>`round(extract(epoch from ((${end})::timestamptz - (${start})::timestamptz)) * 1000)`
+    : sql<number>`round((unixepoch(${end}, 'subsec') - unixepoch(${start}, 'subsec')) * 1000)`;
+}
+
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   return {
     getMigrations: async () => ({
@@ -458,6 +513,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0008_say_now': m0008(),
       '0009_usage_limits': m0009(),
       '0010_task_lists': m0010(),
+      '0011_run_durations': m0011(dialect),
     }),
   };
 }

@@ -85,6 +85,8 @@ export interface AgentRunsTable {
   outcome: RunOutcome | null;
   started_at: string | null;
   finished_at: string | null;
+  /** Wall time from start to finish in ms, written when the run finishes; null while it runs. */
+  duration_ms: number | null;
   exit_code: number | null;
   input_tokens: number | null;
   output_tokens: number | null;

@@ -1,10 +1,10 @@
 /**
- * Outcome analytics, counted in the database: one statement per figure,
- * grouped by any of the run's role, adapter, model, effort and variant, so
- * nothing but one row per group (and outcome, status, kind) leaves the
- * database, however many runs there are. A task belongs to every group one of
- * its runs in the window is in. Also the launch stamp, which carries the
- * variant these figures compare.
+ * Outcome analytics, counted in the database: four statements (the runs, their
+ * durations, their tasks, first reviews), grouped by any of the run's role,
+ * adapter, model, effort and variant, so nothing but one row per group (and
+ * outcome, status, kind) leaves the database, however many runs there are. A
+ * task belongs to every group one of its runs in the window is in. Also the
+ * launch stamp, which carries the variant these figures compare.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Dialect } from './migrations.ts';
@@ -46,6 +46,20 @@ type Row = Record<string, unknown>;
 const num = (v: unknown): number => Number(v ?? 0);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
+/** The figures' columns of `taskFigures`'s rows, whichever part a row is of. */
+const PART_COLUMNS = [
+  'task_status',
+  'terminal_reason',
+  'event_kind',
+  'tasks',
+  'attempts',
+  'tasks_with_attempts',
+  'cost_usd',
+  'cost_usd_sq',
+  'tokens',
+  'events',
+] as const;
+
 export class StatsStore {
   private readonly db: Kysely<Database>;
   private readonly dialect: Dialect;
@@ -69,16 +83,19 @@ export class StatsStore {
       .execute();
   }
 
-  /** Every row a report is assembled from (`assembleGroups`): the six statements below, one after another. */
+  /**
+   * Every row a report is assembled from (`assembleGroups`): the four statements below, issued
+   * together, so on PostgreSQL they run side by side on the pool's connections (SQLite's one
+   * connection takes them in turn).
+   */
   async reportRows(f: StatsFilter): Promise<StatsRows> {
-    return {
-      runs: await this.runOutcomes(f),
-      durations: await this.runDurations(f),
-      tasks: await this.taskOutcomes(f),
-      doneCosts: await this.doneTaskCosts(f),
-      firstPass: await this.firstPassReviews(f),
-      interventions: await this.interventions(f),
-    };
+    const [runs, durations, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
+      this.runOutcomes(f),
+      this.runDurations(f),
+      this.taskFigures(f),
+      this.firstPassReviews(f),
+    ]);
+    return { runs, durations, tasks, doneCosts, firstPass, interventions };
   }
 
   // ------------------------------------------------------------ statements
@@ -130,13 +147,6 @@ export class StatsStore {
     return exprs.length ? sql`GROUP BY ${sql.join(exprs)}` : sql``;
   }
 
-  /** Milliseconds from a run's start to its end (ISO text on both databases). */
-  private durationMs(): RawBuilder<number> {
-    return this.dialect === 'postgres'
-      ? sql<number>`round(extract(epoch from (r.finished_at::timestamptz - r.started_at::timestamptz)) * 1000)`
-      : sql<number>`round((unixepoch(r.finished_at, 'subsec') - unixepoch(r.started_at, 'subsec')) * 1000)`;
-  }
-
   /** Runs per group and outcome (`running` while in flight), with their tokens and cost. */
   runOutcomes(f: StatsFilter): Promise<RunOutcomeRow[]> {
     const outcome = sql`COALESCE(r.outcome, r.status)`;
@@ -163,27 +173,29 @@ export class StatsStore {
    * p50 and p90 of the wall time of each group's finished runs, by nearest
    * rank (the value at rank ⌈q·n⌉ of n sorted): integer arithmetic, the same
    * on both databases, and a real run's time rather than an interpolation.
+   * Each group's times are gathered sorted into one array by an ordered
+   * aggregate (a sort per group, no window over every run), and the two ranks
+   * read from it.
    */
   runDurations(f: StatsFilter): Promise<RunDurationRow[]> {
-    const parts = this.groupAliases(f.by, 'd');
-    const partition = parts.length ? sql`PARTITION BY ${sql.join(parts)}` : sql``;
+    const sorted =
+      this.dialect === 'postgres'
+        ? sql`array_agg(r.duration_ms ORDER BY r.duration_ms)`
+        : sql`json_group_array(r.duration_ms ORDER BY r.duration_ms)`;
+    // The element at a 1-based rank: PostgreSQL arrays count from 1, SQLite's JSON arrays from 0.
+    const at = (rank: RawBuilder<unknown>) =>
+      this.dialect === 'postgres' ? sql`s.ms_sorted[(${rank})::int]` : sql`s.ms_sorted ->> (${rank} - 1)`;
     return this.select(
-      sql`WITH d AS (
-            SELECT ${this.list(this.groupColumns(f.by), [sql`${this.durationMs()} AS ms`])}
-            ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
-          ), ranked AS (
-            -- One window, so one sort: the rank, and the group's count over the whole frame.
-            SELECT d.*, row_number() OVER w AS rn,
-                   count(*) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
-            FROM d
-            WINDOW w AS (${partition} ORDER BY d.ms)
-          )
-          SELECT ${this.list(this.groupAliases(f.by, 'ranked'), [
-            sql`max(ranked.n) AS finished`,
-            sql`max(CASE WHEN ranked.rn = (ranked.n + 1) / 2 THEN ranked.ms END) AS p50_ms`,
-            sql`max(CASE WHEN ranked.rn = (9 * ranked.n + 9) / 10 THEN ranked.ms END) AS p90_ms`,
-          ])}
-          FROM ranked ${this.groupBy(this.groupAliases(f.by, 'ranked'))}`,
+      sql`SELECT ${this.list(this.groupAliases(f.by, 's'), [
+        sql`s.finished`,
+        sql`${at(sql`(s.finished + 1) / 2`)} AS p50_ms`,
+        sql`${at(sql`(9 * s.finished + 9) / 10`)} AS p90_ms`,
+      ])}
+          FROM (
+            SELECT ${this.list(this.groupColumns(f.by), [sql`count(*) AS finished`, sql`${sorted} AS ms_sorted`])}
+            ${this.scope(f, { where: sql`r.duration_ms IS NOT NULL` })}
+            ${this.groupBy(this.groupExprs(f.by))}
+          ) s`,
       (row) => ({
         key: this.keyOf(row, f.by),
         finished: num(row.finished),
@@ -193,71 +205,99 @@ export class StatsStore {
     );
   }
 
-  /** `WITH m AS (…)`: each (group, task) once, for the tasks with a run in the window. */
-  private membership(f: StatsFilter): RawBuilder<unknown> {
-    return sql`WITH m AS (
-      SELECT DISTINCT ${this.list(this.groupColumns(f.by), [sql`r.task_id`])} ${this.scope(f)}
-    )`;
-  }
-
   /**
-   * Tasks per group, status and terminal reason, with the attempts recorded
-   * for them (for the mean attempts to done).
+   * Each group's tasks, in one statement sharing one pass over the window's runs: `m` holds each
+   * (group, task) once, with the cost and tokens of the group's runs on it; from it come the
+   * tasks per status and terminal reason with their attempts (for the mean attempts to done),
+   * the cost and tokens on the done tasks (summed per task, then over the tasks, with the sum of
+   * squares for the interval), and the approvals, retries and messages (events) in the window,
+   * counted per task first (through the index on kind, task and time), then over the tasks.
+   * One row per part and group (and status, or event kind), told apart by `part`.
    */
-  taskOutcomes(f: StatsFilter): Promise<TaskOutcomeRow[]> {
-    const attempts = sql`(SELECT count(*) FROM attempts a WHERE a.task_id = t.id)`;
-    return this.select(
-      sql`${this.membership(f)}
-          SELECT ${this.list(this.groupAliases(f.by, 'm'), [
-            sql`t.status AS task_status`,
-            sql`t.terminal_reason AS terminal_reason`,
-            sql`count(*) AS tasks`,
-            sql`sum(${attempts}) AS attempts`,
-            sql`sum(CASE WHEN ${attempts} > 0 THEN 1 ELSE 0 END) AS tasks_with_attempts`,
-          ])}
-          FROM m JOIN tasks t ON t.id = m.task_id
-          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`t.status`, sql`t.terminal_reason`])}`,
-      (row) => ({
-        key: this.keyOf(row, f.by),
-        status: String(row.task_status),
-        terminal_reason: (row.terminal_reason as string | null) ?? null,
-        tasks: num(row.tasks),
-        attempts: num(row.attempts),
-        tasks_with_attempts: num(row.tasks_with_attempts),
-      }),
-    );
-  }
-
-  /**
-   * The cost and tokens of each group's runs on its done tasks: summed per
-   * task, then over the tasks, with the sum of squares for the interval.
-   */
-  doneTaskCosts(f: StatsFilter): Promise<DoneCostRow[]> {
-    return this.select(
-      sql`WITH per AS (
+  async taskFigures(
+    f: StatsFilter,
+  ): Promise<{ tasks: TaskOutcomeRow[]; doneCosts: DoneCostRow[]; interventions: InterventionRow[] }> {
+    const kinds = Object.keys(INTERVENTION_KINDS);
+    const g = this.groupAliases(f.by, 'm');
+    // The columns of every part, in this order; a part leaves the others NULL (typed, so
+    // PostgreSQL can match the parts' columns).
+    const part = (name: string, cols: Partial<Record<(typeof PART_COLUMNS)[number], RawBuilder<unknown>>>) =>
+      sql.join([
+        sql`${sql.lit(name)} AS part`,
+        ...g,
+        ...PART_COLUMNS.map(
+          (c) =>
+            sql`${cols[c] ?? (c.endsWith('_status') || c.endsWith('_reason') || c.endsWith('_kind') ? sql`CAST(NULL AS text)` : sql`CAST(NULL AS numeric)`)} AS ${sql.ref(c)}`,
+        ),
+      ]);
+    const rows = await this.select(
+      sql`WITH m AS (
             SELECT ${this.list(this.groupColumns(f.by), [
               sql`r.task_id`,
               sql`sum(COALESCE(r.cost_usd, 0)) AS c`,
               sql`sum(COALESCE(r.input_tokens, 0) + COALESCE(r.output_tokens, 0)) AS tok`,
             ])}
-            ${this.scope(f, { tasks: true, where: sql`t.status = 'done'` })}
+            ${this.scope(f)}
             GROUP BY ${sql.join([...this.groupExprs(f.by), sql`r.task_id`])}
+          ), na AS (
+            SELECT a.task_id, count(*) AS n FROM attempts a GROUP BY a.task_id
+          ), iv AS (
+            SELECT e.task_id, e.kind, count(*) AS n FROM events e
+            WHERE e.kind IN (${sql.join(kinds)})
+            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
+            GROUP BY e.task_id, e.kind
           )
-          SELECT ${this.list(this.groupAliases(f.by, 'per'), [
-            sql`count(*) AS tasks`,
-            sql`sum(per.c) AS cost_usd`,
-            sql`sum(per.c * per.c) AS cost_usd_sq`,
-            sql`sum(per.tok) AS tokens`,
-          ])}
-          FROM per ${this.groupBy(this.groupAliases(f.by, 'per'))}`,
-      (row) => ({
-        key: this.keyOf(row, f.by),
-        tasks: num(row.tasks),
-        cost_usd: num(row.cost_usd),
-        cost_usd_sq: num(row.cost_usd_sq),
-        tokens: num(row.tokens),
-      }),
+          SELECT ${part('task', {
+            task_status: sql`t.status`,
+            terminal_reason: sql`t.terminal_reason`,
+            tasks: sql`count(*)`,
+            attempts: sql`sum(COALESCE(na.n, 0))`,
+            tasks_with_attempts: sql`sum(CASE WHEN na.n > 0 THEN 1 ELSE 0 END)`,
+          })}
+          FROM m JOIN tasks t ON t.id = m.task_id LEFT JOIN na ON na.task_id = m.task_id
+          ${this.groupBy([...g, sql`t.status`, sql`t.terminal_reason`])}
+          UNION ALL
+          SELECT ${part('done', {
+            tasks: sql`count(*)`,
+            cost_usd: sql`sum(m.c)`,
+            cost_usd_sq: sql`sum(m.c * m.c)`,
+            tokens: sql`sum(m.tok)`,
+          })}
+          FROM m JOIN tasks t ON t.id = m.task_id WHERE t.status = 'done'
+          ${this.groupBy(g)}
+          UNION ALL
+          SELECT ${part('event', { event_kind: sql`iv.kind`, events: sql`sum(iv.n)` })}
+          FROM m JOIN iv ON iv.task_id = m.task_id
+          ${this.groupBy([...g, sql`iv.kind`])}`,
+      (row) => row,
     );
+    const out = {
+      tasks: [] as TaskOutcomeRow[],
+      doneCosts: [] as DoneCostRow[],
+      interventions: [] as InterventionRow[],
+    };
+    for (const row of rows) {
+      const key = this.keyOf(row, f.by);
+      if (row.part === 'task')
+        out.tasks.push({
+          key,
+          status: String(row.task_status),
+          terminal_reason: (row.terminal_reason as string | null) ?? null,
+          tasks: num(row.tasks),
+          attempts: num(row.attempts),
+          tasks_with_attempts: num(row.tasks_with_attempts),
+        });
+      else if (row.part === 'done')
+        out.doneCosts.push({
+          key,
+          tasks: num(row.tasks),
+          cost_usd: num(row.cost_usd),
+          cost_usd_sq: num(row.cost_usd_sq),
+          tokens: num(row.tokens),
+        });
+      else out.interventions.push({ key, kind: String(row.event_kind), events: num(row.events) });
+    }
+    return out;
   }
 
   /**
@@ -286,32 +326,11 @@ export class StatsStore {
   }
 
   /**
-   * Approvals, retries and messages (events) of each group's tasks, in the
-   * window: counted per task first (through the index on kind, task and time),
-   * then summed over each group's tasks.
-   */
-  interventions(f: StatsFilter): Promise<InterventionRow[]> {
-    const kinds = Object.keys(INTERVENTION_KINDS);
-    return this.select(
-      sql`${this.membership(f)}, iv AS (
-            SELECT e.task_id, e.kind, count(*) AS n FROM events e
-            WHERE e.kind IN (${sql.join(kinds)})
-            ${f.sinceIso ? sql`AND e.created_at >= ${f.sinceIso}` : sql``}
-            GROUP BY e.task_id, e.kind
-          )
-          SELECT ${this.list(this.groupAliases(f.by, 'm'), [sql`iv.kind AS event_kind`, sql`sum(iv.n) AS events`])}
-          FROM m JOIN iv ON iv.task_id = m.task_id
-          ${this.groupBy([...this.groupAliases(f.by, 'm'), sql`iv.kind`])}`,
-      (row) => ({ key: this.keyOf(row, f.by), kind: String(row.event_kind), events: num(row.events) }),
-    );
-  }
-
-  /**
    * Finished runs per group at or under each bound (seconds), cumulative as
    * Prometheus wants them, with their count and total seconds.
    */
   runDurationBuckets(f: StatsFilter, boundsS: readonly number[]): Promise<DurationBucketRow[]> {
-    const ms = this.durationMs();
+    const ms = sql`r.duration_ms`;
     return this.select(
       sql`SELECT ${this.list(this.groupColumns(f.by), [
         ...boundsS.map(
@@ -320,7 +339,7 @@ export class StatsStore {
         sql`count(*) AS runs`,
         sql`sum(${ms}) AS total_ms`,
       ])}
-      ${this.scope(f, { where: sql`r.finished_at IS NOT NULL AND r.started_at IS NOT NULL` })}
+      ${this.scope(f, { where: sql`r.duration_ms IS NOT NULL` })}
       ${this.groupBy(this.groupExprs(f.by))}`,
       (row) => ({
         key: this.keyOf(row, f.by),

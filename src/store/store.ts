@@ -3,7 +3,7 @@
  * a stage advance is a compare-and-set on the task's version.
  */
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
-import type { Dialect } from './migrations.ts';
+import { runDurationMs, type Dialect } from './migrations.ts';
 import type {
   AgentRun,
   Attempt,
@@ -806,6 +806,13 @@ export class Store {
       .returningAll()
       .executeTakeFirst();
     if (!res) return false;
+    // Its wall time, stored for the analytics (computed as the 0011 migration filled it).
+    await tx
+      .updateTable('agent_runs')
+      .set({ duration_ms: runDurationMs(this.dialect, sql`finished_at`, sql`started_at`) })
+      .where('id', '=', runId)
+      .where('started_at', 'is not', null)
+      .execute();
     // The usage travels with the event, so a webhook receiver needs no second call.
     await this.appendEvent(tx, res.task_id, 'run_finished', {
       run_id: runId,

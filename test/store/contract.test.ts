@@ -169,6 +169,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0008_say_now',
       '0009_usage_limits',
       '0010_task_lists',
+      '0011_run_durations',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -767,12 +768,16 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       session_id: 's-1',
       num_turns: 3,
       status: 'running',
+      duration_ms: null,
     });
     expect((await store.runningRuns()).map((r) => r.id)).toEqual([runId]);
     const finish = { exitCode: 0, outcome: 'ok' as const, resultText: 'done', error: null };
     expect(await store.tx((tx) => store.finishRun(tx, runId, finish))).toBe(true);
     expect(await store.tx((tx) => store.finishRun(tx, runId, { ...finish, outcome: 'reaped' }))).toBe(false);
     expect(await store.getRun(runId)).toMatchObject({ status: 'finished', outcome: 'ok', exit_code: 0 });
+    // Its wall time is stored with its end, for the analytics.
+    const ended = (await store.getRun(runId))!;
+    expect(ended.duration_ms).toBe(Date.parse(ended.finished_at!) - Date.parse(ended.started_at!));
     expect(await store.runningRuns()).toEqual([]);
     expect((await store.runsOfTask(t.id)).map((r) => r.id)).toEqual([runId]);
   });

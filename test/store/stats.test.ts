@@ -273,6 +273,7 @@ async function writeHistory(store: Store): Promise<{ app: number; lib: number }>
         outcome: r.outcome as RunOutcome | null,
         started_at: at(base + r.start * 1000),
         finished_at: r.seconds === null ? null : at(base + (r.start + r.seconds) * 1000),
+        duration_ms: r.seconds === null ? null : r.seconds * 1000,
         input_tokens: r.input,
         output_tokens: r.output,
         cost_usd: r.cost,
