@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { OrchError } from '../errors.ts';
 import { safeName } from './safe-names.ts';
@@ -36,22 +36,44 @@ const notice = (message: string): void => process.emitWarning(message, 'OrchGitL
  * stale locks the command needs are removed first, and a command that still
  * runs into a lock waits for it (or removes it when stale) and runs again.
  */
-export async function gitRaw(cwd: string, args: readonly string[], timeoutMs = 120_000): Promise<GitResult> {
+export async function gitRaw(
+  cwd: string,
+  args: readonly string[],
+  timeoutMs = 120_000,
+  /** Let git look for the repository above `cwd` (finding a project's root from inside it). */
+  discover = false,
+): Promise<GitResult> {
   clearStaleLocksFor(cwd, notice);
   // A few rounds: one command may run into one lock after another (the index, then a ref).
   for (let round = 1; ; round += 1) {
-    const r = await runGit(cwd, args, timeoutMs);
+    const r = await runGit(cwd, args, timeoutMs, discover);
     const lock = r.code !== 0 ? lockInTheWay(r.stderr, cwd) : null;
     if (!lock || round >= 4 || !(await waitOutLock(lock, cwd, notice))) return r;
   }
 }
 
-function runGit(cwd: string, args: readonly string[], timeoutMs: number): Promise<GitResult> {
+/**
+ * orch runs git at a repository's top level (the project, a task's worktree), never below it: git
+ * is kept from looking for a repository above `cwd` (GIT_CEILING_DIRECTORIES), so a worktree whose
+ * `.git` an agent deleted is no repository at all, instead of the project's own checkout (whose
+ * branch and uncommitted work a commit there would take).
+ */
+function runGit(
+  cwd: string,
+  args: readonly string[],
+  timeoutMs: number,
+  discover: boolean,
+): Promise<GitResult> {
+  const env = {
+    ...process.env,
+    ...GIT_ENV,
+    ...(discover ? {} : { GIT_CEILING_DIRECTORIES: dirname(resolve(cwd)) }),
+  };
   return new Promise((resolvePromise) => {
     execFile(
       'git',
       args as string[],
-      { cwd, env: { ...process.env, ...GIT_ENV }, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs },
+      { cwd, env, maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
@@ -75,13 +97,17 @@ export async function git(cwd: string, args: readonly string[]): Promise<string>
   return r.stdout;
 }
 
-export async function isGitRepo(dir: string): Promise<boolean> {
-  const r = await gitRaw(dir, ['rev-parse', '--is-inside-work-tree']);
+/** Whether `dir` is a repository's top level (or, with `discover`, inside one). */
+export async function isGitRepo(dir: string, discover = false): Promise<boolean> {
+  const r = await gitRaw(dir, ['rev-parse', '--is-inside-work-tree'], 120_000, discover);
   return r.code === 0 && r.stdout.trim() === 'true';
 }
 
 export async function repoRoot(dir: string): Promise<string> {
-  return (await git(dir, ['rev-parse', '--show-toplevel'])).trim();
+  const r = await gitRaw(dir, ['rev-parse', '--show-toplevel'], 120_000, true);
+  if (r.code !== 0)
+    throw new OrchError('git_failed', `git rev-parse --show-toplevel failed in ${dir}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
 }
 
 /** The checked-out branch, or `main` for a repository with no commit yet. */
@@ -145,6 +171,9 @@ export async function ensureWorktree(
       ? { code: 1 }
       : await gitRaw(repo, ['worktree', 'add', '-q', '-b', branch, path, base]);
     if (fresh.code !== 0) {
+      // A worktree directory that is no repository any more (an agent deleted its .git) holds
+      // only a failed run's leftovers: it goes, so the worktree can be made there again.
+      if (existsSync(path) && !(await isGitRepo(path))) rmSync(path, { recursive: true, force: true });
       await gitRaw(repo, ['worktree', 'prune']);
       const hasBranch =
         (await gitRaw(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}`])).code === 0;
@@ -267,6 +296,12 @@ export async function reopenMergeConflict(worktree: string, base: string): Promi
 export async function commitAll(worktree: string, message: string): Promise<string | null> {
   // A merge left in progress (a landing conflict the developer resolved) is concluded even when
   // the resolution leaves no difference to show.
+  // The run removed its worktree's link to the repository: its work cannot be committed (and git,
+  // kept from looking above the worktree, would say only "not a git repository").
+  if (gitDirOf(worktree) === null)
+    throw new GitRefusal(worktree, {
+      gitMessage: `the worktree's .git was removed or broken by the run: never delete or edit .git; the worktree is made again for the next try`,
+    });
   const merging = mergeInProgress(worktree);
   const status = await git(worktree, ['status', '--porcelain=v1', '-z', '--untracked-files=all']);
   if (!merging && !status) return null;

@@ -85,7 +85,7 @@ async function excludeStateDir(root: string): Promise<void> {
  * commit for tasks to branch from), before anything is written.
  */
 export async function projectRoot(dir: string): Promise<string> {
-  if (!existsSync(dir) || !(await isGitRepo(dir))) {
+  if (!existsSync(dir) || !(await isGitRepo(dir, true))) {
     throw new OrchError(
       'not_a_git_repo',
       `${dir} is not a git repository (orch works on git repositories: run \`git init\` first)`,
