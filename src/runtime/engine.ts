@@ -38,6 +38,7 @@ import {
   ensureWorktree,
   reopenMergeConflict,
   hasOrigin,
+  mergeInProgress,
   landBranch,
   taskBranch,
 } from './git.ts';
@@ -233,7 +234,14 @@ export class Engine {
     // made again, or a failed hook: it runs now, before anything else works there).
     if (!(await this.afterCreate(task, job, rt, worktree, signal, role))) return;
     // Several developer runs side by side: each is run and judged in a worktree of its own.
-    if (job.stage === 'development' && plan.kind === 'agent' && plan.candidates > 1)
+    // (A landing's conflict left open in the task's worktree is resolved there, by one run: the
+    // candidates' worktrees, made from the branch's last commit, would never see it.)
+    if (
+      job.stage === 'development' &&
+      plan.kind === 'agent' &&
+      plan.candidates > 1 &&
+      !mergeInProgress(worktree)
+    )
       return this.developCandidates(task, job, rt, plan, worktree, signal);
 
     let run: { id: number; resultText: string | null } | null =
@@ -348,8 +356,23 @@ export class Engine {
     const from = (await git(worktree, ['rev-parse', 'HEAD'])).trim();
     const results: RecordedCandidate[] = [];
     const runIds: number[] = [];
+    const budget = taskBudget(rt, task);
     for (let n = 1; n <= plan.candidates; n += 1) {
       if (signal.aborted) return this.abandoned(job, signal);
+      if (n > 1) {
+        // A cancel (its job closed) starts no further agent; nor does a budget the runs so far used up.
+        if (!(await this.stillHeld(job))) return;
+        const spent = await this.store.taskSpend(task.id);
+        if (
+          (budget.maxUsd !== null && spent.usd >= budget.maxUsd) ||
+          (budget.maxTokens !== null && spent.tokens >= budget.maxTokens)
+        ) {
+          this.deps.log.warn(
+            `${task.key}: the task's budget is spent after ${n - 1} candidates: no more run`,
+          );
+          break;
+        }
+      }
       const path = candidateWorktree(worktree, n);
       const branch = candidateBranch(task.key, n);
       const ref = candidateRef(task.key, attempt, n);

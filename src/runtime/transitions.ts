@@ -249,6 +249,7 @@ export class Transitions {
     now = false,
   ): Promise<{ task: Task; id: number; created_at: string; stopping: AgentRun | null }> {
     const found = await this.store.getTaskByKey(key);
+    const rt = await this.deps.ctx.projectRuntime(found.project_id);
     return this.store.tx(async (tx) => {
       const task = await this.store.lockTask(tx, found.id);
       if (task.stage === 'done' || task.stage === 'cancelled' || task.status === 'cancelled')
@@ -256,6 +257,10 @@ export class Transitions {
           'invalid_state',
           `${task.key} is already ${task.stage}: no agent will run for it again to read a message`,
         );
+      // Development candidates run one after another in worktrees of their own: a stop would land
+      // on whichever candidate runs at the next heartbeat, so the message waits for the next run.
+      const candidates = rt.pipeline.stages.find((s) => s.name === task.stage)?.candidates ?? 1;
+      if (candidates > 1) now = false;
       const event = await this.store.insertEvent(tx, task.id, 'human_message', {
         text,
         by,

@@ -135,4 +135,30 @@ describe('development candidates', () => {
     expect(packet).toContain('## Candidates');
     expect(packet).toContain(`refs/orch/candidates/${key}/1/2`);
   });
+
+  it('runs no further candidate once the runs so far spent the task budget', async () => {
+    const costly = (path: string) => [write(path, 'export const x = 1;\n'), { usage: { cost_usd: 0.25 } }];
+    const { project, key } = projectWithTask('pick helper', {
+      config: { ...config(3), budget: { max_usd: 0.4 } },
+      script: {
+        tasks: [
+          {
+            match: { title: 'pick' },
+            roles: {
+              developer: {
+                candidates: { 1: costly('src/a.js'), 2: costly('src/b.js'), 3: costly('src/c.js') },
+              },
+            },
+          },
+        ],
+      },
+    });
+    runUntilIdle(project);
+    const d = showTask(project, key);
+    expect(d.status).toBe('escalated');
+    expect(d.terminal_reason).toBe('budget_exhausted');
+    const state = await withContext(project, (ctx) => loopState(ctx, key));
+    // Two candidates spent $0.50 of the $0.40: the third never started.
+    expect(state.runs.filter((r) => r.agent === 'developer')).toHaveLength(2);
+  });
 });
