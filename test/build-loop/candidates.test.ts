@@ -58,7 +58,8 @@ describe('development candidates', () => {
     const { project, key } = projectWithTask('pick helper', {
       config: config(3),
       script: candidateScript([
-        { result: '```json\n{"verdict": "approved", "chosen": 3, "comments": "3 reads best"}\n```' },
+        // The scripted agent's verdict step names the candidate (a fenced json block in its result).
+        { verdict: 'approved', chosen: 3, comments: '3 reads best' },
       ]),
     });
     runUntilIdle(project);

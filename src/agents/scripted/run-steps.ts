@@ -25,7 +25,7 @@ export interface StepState {
   steps: number;
   charsWritten: number;
   resultText: string | null;
-  verdict: { verdict: 'approved' | 'rejected'; comments: string } | null;
+  verdict: { verdict: 'approved' | 'rejected'; comments: string; chosen?: number } | null;
   usageOverride: UsageInput['override'];
 }
 
@@ -160,7 +160,11 @@ export async function runSteps(
     } else if ('sleep_ms' in step) {
       await sleep(step.sleep_ms);
     } else if ('verdict' in step) {
-      state.verdict = { verdict: step.verdict, comments: sub(step.comments ?? '') };
+      state.verdict = {
+        verdict: step.verdict,
+        comments: sub(step.comments ?? ''),
+        ...(step.chosen !== undefined ? { chosen: step.chosen } : {}),
+      };
       print(
         out.text(`Verdict: ${step.verdict}${state.verdict.comments ? ` (${state.verdict.comments})` : ''}`),
       );

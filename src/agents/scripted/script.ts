@@ -37,7 +37,12 @@ const stepVariants = {
   run: z.strictObject({ run: z.array(z.string()).min(1, 'run needs at least the program to start') }),
   message: z.strictObject({ message: z.string() }),
   sleep_ms: z.strictObject({ sleep_ms: z.number().int().nonnegative() }),
-  verdict: z.strictObject({ verdict: z.enum(['approved', 'rejected']), comments: z.string().optional() }),
+  verdict: z.strictObject({
+    verdict: z.enum(['approved', 'rejected']),
+    comments: z.string().optional(),
+    /** The development candidate an approval picks (`pipeline.development.candidates`). */
+    chosen: z.number().int().positive().optional(),
+  }),
   result: z.strictObject({ result: z.string() }),
   exit: z.strictObject({ exit: z.number().int().min(0).max(255) }),
   hang: z.strictObject({ hang: z.literal(true) }),
