@@ -52,6 +52,8 @@ import {
 import { publishAfterStage, syncBeforeStage } from './handoff.ts';
 import type { Logger } from './logger.ts';
 import type { AgentEvent } from '../agents/events.ts';
+import type { UsageLimit } from '../agents/usage-limit.ts';
+import type { RunOutcome } from '../core/run-outcome.ts';
 import { recordGate, runGate, type GateOutcome } from './gates.ts';
 import { runCommandStage } from './command-stage.ts';
 import type { GateRef, StagePlan } from '../config/pipeline-config.ts';
@@ -250,51 +252,19 @@ export class Engine {
       if (plan.kind === 'agent') {
         const before = await this.hook(task, job, rt, 'before_run', worktree, signal, role);
         if (before && !before.ok) return this.hookFailed(task, job, before, signal);
-        // Claimed before another run paused its adapter (its worktree, after_create or before_run
-        // took that long): it waits for the reset too, without starting the agent.
-        if (job.adapter) {
-          const paused = await this.store.pauses.live(job.adapter, job.credential ?? '');
-          if (paused) {
-            const limit = {
-              resetAt: Date.parse(paused.until_at),
-              window: paused.window,
-              message: paused.message ?? 'usage limit',
-            };
-            await this.report(job, { kind: 'usage_limited', runId: null, limit });
-            return;
-          }
-        }
+        const paused = await this.pauseInForce(job);
+        if (paused) return this.heldBack(job, paused);
       }
       const res =
         plan.kind === 'command'
           ? await runCommandStage(this.deps.ctx, rt, task, job, plan, worktree, this.deps.workerId, signal)
           : await this.launchAgent(task, job, rt, plan, worktree, signal, resumeSessionId);
-      // A run is closed the moment its process ends: whatever comes next is not part of it.
-      let finish = runFinish(res, signal);
-      // Killed by a cancel before the heartbeat could tell us: it was the cancel.
-      if (
-        finish.outcome !== 'ok' &&
-        !signal.aborted &&
-        (await this.store.getJob(job.id))?.status === 'cancelled'
-      )
-        finish = { ...finish, outcome: 'cancelled' };
-      if (!(await this.store.tx((tx) => this.store.finishRun(tx, res.runId, finish)))) {
-        // The reaper got there first (the run outlived ORCH_REAPER_MAX_RUNNING_S): its word stands.
-        const recorded = await this.store.getRun(res.runId);
-        finish = { ...finish, outcome: recorded?.outcome ?? finish.outcome };
-      }
-      this.emitFinished(task, role, job.stage, res, finish.outcome);
-      // after_run follows every agent run that was not stopped by orch; its failure is only logged.
-      if (plan.kind === 'agent' && !signal.aborted) {
-        const after = await this.hook(task, job, rt, 'after_run', worktree, signal, role);
-        if (after && !after.ok && !after.interrupted)
-          this.deps.log.warn(`${task.key}: ${after.summary} (not fatal)`);
-      }
-      if (finish.outcome === 'reaped' && !signal.aborted) {
+      const outcome = await this.closeRun(task, job, rt, role, worktree, res, signal, plan.kind === 'agent');
+      if (outcome === 'reaped' && !signal.aborted) {
         await this.report(job, { kind: 'interrupted', cause: 'reaped', runId: res.runId });
         return;
       }
-      if (finish.outcome !== 'ok') return this.runEnded(job, res, signal);
+      if (outcome !== 'ok') return this.runEnded(job, res, signal);
       run = { id: res.runId, resultText: res.resultText };
     }
     // A cancel that came while the run ended wins: its work stays uncommitted in the worktree.
@@ -428,28 +398,20 @@ export class Engine {
       if (hook && !hook.ok)
         return hook.interrupted || signal.aborted ? stopped() : failed(null, name, hook.summary);
     }
+    const paused = await this.pauseInForce(job);
+    if (paused) return { kind: 'stopped', report: () => this.heldBack(job, paused) };
     const res = await this.launchAgent(task, job, rt, plan, path, signal, null, n);
-    let finish = runFinish(res, signal);
-    if (!(await this.store.tx((tx) => this.store.finishRun(tx, res.runId, finish)))) {
-      const recorded = await this.store.getRun(res.runId);
-      finish = { ...finish, outcome: recorded?.outcome ?? finish.outcome };
-    }
-    this.emitFinished(task, role, job.stage, res, finish.outcome);
-    if (!signal.aborted) {
-      const after = await this.hook(task, job, rt, 'after_run', path, signal, role);
-      if (after && !after.ok && !after.interrupted)
-        this.deps.log.warn(`${task.key}: ${after.summary} (not fatal)`);
-    }
-    if (finish.outcome === 'reaped' && !signal.aborted)
+    const outcome = await this.closeRun(task, job, rt, role, path, res, signal, true);
+    if (outcome === 'reaped' && !signal.aborted)
       return {
         kind: 'stopped',
         report: async () => {
           await this.report(job, { kind: 'interrupted', cause: 'reaped', runId: res.runId });
         },
       };
-    if (signal.aborted || finish.outcome === 'usage_limited')
+    if (signal.aborted || outcome === 'usage_limited')
       return { kind: 'stopped', report: () => this.runEnded(job, res, signal) };
-    if (finish.outcome !== 'ok') return failed(res.runId, finish.outcome, res.error ?? finish.outcome);
+    if (outcome !== 'ok') return failed(res.runId, outcome, res.error ?? outcome);
     try {
       await commitAll(
         path,
@@ -492,6 +454,64 @@ export class Engine {
       kind: 'ran',
       result: { n, runId: res.runId, result: 'passed', gate: null, output: '', diffHash: hash },
     };
+  }
+
+  /**
+   * Closes a run the moment its process ended (whatever comes next is not part of it): its
+   * outcome recorded, its progress line, and for an agent not stopped by orch the `after_run`
+   * hook (whose failure is only logged). Returns the outcome as recorded.
+   */
+  private async closeRun(
+    task: Task,
+    job: Job,
+    rt: ProjectRuntime,
+    role: Role,
+    worktree: string,
+    res: LaunchResult,
+    signal: AbortSignal,
+    agent: boolean,
+  ): Promise<RunOutcome> {
+    let finish = runFinish(res, signal);
+    // Killed by a cancel before the heartbeat could tell us: it was the cancel.
+    if (
+      finish.outcome !== 'ok' &&
+      !signal.aborted &&
+      (await this.store.getJob(job.id))?.status === 'cancelled'
+    )
+      finish = { ...finish, outcome: 'cancelled' };
+    if (!(await this.store.tx((tx) => this.store.finishRun(tx, res.runId, finish)))) {
+      // The reaper got there first (the run outlived ORCH_REAPER_MAX_RUNNING_S): its word stands.
+      const recorded = await this.store.getRun(res.runId);
+      finish = { ...finish, outcome: recorded?.outcome ?? finish.outcome };
+    }
+    this.emitFinished(task, role, job.stage, res, finish.outcome);
+    if (agent && !signal.aborted) {
+      const after = await this.hook(task, job, rt, 'after_run', worktree, signal, role);
+      if (after && !after.ok && !after.interrupted)
+        this.deps.log.warn(`${task.key}: ${after.summary} (not fatal)`);
+    }
+    return finish.outcome;
+  }
+
+  /**
+   * The pause in force on the job's adapter and credential, as the limit its wait reports, or
+   * null: a job claimed before another run paused them (its worktree, after_create or before_run
+   * took that long) waits for the reset too, without starting its agent.
+   */
+  private async pauseInForce(job: Job): Promise<UsageLimit | null> {
+    if (!job.adapter) return null;
+    const paused = await this.store.pauses.live(job.adapter, job.credential ?? '');
+    if (!paused) return null;
+    return {
+      resetAt: Date.parse(paused.until_at),
+      window: paused.window,
+      message: paused.message ?? 'usage limit',
+    };
+  }
+
+  /** Reports a job held back by its adapter's pause (see {@link pauseInForce}): not a try. */
+  private async heldBack(job: Job, limit: UsageLimit): Promise<void> {
+    await this.report(job, { kind: 'usage_limited', runId: null, limit });
   }
 
   /**
