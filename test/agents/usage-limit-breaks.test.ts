@@ -20,7 +20,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import { makeProject, ONLY_DEVELOPMENT, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
 import { runOrch } from './cli-kit.ts';
 
 let project: TempProject | undefined;
@@ -30,15 +30,6 @@ afterEach(() => {
   project?.cleanup();
   project = undefined;
 });
-
-const ONLY_DEVELOPMENT = {
-  analysis: { enabled: false },
-  architecture: { enabled: false },
-  review: { enabled: false },
-  testing: { enabled: false },
-  'deploy-staging': { enabled: false },
-  deploy: { enabled: false },
-};
 
 /** A command agent: `sh -c` of a script that prints the contract's lines. */
 const shAgent = (script: string) => ({ adapter: 'command', command: ['sh', '-c', script] });

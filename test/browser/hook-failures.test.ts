@@ -5,11 +5,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { makeProject, type TempProject } from '../helpers/kit.ts';
+import { makeProject, ONLY_DEVELOPMENT, type TempProject } from '../helpers/kit.ts';
 import { chromiumMissing, launchChromium, openPage, serve, type Served } from '../helpers/browser.ts';
 
 const SECRET = 'hunter2-dashboard-secret';
-const OFF = { enabled: false };
 
 describe.skipIf(chromiumMissing())('hook failures on the dashboard', () => {
   let project: TempProject | undefined;
@@ -25,14 +24,7 @@ describe.skipIf(chromiumMissing())('hook failures on the dashboard', () => {
   it("shows a task's failed after_run with its output, redacted", async () => {
     project = makeProject({
       config: {
-        pipeline: {
-          analysis: OFF,
-          architecture: OFF,
-          review: OFF,
-          testing: OFF,
-          'deploy-staging': OFF,
-          deploy: OFF,
-        },
+        pipeline: ONLY_DEVELOPMENT,
         hooks: { after_run: `echo "lint: 3 problems (token ${SECRET})"; exit 5` },
       },
     });

@@ -6,10 +6,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { makeProject, type TempProject } from '../helpers/kit.ts';
+import { makeProject, ONLY_DEVELOPMENT, type TempProject } from '../helpers/kit.ts';
 import { chromiumMissing, launchChromium, openPage, serve, type Served } from '../helpers/browser.ts';
 
-const OFF = { enabled: false };
 const WORD = 'use-the-blue-widget';
 // Works (sleeps) until its prompt carries the person's word, then answers.
 const AGENT = `
@@ -40,14 +39,7 @@ describe.skipIf(chromiumMissing())('Send now on the dashboard', () => {
           default: { adapter: 'scripted' },
           developer: { adapter: 'command', command: ['sh', '-c', AGENT] },
         },
-        pipeline: {
-          analysis: OFF,
-          architecture: OFF,
-          review: OFF,
-          testing: OFF,
-          'deploy-staging': OFF,
-          deploy: OFF,
-        },
+        pipeline: ONLY_DEVELOPMENT,
       },
     });
     expect(project.orch(['task', 'add', 'listen to me']).code).toBe(0);

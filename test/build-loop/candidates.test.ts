@@ -18,6 +18,7 @@ import {
   withContext,
   write,
 } from './loop-kit.ts';
+import { DEVELOP_AND_REVIEW } from '../helpers/kit.ts';
 
 afterEach(cleanupAll);
 
@@ -26,11 +27,7 @@ const noBad = { name: 'no_bad', command: ['sh', '-c', '! grep -rq bad src'] };
 
 const config = (candidates: number) => ({
   pipeline: {
-    analysis: { enabled: false },
-    architecture: { enabled: false },
-    testing: { enabled: false },
-    'deploy-staging': { enabled: false },
-    deploy: { enabled: false },
+    ...DEVELOP_AND_REVIEW,
     development: { candidates, gates: ['check_diff_nonempty', noBad] },
   },
 });

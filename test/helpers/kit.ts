@@ -43,6 +43,9 @@ export const DEVELOP_AND_REVIEW = {
   deploy: { enabled: false },
 };
 
+/** orch.yaml's `pipeline` with only development: one agent stage, then the landing. */
+export const ONLY_DEVELOPMENT = { ...DEVELOP_AND_REVIEW, review: { enabled: false } };
+
 export interface TempProject {
   dir: string;
   env: Record<string, string>;

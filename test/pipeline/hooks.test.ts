@@ -17,6 +17,7 @@ import {
   waitFor,
   type ProjectOptions,
   type TempProject,
+  ONLY_DEVELOPMENT,
 } from '../helpers/kit.ts';
 import { serve } from '../helpers/serve.ts';
 
@@ -56,12 +57,7 @@ interface Shown {
 
 /** Development, then a test gate that needs `vendor/dep.cjs`: a file no commit holds (it is ignored). */
 const PIPELINE = {
-  analysis: { enabled: false },
-  architecture: { enabled: false },
-  review: { enabled: false },
-  testing: { enabled: false },
-  'deploy-staging': { enabled: false },
-  deploy: { enabled: false },
+  ...ONLY_DEVELOPMENT,
   development: {
     gates: ['check_diff_nonempty', { name: 'unit', command: ['node', 'test.cjs'], timeout_s: 60 }],
   },

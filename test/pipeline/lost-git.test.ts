@@ -7,23 +7,15 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { makeProject, type TempProject } from '../helpers/kit.ts';
+import { makeProject, ONLY_DEVELOPMENT, type TempProject } from '../helpers/kit.ts';
 
-const OFF = { enabled: false };
 let project: TempProject | undefined;
 afterEach(() => project?.cleanup());
 
 it("a run that deletes its worktree's .git commits nothing into the project's checkout", async () => {
   project = makeProject({
     config: {
-      pipeline: {
-        analysis: OFF,
-        architecture: OFF,
-        review: OFF,
-        testing: OFF,
-        'deploy-staging': OFF,
-        deploy: OFF,
-      },
+      pipeline: ONLY_DEVELOPMENT,
       retry: { max_retries: 1, base_ms: 100, max_ms: 200 },
     },
     script: {
