@@ -79,15 +79,27 @@ export async function waitForTask(
   alive: () => void = () => {},
   timeoutMs = 90_000,
 ): Promise<Task> {
-  return waitFor(
-    async () => {
-      alive();
-      const t = await ctx.store.getTaskByKey(key).catch(() => null);
-      return t && ok(t) ? t : null;
-    },
-    timeoutMs,
-    `${key}: ${what}`,
-  );
+  let last: Task | null = null;
+  try {
+    return await waitFor(
+      async () => {
+        alive();
+        const t = await ctx.store.getTaskByKey(key).catch(() => null);
+        last = t ?? last;
+        return t && ok(t) ? t : null;
+      },
+      timeoutMs,
+      `${key}: ${what}`,
+    );
+  } catch (error) {
+    // Where the task was instead: what a failure under load needs to be understood.
+    const t = last as Task | null;
+    if (!t) throw error;
+    throw new Error(
+      `${(error as Error).message}; it was at stage ${t.stage}, status ${t.status} (${t.status_detail ?? 'no detail'})`,
+      { cause: error },
+    );
+  }
 }
 
 /** What orch holds after a run: every task, and one task's runs, attempts, gates and outbox deliveries. */
