@@ -35,6 +35,7 @@ describe('bundled dependencies', () => {
       kysely: { file: `kysely-${kysely}.mjs`, version: kysely, specifiers: ['kysely', 'kysely/migration'] },
       zod: { file: 'zod-0.0.1.mjs', version: '0.0.1', specifiers: ['zod'] },
     });
+    writeFileSync(new URL(`kysely-${kysely}.mjs`, here), 'export {};\n');
     const found = usableBundles([here]);
     expect([...found.keys()].sort()).toEqual(['kysely', 'kysely/migration']);
     expect(found.get('kysely')).toBe(new URL(`kysely-${kysely}.mjs`, here).href);
@@ -44,11 +45,19 @@ describe('bundled dependencies', () => {
     const missing = pathToFileURL(join(tmpdir(), 'orch-no-bundles-here/'));
     const broken = place('{ not json');
     const good = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'] } });
+    writeFileSync(new URL('z.mjs', good), 'export {};\n');
     expect([...usableBundles([missing, good]).keys()]).toEqual(['zod']);
     // A broken manifest is skipped like a missing one; entries of the wrong shape are ignored.
     expect([...usableBundles([broken, good]).keys()]).toEqual(['zod']);
     const odd = place({ zod: { file: 3, version: zod }, kysely: null });
     expect(usableBundles([odd]).size).toBe(0);
     expect(usableBundles([missing]).size).toBe(0);
+  });
+
+  it('skips a bundle whose file is gone, or named outside its folder', () => {
+    const gone = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'] } });
+    expect(usableBundles([gone]).size).toBe(0);
+    const outside = place({ zod: { file: '../../etc/passwd', version: zod, specifiers: ['zod'] } });
+    expect(usableBundles([outside]).size).toBe(0);
   });
 });

@@ -13,7 +13,7 @@
  * - `ORCH_BUNDLED_DEPS` is not `0`.
  */
 import module from 'node:module';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,7 +70,10 @@ export function usableBundles(
     for (const [name, entry] of Object.entries(manifest)) {
       if (!entry || typeof entry.file !== 'string' || !Array.isArray(entry.specifiers)) continue;
       if (installedVersion(name, resolve) !== entry.version) continue;
-      const url = new URL(entry.file, place).href;
+      const file = new URL(entry.file, place);
+      // A bundle named by the manifest but gone (or never written) is the package's modules again.
+      if (!file.href.startsWith(place.href) || !existsSync(file)) continue;
+      const url = file.href;
       for (const spec of entry.specifiers) bySpecifier.set(spec, url);
     }
     return bySpecifier;
