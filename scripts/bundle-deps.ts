@@ -17,7 +17,7 @@
  * specifiers it stands for. Never fails an install: a package that cannot be bundled is left out
  * (it then loads as usual), and the reason is printed.
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,8 +79,9 @@ export async function bundleDeps(outDir: string): Promise<BundleManifest> {
           resolve: { modules: [join(ROOT, 'node_modules')] },
           output: { file: join(work, file), format: 'esm' },
         });
+        const bytes = statSync(join(work, file)).size;
         renameSync(join(work, file), join(outDir, file));
-        manifest[name] = { file, version, specifiers: [...specifiers] };
+        manifest[name] = { file, version, specifiers: [...specifiers], bytes };
       } catch (error) {
         console.error(`bundle-deps: ${name} could not be bundled (it loads as usual): ${String(error)}`);
       }

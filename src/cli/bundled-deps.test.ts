@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -32,8 +32,13 @@ describe('bundled dependencies', () => {
 
   it('answers each specifier of a bundle whose version is installed, and skips one made from another version', () => {
     const here = place({
-      kysely: { file: `kysely-${kysely}.mjs`, version: kysely, specifiers: ['kysely', 'kysely/migration'] },
-      zod: { file: 'zod-0.0.1.mjs', version: '0.0.1', specifiers: ['zod'] },
+      kysely: {
+        file: `kysely-${kysely}.mjs`,
+        version: kysely,
+        specifiers: ['kysely', 'kysely/migration'],
+        bytes: 11,
+      },
+      zod: { file: 'zod-0.0.1.mjs', version: '0.0.1', specifiers: ['zod'], bytes: 11 },
     });
     writeFileSync(new URL(`kysely-${kysely}.mjs`, here), 'export {};\n');
     const found = usableBundles([here]);
@@ -44,7 +49,7 @@ describe('bundled dependencies', () => {
   it('takes the first place that has a manifest, and none from a broken or missing one', () => {
     const missing = pathToFileURL(join(tmpdir(), 'orch-no-bundles-here/'));
     const broken = place('{ not json');
-    const good = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'] } });
+    const good = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'], bytes: 11 } });
     writeFileSync(new URL('z.mjs', good), 'export {};\n');
     expect([...usableBundles([missing, good]).keys()]).toEqual(['zod']);
     // A broken manifest is skipped like a missing one; entries of the wrong shape are ignored.
@@ -54,10 +59,18 @@ describe('bundled dependencies', () => {
     expect(usableBundles([missing]).size).toBe(0);
   });
 
-  it('skips a bundle whose file is gone, or named outside its folder', () => {
-    const gone = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'] } });
+  it('skips a bundle whose file is gone, cut short, not a file, or named outside its folder', () => {
+    const entry = { file: 'z.mjs', version: zod, specifiers: ['zod'], bytes: 11 };
+    const gone = place({ zod: entry });
     expect(usableBundles([gone]).size).toBe(0);
-    const outside = place({ zod: { file: '../../etc/passwd', version: zod, specifiers: ['zod'] } });
+    writeFileSync(new URL('z.mjs', gone), 'export {}');
+    expect(usableBundles([gone]).size).toBe(0);
+    writeFileSync(new URL('z.mjs', gone), 'export {};\n');
+    expect(usableBundles([gone]).size).toBe(1);
+    const folder = place({ zod: { ...entry, file: 'sub' } });
+    mkdirSync(new URL('sub', folder));
+    expect(usableBundles([folder]).size).toBe(0);
+    const outside = place({ zod: { ...entry, file: '../../etc/passwd' } });
     expect(usableBundles([outside]).size).toBe(0);
   });
 });

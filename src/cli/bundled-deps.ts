@@ -13,12 +13,13 @@
  * - `ORCH_BUNDLED_DEPS` is not `0`.
  */
 import module from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface BundleManifest {
-  [name: string]: { file: string; version: string; specifiers: string[] };
+  /** `bytes`: the bundle's size as written, so a cut-short or replaced file is not used. */
+  [name: string]: { file: string; version: string; specifiers: string[]; bytes: number };
 }
 
 /** orch's own root: its imports, not a dependency's, are answered from the bundles. */
@@ -51,6 +52,16 @@ export function installedVersion(name: string, resolve: (specifier: string) => s
   }
 }
 
+/** The size of a regular file, or null. */
+function sizeOf(file: URL): number | null {
+  try {
+    const st = statSync(file);
+    return st.isFile() ? st.size : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Bundles usable now, by specifier: the first manifest found, its entries whose package has the
  * version installed.
@@ -71,8 +82,8 @@ export function usableBundles(
       if (!entry || typeof entry.file !== 'string' || !Array.isArray(entry.specifiers)) continue;
       if (installedVersion(name, resolve) !== entry.version) continue;
       const file = new URL(entry.file, place);
-      // A bundle named by the manifest but gone (or never written) is the package's modules again.
-      if (!file.href.startsWith(place.href) || !existsSync(file)) continue;
+      // A bundle named by the manifest but gone, cut short or not a file: the package's modules again.
+      if (!file.href.startsWith(place.href) || sizeOf(file) !== entry.bytes) continue;
       const url = file.href;
       for (const spec of entry.specifiers) bySpecifier.set(spec, url);
     }
