@@ -12,25 +12,24 @@
  *   node scripts/bundle-deps.ts [OUT_DIR]
  *
  * OUT_DIR defaults to `node_modules/.cache/orch-deps` (made by `npm ci`/`npm install` through the
- * `prepare` script, and again by the test run when missing); `npm run build` writes `dist/deps` for
- * the package. `OUT_DIR/manifest.json` names each bundle, its package's version and the
- * specifiers it stands for. Never fails an install: a package that cannot be bundled is left out
- * (it then loads as usual), and the reason is printed.
+ * `prepare` script); `npm run build` writes `dist/deps` for the package. `OUT_DIR/manifest.json`
+ * names each bundle, its package's version and its SHA-256. Never fails an install: a package
+ * that cannot be bundled is left out (it then loads as usual), and the reason is printed; the
+ * `prepare` script also goes on when this file cannot run at all (a Node without type stripping,
+ * an install without dev dependencies).
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installedVersion, type BundleManifest } from '../src/cli/bundled-deps.ts';
+import {
+  BUNDLED,
+  bundleFile,
+  installedVersion,
+  sha256,
+  type BundleManifest,
+} from '../src/cli/bundled-deps.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-/** Each bundle: the package whose version it records, and the specifiers orch imports it by. */
-export const BUNDLED: ReadonlyArray<{ name: string; specifiers: readonly string[] }> = [
-  { name: 'kysely', specifiers: ['kysely', 'kysely/migration'] },
-  { name: 'zod', specifiers: ['zod'] },
-  { name: 'yaml', specifiers: ['yaml'] },
-];
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
@@ -56,20 +55,21 @@ async function entrySource(specifiers: readonly string[]): Promise<string> {
 
 export async function bundleDeps(outDir: string): Promise<BundleManifest> {
   const { build } = await import('rolldown');
-  const work = mkdtempSync(join(tmpdir(), 'orch-bundle-deps-'));
+  mkdirSync(outDir, { recursive: true });
+  // Built beside where it goes (a rename across file systems, /tmp on tmpfs, would fail).
+  const work = mkdtempSync(join(outDir, '.work-'));
   const manifest: BundleManifest = {};
   try {
-    mkdirSync(outDir, { recursive: true });
-    for (const { name, specifiers } of BUNDLED) {
+    for (const [name, specifiers] of Object.entries(BUNDLED)) {
       const version = installedVersion(name, import.meta.resolve);
       if (!version) {
         console.error(`bundle-deps: ${name} is not installed; left out`);
         continue;
       }
       try {
-        const entry = join(work, `${name}.mjs`);
+        const entry = join(work, `${name}.entry.mjs`);
         writeFileSync(entry, await entrySource(specifiers));
-        const file = `${name}-${version}.mjs`;
+        const file = bundleFile(name, version);
         await build({
           input: entry,
           cwd: ROOT,
@@ -79,14 +79,18 @@ export async function bundleDeps(outDir: string): Promise<BundleManifest> {
           resolve: { modules: [join(ROOT, 'node_modules')] },
           output: { file: join(work, file), format: 'esm' },
         });
-        const bytes = statSync(join(work, file)).size;
+        const hash = sha256(readFileSync(join(work, file)));
         renameSync(join(work, file), join(outDir, file));
-        manifest[name] = { file, version, specifiers: [...specifiers], bytes };
+        manifest[name] = { file, version, sha256: hash };
       } catch (error) {
         console.error(`bundle-deps: ${name} could not be bundled (it loads as usual): ${String(error)}`);
       }
     }
-    writeFileSync(join(outDir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    // Nothing made: an earlier manifest (its bundles still checked at every start) is kept.
+    if (Object.keys(manifest).length > 0) {
+      writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+      renameSync(join(work, 'manifest.json'), join(outDir, 'manifest.json'));
+    }
     return manifest;
   } finally {
     rmSync(work, { recursive: true, force: true });

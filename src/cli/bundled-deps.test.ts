@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { installedVersion, usableBundles } from './bundled-deps.ts';
+import { bundleFile, installedVersion, sha256, usableBundles } from './bundled-deps.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -23,6 +23,13 @@ function place(manifest: unknown): URL {
 
 const kysely = installedVersion('kysely', import.meta.resolve)!;
 const zod = installedVersion('zod', import.meta.resolve)!;
+const CODE = Buffer.from('export {};\n');
+/** A manifest entry for `name` at `version`, its file holding CODE. */
+const entry = (name: string, version: string, code = CODE) => ({
+  file: bundleFile(name, version),
+  version,
+  sha256: sha256(code),
+});
 
 describe('bundled dependencies', () => {
   it('reads the installed version of a package from its package.json', () => {
@@ -30,47 +37,58 @@ describe('bundled dependencies', () => {
     expect(installedVersion('no-such-package-here', import.meta.resolve)).toBeNull();
   });
 
-  it('answers each specifier of a bundle whose version is installed, and skips one made from another version', () => {
-    const here = place({
-      kysely: {
-        file: `kysely-${kysely}.mjs`,
-        version: kysely,
-        specifiers: ['kysely', 'kysely/migration'],
-        bytes: 11,
-      },
-      zod: { file: 'zod-0.0.1.mjs', version: '0.0.1', specifiers: ['zod'], bytes: 11 },
-    });
-    writeFileSync(new URL(`kysely-${kysely}.mjs`, here), 'export {};\n');
+  it("answers a known package's specifiers from its bundle, and skips one made from another version", () => {
+    const here = place({ kysely: entry('kysely', kysely), zod: entry('zod', '0.0.1') });
+    writeFileSync(new URL(bundleFile('kysely', kysely), here), CODE);
+    writeFileSync(new URL(bundleFile('zod', '0.0.1'), here), CODE);
     const found = usableBundles([here]);
     expect([...found.keys()].sort()).toEqual(['kysely', 'kysely/migration']);
-    expect(found.get('kysely')).toBe(new URL(`kysely-${kysely}.mjs`, here).href);
+    expect(found.get('kysely')).toBe(new URL(bundleFile('kysely', kysely), here).href);
   });
 
-  it('takes the first place that has a manifest, and none from a broken or missing one', () => {
+  it('takes the first place that has a manifest, and nothing from a broken, null or odd one', () => {
     const missing = pathToFileURL(join(tmpdir(), 'orch-no-bundles-here/'));
-    const broken = place('{ not json');
-    const good = place({ zod: { file: 'z.mjs', version: zod, specifiers: ['zod'], bytes: 11 } });
-    writeFileSync(new URL('z.mjs', good), 'export {};\n');
+    const good = place({ zod: entry('zod', zod) });
+    writeFileSync(new URL(bundleFile('zod', zod), good), CODE);
     expect([...usableBundles([missing, good]).keys()]).toEqual(['zod']);
-    // A broken manifest is skipped like a missing one; entries of the wrong shape are ignored.
-    expect([...usableBundles([broken, good]).keys()]).toEqual(['zod']);
-    const odd = place({ zod: { file: 3, version: zod }, kysely: null });
-    expect(usableBundles([odd]).size).toBe(0);
+    // A manifest that is no JSON is skipped like a missing one.
+    expect([...usableBundles([place('{ not json'), good]).keys()]).toEqual(['zod']);
+    for (const odd of ['null', '[]', '"zod"', '7', { zod: null }, { zod: 'zod' }, { zod: [] }])
+      expect(usableBundles([place(odd)]).size).toBe(0);
     expect(usableBundles([missing]).size).toBe(0);
   });
 
-  it('skips a bundle whose file is gone, cut short, not a file, or named outside its folder', () => {
-    const entry = { file: 'z.mjs', version: zod, specifiers: ['zod'], bytes: 11 };
-    const gone = place({ zod: entry });
-    expect(usableBundles([gone]).size).toBe(0);
-    writeFileSync(new URL('z.mjs', gone), 'export {}');
-    expect(usableBundles([gone]).size).toBe(0);
-    writeFileSync(new URL('z.mjs', gone), 'export {};\n');
-    expect(usableBundles([gone]).size).toBe(1);
-    const folder = place({ zod: { ...entry, file: 'sub' } });
-    mkdirSync(new URL('sub', folder));
+  it('answers only the known specifiers of each package, whatever the manifest names', () => {
+    const here = place({
+      zod: { ...entry('zod', zod), specifiers: ['zod', 'node:fs', 'commander'] },
+      commander: entry('commander', '14.0.0'),
+    });
+    writeFileSync(new URL(bundleFile('zod', zod), here), CODE);
+    writeFileSync(new URL(bundleFile('commander', '14.0.0'), here), CODE);
+    expect([...usableBundles([here]).keys()]).toEqual(['zod']);
+  });
+
+  it("skips a bundle whose file is gone, changed, another package's, not a file, or named otherwise", () => {
+    const file = bundleFile('zod', zod);
+    const here = place({ zod: entry('zod', zod) });
+    expect(usableBundles([here]).size).toBe(0);
+    writeFileSync(new URL(file, here), 'export {}');
+    expect(usableBundles([here]).size).toBe(0);
+    // Same size, other bytes.
+    writeFileSync(new URL(file, here), 'throw 1;;;\n');
+    expect(usableBundles([here]).size).toBe(0);
+    writeFileSync(new URL(file, here), CODE);
+    expect(usableBundles([here]).size).toBe(1);
+
+    // kysely's bundle named as zod's, with kysely's hash: the file name must be zod's own.
+    const swapped = place({ zod: { ...entry('zod', zod), file: bundleFile('kysely', kysely) } });
+    writeFileSync(new URL(bundleFile('kysely', kysely), swapped), CODE);
+    expect(usableBundles([swapped]).size).toBe(0);
+
+    const folder = place({ zod: entry('zod', zod) });
+    mkdirSync(new URL(file, folder));
     expect(usableBundles([folder]).size).toBe(0);
-    const outside = place({ zod: { ...entry, file: '../../etc/passwd' } });
+    const outside = place({ zod: { ...entry('zod', zod), file: `../${file}` } });
     expect(usableBundles([outside]).size).toBe(0);
   });
 });

@@ -8,19 +8,37 @@
  * - a manifest is found: the package's `dist/deps` beside `dist/cli`, or a checkout's
  *   `node_modules/.cache/orch-deps` (made by `npm ci` through the `prepare` script);
  * - the installed package has the version its bundle was made from (a dependency upgraded since
- *   is never shadowed by an older bundle);
- * - the import is orch's own (a dependency importing one of them gets its own resolution);
+ *   is never shadowed by an older bundle), and the file is the one written (its SHA-256);
+ * - the import is orch's own, of one of those packages (a dependency importing one of them gets
+ *   its own resolution);
  * - `ORCH_BUNDLED_DEPS` is not `0`.
  */
 import module from 'node:module';
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export interface BundleManifest {
-  /** `bytes`: the bundle's size as written, so a cut-short or replaced file is not used. */
-  [name: string]: { file: string; version: string; specifiers: string[]; bytes: number };
-}
+/**
+ * The packages orch bundles, with the specifiers orch imports each by: the hook answers these
+ * and nothing else, whatever a manifest says.
+ */
+export const BUNDLED: Readonly<Record<string, readonly string[]>> = {
+  kysely: ['kysely', 'kysely/migration'],
+  zod: ['zod'],
+  yaml: ['yaml'],
+};
+
+/**
+ * `manifest.json`, by package: its bundle's file (always `<name>-<version>.mjs`), the version it
+ * was made from, and the SHA-256 of the file as written (a file changed since, cut short,
+ * overwritten or swapped for another package's, is not used).
+ */
+export type BundleManifest = Record<string, { file: string; version: string; sha256: string }>;
+
+export const bundleFile = (name: string, version: string): string => `${name}-${version}.mjs`;
+
+export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** orch's own root: its imports, not a dependency's, are answered from the bundles. */
 const ROOT = new URL('../../', import.meta.url).href;
@@ -52,40 +70,43 @@ export function installedVersion(name: string, resolve: (specifier: string) => s
   }
 }
 
-/** The size of a regular file, or null. */
-function sizeOf(file: URL): number | null {
+/** The SHA-256 of a regular file (never a FIFO, which would block the read), or null. */
+function hashOf(file: URL): string | null {
   try {
-    const st = statSync(file);
-    return st.isFile() ? st.size : null;
+    return statSync(file).isFile() ? sha256(readFileSync(file)) : null;
   } catch {
     return null;
   }
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
- * Bundles usable now, by specifier: the first manifest found, its entries whose package has the
- * version installed.
+ * Bundles usable now, by specifier: from the first manifest found, each known package's bundle
+ * whose version is the one installed and whose file is as it was written.
  */
 export function usableBundles(
   places: readonly URL[] = PLACES,
   resolve: (specifier: string) => string = import.meta.resolve,
 ): Map<string, string> {
   for (const place of places) {
-    let manifest: BundleManifest;
+    let manifest: unknown;
     try {
-      manifest = JSON.parse(readFileSync(new URL('manifest.json', place), 'utf8')) as BundleManifest;
+      manifest = JSON.parse(readFileSync(new URL('manifest.json', place), 'utf8'));
     } catch {
       continue;
     }
     const bySpecifier = new Map<string, string>();
-    for (const [name, entry] of Object.entries(manifest)) {
-      if (!entry || typeof entry.file !== 'string' || !Array.isArray(entry.specifiers)) continue;
-      if (installedVersion(name, resolve) !== entry.version) continue;
-      const file = new URL(entry.file, place);
-      // A bundle named by the manifest but gone, cut short or not a file: the package's modules again.
-      if (!file.href.startsWith(place.href) || sizeOf(file) !== entry.bytes) continue;
-      const url = file.href;
-      for (const spec of entry.specifiers) bySpecifier.set(spec, url);
+    if (!isRecord(manifest)) return bySpecifier;
+    for (const [name, specifiers] of Object.entries(BUNDLED)) {
+      const entry = manifest[name];
+      if (!isRecord(entry)) continue;
+      const version = installedVersion(name, resolve);
+      if (version === null || entry.version !== version || entry.file !== bundleFile(name, version)) continue;
+      const file = new URL(bundleFile(name, version), place);
+      if (typeof entry.sha256 !== 'string' || hashOf(file) !== entry.sha256) continue;
+      for (const spec of specifiers) bySpecifier.set(spec, file.href);
     }
     return bySpecifier;
   }
