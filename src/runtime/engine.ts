@@ -11,7 +11,7 @@ import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { AgentRun, Job, Task } from '../store/schema.ts';
 import { elapsedMs, type Role } from '../core/stages.ts';
-import type { AttemptRecord } from '../core/build-loop.ts';
+import { budgetExhausted, type AttemptRecord } from '../core/build-loop.ts';
 import type { AttemptTotals, CandidateResult } from '../core/pipeline.ts';
 import { chooseCandidate, parseVerdict, verdictFeedback } from '../core/verdict.ts';
 import {
@@ -332,14 +332,11 @@ export class Engine {
       if (n > 1) {
         // A cancel (its job closed) starts no further agent; nor does a budget the runs so far used up.
         if (!(await this.stillHeld(job))) return;
+        // The task's token and USD budgets (its wall time and the project's day are the writer's).
         const spent = await this.store.taskSpend(task.id);
-        if (
-          (budget.maxUsd !== null && spent.usd >= budget.maxUsd) ||
-          (budget.maxTokens !== null && spent.tokens >= budget.maxTokens)
-        ) {
-          this.deps.log.warn(
-            `${task.key}: the task's budget is spent after ${n - 1} candidates: no more run`,
-          );
+        const exhausted = budgetExhausted(budget, { ...spent, wallS: 0, projectUsdToday: 0 }, null);
+        if (exhausted) {
+          this.deps.log.warn(`${task.key}: ${exhausted} after ${n - 1} candidates: no more run`);
           break;
         }
       }
