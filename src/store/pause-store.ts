@@ -32,23 +32,20 @@ export class PauseStore {
 
   /** The pause of an adapter's credential, live or over. */
   get(adapter: string, credential: string, ex: Executor = this.db): Promise<AdapterPause | undefined> {
-    return ex
-      .selectFrom('adapter_pauses')
-      .selectAll()
-      .where('adapter', '=', adapter)
-      .where('credential', '=', credential)
-      .executeTakeFirst();
+    return this.of(ex, adapter, credential).executeTakeFirst();
   }
 
   /** The pause of an adapter's credential when it is in force now, by the database's clock. */
   live(adapter: string, credential: string): Promise<AdapterPause | undefined> {
-    return this.db
+    return this.of(this.db, adapter, credential).where('until_at', '>', this.clock()).executeTakeFirst();
+  }
+
+  private of(ex: Executor, adapter: string, credential: string) {
+    return ex
       .selectFrom('adapter_pauses')
       .selectAll()
       .where('adapter', '=', adapter)
-      .where('credential', '=', credential)
-      .where('until_at', '>', this.clock())
-      .executeTakeFirst();
+      .where('credential', '=', credential);
   }
 
   /** The pauses still in force, soonest end first. */
