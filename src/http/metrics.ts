@@ -53,13 +53,7 @@ interface Outcomes extends Omit<StatsRows, 'durations'> {
 async function loadOutcomes(ctx: OrchContext): Promise<Outcomes> {
   const s = ctx.store.stats;
   const f = { by: OUTCOME_BY };
-  const [runs, durations, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
-    s.runOutcomes(f),
-    s.runDurationBuckets(f, RUN_DURATION_BUCKETS_S),
-    s.taskFigures(f),
-    s.firstPassReviews(f),
-  ]);
-  return { runs, durations, tasks, doneCosts, firstPass, interventions };
+  return s.rowsWith(f, s.runDurationBuckets(f, RUN_DURATION_BUCKETS_S));
 }
 
 /**

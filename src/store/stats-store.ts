@@ -88,14 +88,22 @@ export class StatsStore {
    * together, so on PostgreSQL they run side by side on the pool's connections (SQLite's one
    * connection takes them in turn).
    */
-  async reportRows(f: StatsFilter): Promise<StatsRows> {
-    const [runs, durations, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
+  reportRows(f: StatsFilter): Promise<StatsRows> {
+    return this.rowsWith(f, this.runDurations(f));
+  }
+
+  /** The same rows with the runs' durations as given (`/metrics` counts them into buckets instead). */
+  async rowsWith<D>(
+    f: StatsFilter,
+    durations: Promise<D>,
+  ): Promise<Omit<StatsRows, 'durations'> & { durations: D }> {
+    const [runs, d, { tasks, doneCosts, interventions }, firstPass] = await Promise.all([
       this.runOutcomes(f),
-      this.runDurations(f),
+      durations,
       this.taskFigures(f),
       this.firstPassReviews(f),
     ]);
-    return { runs, durations, tasks, doneCosts, firstPass, interventions };
+    return { runs, durations: d, tasks, doneCosts, firstPass, interventions };
   }
 
   // ------------------------------------------------------------ statements
