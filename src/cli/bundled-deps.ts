@@ -82,6 +82,34 @@ function hashOf(file: URL): string | null {
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The first manifest found (parsed, whatever its shape), with the folder it is in. */
+function findManifest(places: readonly URL[]): { place: URL; manifest: unknown } | null {
+  for (const place of places) {
+    try {
+      return { place, manifest: JSON.parse(readFileSync(new URL('manifest.json', place), 'utf8')) };
+    } catch {
+      /* none here, or not JSON: the next place */
+    }
+  }
+  return null;
+}
+
+/** The bundle of a known package, when its version is the one installed and its file as written. */
+function usableBundle(
+  name: string,
+  place: URL,
+  manifest: unknown,
+  resolve: (specifier: string) => string,
+): string | null {
+  const entry = isRecord(manifest) ? manifest[name] : undefined;
+  if (!isRecord(entry)) return null;
+  const version = installedVersion(name, resolve);
+  if (version === null || entry.version !== version || entry.file !== bundleFile(name, version)) return null;
+  const file = new URL(bundleFile(name, version), place);
+  if (typeof entry.sha256 !== 'string' || hashOf(file) !== entry.sha256) return null;
+  return file.href;
+}
+
 /**
  * Bundles usable now, by specifier: from the first manifest found, each known package's bundle
  * whose version is the one installed and whose file is as it was written.
@@ -90,42 +118,48 @@ export function usableBundles(
   places: readonly URL[] = PLACES,
   resolve: (specifier: string) => string = import.meta.resolve,
 ): Map<string, string> {
-  for (const place of places) {
-    let manifest: unknown;
-    try {
-      manifest = JSON.parse(readFileSync(new URL('manifest.json', place), 'utf8'));
-    } catch {
-      continue;
-    }
-    const bySpecifier = new Map<string, string>();
-    if (!isRecord(manifest)) return bySpecifier;
-    for (const [name, specifiers] of Object.entries(BUNDLED)) {
-      const entry = manifest[name];
-      if (!isRecord(entry)) continue;
-      const version = installedVersion(name, resolve);
-      if (version === null || entry.version !== version || entry.file !== bundleFile(name, version)) continue;
-      const file = new URL(bundleFile(name, version), place);
-      if (typeof entry.sha256 !== 'string' || hashOf(file) !== entry.sha256) continue;
-      for (const spec of specifiers) bySpecifier.set(spec, file.href);
-    }
-    return bySpecifier;
+  const bySpecifier = new Map<string, string>();
+  const found = findManifest(places);
+  if (!found) return bySpecifier;
+  for (const [name, specifiers] of Object.entries(BUNDLED)) {
+    const url = usableBundle(name, found.place, found.manifest, resolve);
+    if (url) for (const spec of specifiers) bySpecifier.set(spec, url);
   }
-  return new Map();
+  return bySpecifier;
 }
 
-/** Registers the hook when bundles are usable; returns the specifiers it answers. */
-export function useBundledDeps(env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env.ORCH_BUNDLED_DEPS === '0' || typeof module.registerHooks !== 'function') return [];
-  const bundles = usableBundles();
-  if (bundles.size === 0) return [];
+/** Each known specifier's package. */
+const PACKAGE_OF = new Map(
+  Object.entries(BUNDLED).flatMap(([name, specifiers]) => specifiers.map((s) => [s, name] as const)),
+);
+
+/**
+ * Registers the hook when a manifest is found; returns whether it did. Each package's bundle is
+ * checked (version, SHA-256) the first time orch imports the package, and only then: a process
+ * that never imports kysely (the scripted agent) never reads its bundle.
+ */
+export function useBundledDeps(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.ORCH_BUNDLED_DEPS === '0' || typeof module.registerHooks !== 'function') return false;
+  const found = findManifest(PLACES);
+  if (!found || !isRecord(found.manifest)) return false;
+  const { place, manifest } = found;
+  const checked = new Map<string, string | null>();
   module.registerHooks({
     resolve(specifier, context, next) {
-      const url = bundles.get(specifier);
+      const name = PACKAGE_OF.get(specifier);
       const parent = context.parentURL ?? '';
-      if (url && parent.startsWith(ROOT) && !parent.startsWith(OWN_DEPENDENCIES))
-        return { url, format: 'module', shortCircuit: true };
+      if (name && parent.startsWith(ROOT) && !parent.startsWith(OWN_DEPENDENCIES)) {
+        if (!checked.has(name)) {
+          // Marked first: the check resolves the package itself (its version), which comes back
+          // through this hook and must get the package's own resolution.
+          checked.set(name, null);
+          checked.set(name, usableBundle(name, place, manifest, import.meta.resolve));
+        }
+        const url = checked.get(name);
+        if (url) return { url, format: 'module', shortCircuit: true };
+      }
       return next(specifier, context);
     },
   });
-  return [...bundles.keys()];
+  return true;
 }
