@@ -468,6 +468,33 @@ function m0011(dialect: Dialect): Migration {
   };
 }
 
+/**
+ * Claims in the order a team expects: a task's priority (`task add --priority`) first, then the
+ * oldest task, so the work of tasks already started finishes before new tasks start (depth
+ * first). A job carries its task's priority, copied when it is queued (a task's priority is
+ * set once, when it is created). `jobs_claim` replaces `jobs_runnable (status, run_after, id)`:
+ * by status, then in claim order, with the due time last so a claim reads it from the index.
+ * With both, SQLite's planner took the due-time range and sorted every due job at each claim.
+ */
+function m0012(): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await sql`UPDATE jobs SET priority = (SELECT t.priority FROM tasks t WHERE t.id = jobs.task_id)
+        WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = jobs.task_id AND t.priority <> 0)`.execute(db);
+      await db.schema
+        .createIndex('jobs_claim')
+        .on('jobs')
+        .columns(['status', 'priority desc', 'task_id', 'id', 'run_after'])
+        .execute();
+      await db.schema.dropIndex('jobs_runnable').execute();
+    },
+  };
+}
+
 /** The columns of `agent_runs_window`, the start first: everything the analytics read of a run. */
 export const RUN_WINDOW_COLUMNS = [
   'started_at',
@@ -514,6 +541,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0009_usage_limits': m0009(),
       '0010_task_lists': m0010(),
       '0011_run_durations': m0011(dialect),
+      '0012_claim_order': m0012(),
     }),
   };
 }

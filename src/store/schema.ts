@@ -118,6 +118,8 @@ export interface JobsTable {
   /** `work` works the stage; `land` lands the task after its last stage. */
   step: Generated<JobStep>;
   status: JobStatus;
+  /** Its task's priority, copied when the job is queued: claims take higher first (migration 0012). */
+  priority: Generated<number>;
   run_id: number | null;
   /** Tries of this job: counted at each claim (so a try whose worker died counts), given back by a graceful shutdown. */
   attempts: number;

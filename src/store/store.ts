@@ -106,6 +106,10 @@ function claimableAdapters(filter: ClaimFilter) {
     eb.or([eb('adapter', 'is', null), eb('adapter', 'in', adapters)]);
 }
 
+/** The claim's order (`Store.claimJobs`): priority, higher first, then the oldest task, then the job. */
+const claimOrder = (a: Job, b: Job): number =>
+  b.priority - a.priority || a.task_id - b.task_id || a.id - b.id;
+
 /** PostgreSQL's deadlock_detected: the transaction was rolled back and may simply be run again. */
 const PG_DEADLOCK = '40P01';
 const TX_RETRIES = 3;
@@ -436,7 +440,7 @@ export class Store {
   ): Promise<Job> {
     const job = await tx
       .insertInto('jobs')
-      .values({
+      .values(({ selectFrom }) => ({
         task_id: j.task.id,
         project_id: j.task.project_id,
         agent: j.spec.agent,
@@ -448,8 +452,10 @@ export class Store {
         status: 'queued',
         attempts: 0,
         run_after: this.clock(j.runAfterMs ?? 0),
+        // The claim's order (`claimJobs`), read from the task in the same statement.
+        priority: selectFrom('tasks').select('priority').where('id', '=', j.task.id),
         created_at: nowIso(),
-      })
+      }))
       .returningAll()
       .executeTakeFirstOrThrow();
     if (job.adapter === null) return job;
@@ -459,15 +465,20 @@ export class Store {
     return job;
   }
 
-  /** Claims the oldest runnable job under a lease, atomically. */
+  /** Claims the first runnable job in claim order (`claimJobs`) under a lease, atomically. */
   async claimJob(owner: string, leaseMs: number, filter: ClaimFilter = {}): Promise<Job | null> {
     return (await this.claimJobs(owner, leaseMs, 1, filter))[0] ?? null;
   }
 
   /**
-   * Claims up to `limit` of the oldest runnable jobs under a lease, in one
-   * statement: `UPDATE … WHERE id = ANY(ARRAY(SELECT … LIMIT n FOR UPDATE
-   * SKIP LOCKED)) RETURNING *` on PostgreSQL, so concurrent claimers pass over
+   * Claims up to `limit` runnable jobs under a lease, in claim order: the task's
+   * priority, higher first, then the oldest task, so a task already started
+   * goes on before a newer one starts (depth first: with every task queued at
+   * once, the first is done after its own stages, not after every task's first
+   * stage), then the job's id. Due time only decides whether a job may be
+   * claimed, not its place. In one statement: `UPDATE … WHERE id =
+   * ANY(ARRAY(SELECT … LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING *` on
+   * PostgreSQL, so concurrent claimers pass over
    * each other's rows instead of waiting for them, and a row is locked (and
    * re-checked as queued) before it is taken. SQLite serializes writers, so
    * `id IN (SELECT … LIMIT n)` gives the same guarantee there. Each claim
@@ -480,7 +491,8 @@ export class Store {
       .select('id')
       .where('status', '=', 'queued')
       .where('run_after', '<=', this.clock())
-      .orderBy('run_after')
+      .orderBy('priority', 'desc')
+      .orderBy('task_id')
       .orderBy('id')
       .limit(limit);
     const adapters = claimableAdapters(filter);
@@ -506,7 +518,7 @@ export class Store {
       .where('status', '=', 'queued')
       .returningAll()
       .execute();
-    return claimed.sort((a, b) => a.run_after.localeCompare(b.run_after) || a.id - b.id);
+    return claimed.sort(claimOrder);
   }
 
   /** Extends a lease; false when the job is no longer ours (reclaimed or cancelled). */

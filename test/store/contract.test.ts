@@ -170,6 +170,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0009_usage_limits',
       '0010_task_lists',
       '0011_run_durations',
+      '0012_claim_order',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -457,6 +458,33 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect((await store.claimJobs('w2', 5_000, 10)).map((j) => j.id)).toEqual([4, 5]);
     expect(await store.claimJobs('w3', 5_000, 0)).toEqual([]);
   });
+
+  contract(
+    'claims by task priority, then the oldest task (depth first), whatever order the jobs were queued in',
+    async () => {
+      const p = await project();
+      const older = await store.createTask({ projectId: p.id, title: 'older' });
+      const newer = await store.createTask({ projectId: p.id, title: 'newer' });
+      const low = await store.createTask({ projectId: p.id, title: 'low', priority: -3 });
+      const urgent = await store.createTask({ projectId: p.id, title: 'urgent', priority: 7 });
+      // The older task moves on a stage: its job is queued after every other one.
+      const next = await store.tx(async (tx) => {
+        await store.cancelJobsOfTask(tx, older.id);
+        return store.enqueueJob(tx, { task: older, spec: spec('analysis', 'analyst'), repo: p.name });
+      });
+      expect(next.priority).toBe(0);
+      expect((await store.liveJobOf(urgent.id))!.priority).toBe(7);
+      const first = await store.claimJob('w1', 5_000);
+      expect(first).toMatchObject({ task_id: urgent.id, priority: 7 });
+      const batch = await store.claimJobs('w1', 5_000, 10);
+      expect(batch.map((j) => j.task_id)).toEqual([older.id, newer.id, low.id]);
+      expect(batch[0]).toMatchObject({ id: next.id, stage: 'analysis' });
+      // Due time decides only whether a job may be claimed: one not yet due is passed over.
+      await store.tx((tx) => store.requeueJob(tx, first!.id, 60_000, 'later', 'none'));
+      await store.tx((tx) => store.requeueJob(tx, batch[1]!.id, 0, null, 'none'));
+      expect((await store.claimJobs('w2', 5_000, 10)).map((j) => j.task_id)).toEqual([newer.id]);
+    },
+  );
 
   contract('claims by label: a job whose adapter the worker lacks is left for others', async () => {
     const dev = await taskAt('development', 'developer');
