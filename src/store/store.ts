@@ -440,7 +440,7 @@ export class Store {
   ): Promise<Job> {
     const job = await tx
       .insertInto('jobs')
-      .values(({ selectFrom }) => ({
+      .values(({ selectFrom, fn, lit }) => ({
         task_id: j.task.id,
         project_id: j.task.project_id,
         agent: j.spec.agent,
@@ -453,7 +453,7 @@ export class Store {
         attempts: 0,
         run_after: this.clock(j.runAfterMs ?? 0),
         // The claim's order (`claimJobs`), read from the task in the same statement.
-        priority: selectFrom('tasks').select('priority').where('id', '=', j.task.id),
+        priority: fn.coalesce(selectFrom('tasks').select('priority').where('id', '=', j.task.id), lit(0)),
         created_at: nowIso(),
       }))
       .returningAll()
