@@ -2,7 +2,7 @@
 import { Argument, Command, CommanderError, InvalidArgumentError } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { openContextFrom, type OrchContext } from '../runtime/context.ts';
+import type { OrchContext } from '../runtime/context.ts';
 import { createLogger, secretValues } from '../runtime/logger.ts';
 import { OrchError, exitCodeFor } from '../errors.ts';
 import { json } from '../core/format.ts';
@@ -45,6 +45,7 @@ async function withContext<T>(
   validate: boolean | 'lenient' = true,
 ): Promise<T> {
   const lenient = validate === 'lenient';
+  const { openContextFrom } = await import('../runtime/context.ts');
   const ctx = await openContextFrom(
     process.cwd(),
     env,
