@@ -14,7 +14,7 @@ import type { OrchContext } from './context.ts';
 import { Engine, type EngineDeps } from './engine.ts';
 import type { AbortReason, ProgressEvent } from './progress.ts';
 import type { Job } from '../store/schema.ts';
-import type { ClaimFilter } from '../store/store.ts';
+import type { ClaimFilter, LeaseState } from '../store/store.ts';
 import { createWaker, type Waker } from './waker.ts';
 import type { Logger } from './logger.ts';
 import type { LaunchLimits } from './launcher.ts';
@@ -47,6 +47,9 @@ export interface SchedulerOptions {
   pollMs?: number;
 }
 
+/** The least time between two looks at the jobs worked here, after wake-ups (`Scheduler.lookSoon`). */
+const LOOK_MS = 250;
+
 interface Active {
   job: Job;
   controller: AbortController;
@@ -62,6 +65,8 @@ export class Scheduler {
   /** A wake-up that came while the loop was busy: the next sleep returns at once. */
   private wokenMeanwhile = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private lookTimer: NodeJS.Timeout | null = null;
+  private lastLook = 0;
   private readonly waker: Waker;
   private readonly filter: ClaimFilter;
   private readonly processJob: (job: Job, signal: AbortSignal) => Promise<void>;
@@ -124,6 +129,8 @@ export class Scheduler {
         // A job for an adapter we have no label for is not ours to wake up for.
         if (labels && typeof adapter === 'string' && adapter && !labels.includes(adapter)) return;
         this.wake();
+        // The change may be a cancel of a job worked here, or a person's `say --now`.
+        this.lookSoon();
       });
       log.debug(`worker ${this.workerId} listening for jobs`);
       while (!this.stopping) {
@@ -139,6 +146,8 @@ export class Scheduler {
     } finally {
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
+      if (this.lookTimer) clearTimeout(this.lookTimer);
+      this.lookTimer = null;
       await this.waker.close().catch(() => {});
       await Promise.allSettled([...this.active.values()].map((a) => a.done));
     }
@@ -216,19 +225,52 @@ export class Scheduler {
     for (const a of this.active.values()) {
       const lease = await this.opts.ctx.store
         .renewLease(a.job.id, this.workerId, leaseMs)
-        .catch(() => ({ held: true, interruptMessageId: null }));
-      if (a.controller.signal.aborted) continue;
-      if (lease.held) {
-        if (lease.interruptMessageId !== null) {
-          this.opts.log.info(
-            `job ${a.job.id} (${a.job.stage}): stopping its run for message ${lease.interruptMessageId}`,
-          );
-          a.controller.abort('redirect' satisfies AbortReason);
-        }
-        continue;
-      }
-      const job = await this.opts.ctx.store.getJob(a.job.id);
-      a.controller.abort((job?.status === 'cancelled' ? 'cancel' : 'lease_lost') satisfies AbortReason);
+        .catch((): LeaseState => ({ held: true, interruptMessageId: null }));
+      await this.act(a, lease);
     }
+  }
+
+  /**
+   * Looks, without renewing anything, whether a job worked here was cancelled or asked to stop its
+   * run, soon after the database changed (a wake-up): a person's `task cancel` or `say --now` from
+   * another process reaches the running agent or gate then, not at the next heartbeat, a third of
+   * the lease later. At most one look per {@link LOOK_MS}; a read, so a look's own effect on the
+   * database (none) cannot wake it again.
+   */
+  private lookSoon(): void {
+    if (this.active.size === 0 || this.lookTimer || this.stopping) return;
+    const wait = Math.max(0, this.lastLook + LOOK_MS - Date.now());
+    this.lookTimer = setTimeout(() => {
+      this.lastLook = Date.now();
+      void this.look().finally(() => (this.lookTimer = null));
+    }, wait);
+  }
+
+  private async look(): Promise<void> {
+    const ids = [...this.active.keys()];
+    const states = await this.opts.ctx.store.leaseStates(ids, this.workerId).catch(() => null);
+    if (!states) return;
+    for (const id of ids) {
+      const a = this.active.get(id);
+      const lease = states.get(id);
+      if (a && lease) await this.act(a, lease);
+    }
+  }
+
+  /** Stops a job worked here that is no longer ours, or whose run a person's message asked to stop. */
+  private async act(a: Active, lease: LeaseState): Promise<void> {
+    if (a.controller.signal.aborted) return;
+    if (lease.held) {
+      if (lease.interruptMessageId !== null) {
+        this.opts.log.info(
+          `job ${a.job.id} (${a.job.stage}): stopping its run for message ${lease.interruptMessageId}`,
+        );
+        a.controller.abort('redirect' satisfies AbortReason);
+      }
+      return;
+    }
+    const job = await this.opts.ctx.store.getJob(a.job.id);
+    if (a.controller.signal.aborted) return;
+    a.controller.abort((job?.status === 'cancelled' ? 'cancel' : 'lease_lost') satisfies AbortReason);
   }
 }

@@ -151,7 +151,10 @@ function m0001(dialect: Dialect): Migration {
   };
 }
 
-/** The PostgreSQL channel notified when a job becomes runnable (inserted or put back as `queued`). */
+/**
+ * The PostgreSQL channel notified when a job becomes runnable (inserted or put back as `queued`),
+ * and when a running one is cancelled or asked to stop its run (migration 0013).
+ */
 export const JOBS_CHANNEL = 'orch_jobs';
 
 /**
@@ -495,6 +498,28 @@ function m0012(): Migration {
   };
 }
 
+/**
+ * A running job cancelled, or asked to stop its agent's run (`say --now`), notifies the jobs
+ * channel as a queued one does: its worker, woken, looks at the jobs it works at once instead of
+ * at its next heartbeat (`Scheduler.lookSoon`). On SQLite the database's directory is watched and
+ * sees these writes already.
+ */
+function m0013(dialect: Dialect): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      if (dialect !== 'postgres') return;
+      await sql`
+        CREATE TRIGGER jobs_notify_stop
+        AFTER UPDATE OF status, interrupt_message_id ON jobs
+        FOR EACH ROW WHEN (
+          (OLD.status = 'running' AND NEW.status = 'cancelled')
+          OR (NEW.interrupt_message_id IS NOT NULL
+              AND NEW.interrupt_message_id IS DISTINCT FROM OLD.interrupt_message_id))
+        EXECUTE FUNCTION orch_jobs_notify()`.execute(db);
+    },
+  };
+}
+
 /** The columns of `agent_runs_window`, the start first: everything the analytics read of a run. */
 export const RUN_WINDOW_COLUMNS = [
   'started_at',
@@ -542,6 +567,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
       '0010_task_lists': m0010(),
       '0011_run_durations': m0011(dialect),
       '0012_claim_order': m0012(),
+      '0013_stop_wakes': m0013(dialect),
     }),
   };
 }

@@ -106,6 +106,22 @@ function claimableAdapters(filter: ClaimFilter) {
     eb.or([eb('adapter', 'is', null), eb('adapter', 'in', adapters)]);
 }
 
+/** Whether a job is still its holder's, and the message its running agent is asked to stop for. */
+export interface LeaseState {
+  held: boolean;
+  interruptMessageId: number | null;
+}
+
+/**
+ * A job's `interrupt_message_id` while its agent runs, else null: a message that came as the run
+ * ended waits for the next run (the job's gates and landing are never stopped for it).
+ */
+const RUNNING_AGENT_INTERRUPT = sql<
+  number | null
+>`CASE WHEN EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = jobs.run_id AND r.status = 'running') THEN interrupt_message_id ELSE NULL END`.as(
+  'interrupt_message_id',
+);
+
 /** The claim's order (`Store.claimJobs`): priority, higher first, then the oldest task, then the job. */
 const claimOrder = (a: Job, b: Job): number =>
   b.priority - a.priority || a.task_id - b.task_id || a.id - b.id;
@@ -530,28 +546,39 @@ export class Store {
    * Extends a lease, in one statement, and reads what the holder must act on: whether the job is
    * still ours, and the person's message its running try is asked to stop for (`say --now`).
    */
-  async renewLease(
-    jobId: number,
-    owner: string,
-    leaseMs: number,
-  ): Promise<{ held: boolean; interruptMessageId: number | null }> {
+  async renewLease(jobId: number, owner: string, leaseMs: number): Promise<LeaseState> {
     const row = await this.db
       .updateTable('jobs')
       .set({ lease_expires_at: this.clock(leaseMs) })
       .where('id', '=', jobId)
       .where('lease_owner', '=', owner)
       .where('status', '=', 'running')
-      // Only while its agent runs: a message that came as the run ended waits for the next run
-      // (the job's gates and landing are never stopped for it).
-      .returning(
-        sql<
-          number | null
-        >`CASE WHEN EXISTS (SELECT 1 FROM agent_runs r WHERE r.id = jobs.run_id AND r.status = 'running') THEN interrupt_message_id ELSE NULL END`.as(
-          'interrupt_message_id',
-        ),
-      )
+      .returning(RUNNING_AGENT_INTERRUPT)
       .executeTakeFirst();
     return { held: row !== undefined, interruptMessageId: row?.interrupt_message_id ?? null };
+  }
+
+  /**
+   * What `renewLease` reads, for several jobs, without renewing anything: a scheduler woken by a
+   * change to the database looks whether a job it works was cancelled or asked to stop its run,
+   * instead of waiting for its next heartbeat. A job missing from the answer is not held.
+   */
+  async leaseStates(jobIds: readonly number[], owner: string): Promise<Map<number, LeaseState>> {
+    const states = new Map<number, LeaseState>(
+      jobIds.map((id) => [id, { held: false, interruptMessageId: null }]),
+    );
+    if (jobIds.length === 0) return states;
+    const rows = await this.db
+      .selectFrom('jobs')
+      .select('id')
+      .select(RUNNING_AGENT_INTERRUPT)
+      .where('id', 'in', [...jobIds])
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .execute();
+    for (const r of rows)
+      states.set(r.id, { held: true, interruptMessageId: r.interrupt_message_id ?? null });
+    return states;
   }
 
   /**

@@ -142,8 +142,11 @@ export async function withContext<T>(project: TempProject, fn: (ctx: OrchContext
 // -------------------------------------------------------------- crashes
 
 /** Starts `orch run --until-idle` in the background; its output is collected for failure messages. */
-export function startOrch(project: TempProject): { child: ChildProcess; output: () => string } {
-  const child = project.spawnOrch(['run', '--until-idle']);
+export function startOrch(
+  project: TempProject,
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => string } {
+  const child = project.spawnOrch(['run', '--until-idle'], { env });
   live.children.push(child);
   let text = '';
   child.stdout?.on('data', (d: Buffer) => (text += d.toString()));

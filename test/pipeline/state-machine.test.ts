@@ -293,7 +293,8 @@ describe('cancel wins', () => {
       script: taskScript('cancel me', { developer: { default: [write('src/a.txt', 'a\n')] } }),
     });
     const before = project.git(['rev-parse', 'main']).trim();
-    const orch = startOrch(project);
+    // Heartbeats 40 s apart: the cancel must reach the gate without waiting for one.
+    const orch = startOrch(project, { ORCH_LEASE_TTL_MS: '120000' });
     await withContext(project, (ctx) =>
       waitFor(
         async () => (await ctx.store.getTaskByKey(key)).stage === 'deploy' && readMarker(project.dir),
@@ -301,8 +302,12 @@ describe('cancel wins', () => {
         'the slow gate to start',
       ),
     );
+    const cancelled = Date.now();
     expect(project.orch(['task', 'cancel', key]).code).toBe(0);
     if (orch.child.exitCode === null) await new Promise<void>((r) => orch.child.once('exit', () => r()));
+    expect(Date.now() - cancelled, 'the gate was stopped by a heartbeat, not by the cancel').toBeLessThan(
+      20_000,
+    );
     const d = showTask(project, key);
     expect([d.stage, d.status]).toEqual(['cancelled', 'cancelled']);
     expect(project.git(['rev-parse', 'main']).trim()).toBe(before);

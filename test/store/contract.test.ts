@@ -17,6 +17,7 @@ import type { Stage } from '../../src/core/stages.ts';
 import type { JobSpec } from '../../src/core/pipeline.ts';
 import { PgWaker } from '../../src/runtime/waker.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.ts';
+import { waitFor } from '../helpers/kit.ts';
 
 /** Tests one database cannot pass, by name, with the reason. */
 const GAPS: Record<string, Partial<Record<Dialect, string>>> = {
@@ -171,6 +172,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0010_task_lists',
       '0011_run_durations',
       '0012_claim_order',
+      '0013_stop_wakes',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -486,6 +488,28 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     },
   );
 
+  contract('reads whether jobs are still held and asked to stop, without renewing their leases', async () => {
+    const p = await project();
+    const a = await store.createTask({ projectId: p.id, title: 'a' });
+    const b = await store.createTask({ projectId: p.id, title: 'b' });
+    const [ja, jb] = await store.claimJobs('w1', 5_000, 2);
+    const before = (await store.getJob(ja!.id))!.lease_expires_at;
+    let states = await store.leaseStates([ja!.id, jb!.id, 999], 'w1');
+    expect([...states.entries()]).toEqual([
+      [ja!.id, { held: true, interruptMessageId: null }],
+      [jb!.id, { held: true, interruptMessageId: null }],
+      [999, { held: false, interruptMessageId: null }],
+    ]);
+    expect((await store.getJob(ja!.id))!.lease_expires_at).toBe(before);
+    expect((await store.leaseStates([ja!.id], 'w2')).get(ja!.id)!.held).toBe(false);
+    await store.tx((tx) => store.cancelJobsOfTask(tx, b.id));
+    states = await store.leaseStates([ja!.id, jb!.id], 'w1');
+    expect(states.get(jb!.id)!.held).toBe(false);
+    expect(states.get(ja!.id)!.held).toBe(true);
+    expect(a.id).toBe(ja!.task_id);
+    expect(await store.leaseStates([], 'w1')).toEqual(new Map());
+  });
+
   contract('claims by label: a job whose adapter the worker lacks is left for others', async () => {
     const dev = await taskAt('development', 'developer');
     await taskAt('analysis', 'analyst');
@@ -638,10 +662,17 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         });
         await got;
         expect(heard).toEqual([null, 'command']);
-        // A claim (queued → running) is not news for idle workers.
-        await store.claimJobs('w', 60_000, 5);
+        // A claim (queued → running) is not news for idle workers, nor is a heartbeat.
+        const [job] = await store.claimJobs('w', 60_000, 5);
+        await store.heartbeat(job!.id, 'w', 60_000);
         await new Promise((r) => setTimeout(r, 100));
         expect(heard).toHaveLength(2);
+        // A person's message to stop its run wakes its worker, and so does a cancel of the running job.
+        await sql`UPDATE jobs SET interrupt_message_id = 7 WHERE id = ${job!.id}`.execute(store.db);
+        await waitFor(() => heard.length === 3, 5_000, 'the interrupt notification');
+        await store.tx((tx) => store.cancelJobsOfTask(tx, t.id));
+        await waitFor(() => heard.length === 4, 5_000, 'the cancel notification');
+        expect(heard).toEqual([null, 'command', 'command', 'command']);
       } finally {
         await waker.close();
       }
