@@ -66,6 +66,8 @@ export class Scheduler {
   private wokenMeanwhile = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lookTimer: NodeJS.Timeout | null = null;
+  /** Slots held for a job being claimed again (a run stopped for a person's message). */
+  private reserved = 0;
   private lastLook = 0;
   private readonly waker: Waker;
   private readonly filter: ClaimFilter;
@@ -134,8 +136,8 @@ export class Scheduler {
       });
       log.debug(`worker ${this.workerId} listening for jobs`);
       while (!this.stopping) {
-        while (this.active.size < this.opts.concurrency && !this.stopping) {
-          const free = this.opts.concurrency - this.active.size;
+        while (this.active.size + this.reserved < this.opts.concurrency && !this.stopping) {
+          const free = this.opts.concurrency - this.active.size - this.reserved;
           const jobs = await ctx.store.claimJobs(this.workerId, leaseMs, free, this.filter);
           for (const job of jobs) this.start(job);
           if (jobs.length < free) break;
@@ -186,8 +188,19 @@ export class Scheduler {
             this.opts.log.error(`job ${job.id}: could not record its failure: ${String(e)}`),
           );
       })
-      .finally(() => {
-        this.active.delete(job.id);
+      .finally(async () => {
+        // A run stopped for a person's message (`say --now`) runs again at once with it: this
+        // worker claims that job again before any other, whatever the claim order says, or it
+        // would wait behind every task of a higher priority queued meanwhile.
+        if (controller.signal.reason === 'redirect' && !this.stopping) {
+          this.reserved += 1;
+          const again = await this.opts.ctx.store
+            .claimJobs(this.workerId, this.opts.ctx.settings.leaseTtlMs, 1, { ...this.filter, jobId: job.id })
+            .catch(() => []);
+          this.reserved -= 1;
+          this.active.delete(job.id);
+          for (const j of again) this.start(j);
+        } else this.active.delete(job.id);
         this.wake();
       });
     this.active.set(job.id, { job, controller, done });

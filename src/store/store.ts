@@ -90,6 +90,8 @@ export interface RunningAgent {
 export interface ClaimFilter {
   /** Adapters this worker can run (its labels); jobs without an adapter are always claimable. */
   adapters?: readonly string[] | null;
+  /** This job only, if it is runnable: the worker that stopped its run for a person's message claims it again first. */
+  jobId?: number;
 }
 
 /** What a task has spent on runs so far. */
@@ -513,6 +515,7 @@ export class Store {
       .limit(limit);
     const adapters = claimableAdapters(filter);
     if (adapters) pick = pick.where(adapters);
+    if (filter.jobId !== undefined) pick = pick.where('id', '=', filter.jobId);
     const claimed = await this.db
       .updateTable('jobs')
       .set((eb) => ({

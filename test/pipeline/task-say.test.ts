@@ -125,19 +125,33 @@ describe('orch task say', () => {
 describe('orch task say --now', () => {
   it('only records without a running agent; stops a running one, whose stage runs again at once with the message, not counted as a try', async () => {
     const title = 'redirected';
+    /** The script: the redirected task's developer as given, and an urgent task that just works. */
+    const script = (developer: unknown[]) => ({
+      tasks: [
+        ...(taskScript(title, {
+          developer: { default: developer },
+          reviewer: { default: [verdict('approved')] },
+        }).tasks as unknown[]),
+        ...(taskScript('urgent', {
+          developer: { default: [write('src/u.txt', 'u\n')] },
+          reviewer: { default: [verdict('approved')] },
+        }).tasks as unknown[]),
+      ],
+    });
     const { project, key } = projectWithTask(title, {
       config: { pipeline: DEVELOP_AND_REVIEW },
-      script: taskScript(title, {
-        developer: { default: [sleep(120_000)] },
-        reviewer: { default: [verdict('approved')] },
-      }),
+      script: script([sleep(120_000)]),
     });
+    let urgentKey = '';
     const idle = project.orch(['task', 'say', key, 'Before any run.', '--now']);
     expect(idle.code, idle.stderr).toBe(0);
     expect(idle.stdout).toContain('no agent is running for it, so nothing was stopped');
 
-    // Heartbeats every second: the worker learns of the message within one.
-    const orch = project.spawnOrch(['run', '--until-idle'], { env: { ORCH_LEASE_TTL_MS: '3000' } });
+    // One agent at a time, and heartbeats 40 s apart: the worker learns of the message from the
+    // database's change, not from a heartbeat.
+    const orch = project.spawnOrch(['run', '--until-idle', '-c', '1'], {
+      env: { ORCH_LEASE_TTL_MS: '120000' },
+    });
     let output = '';
     orch.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     orch.stderr?.on('data', (d: Buffer) => (output += d.toString()));
@@ -152,13 +166,12 @@ describe('orch task say --now', () => {
         throw new Error(`the developer never started:\n${output}`);
       });
       // The agent at work has read its script: the run that follows writes instead of sleeping.
-      rewriteScript(
-        project,
-        taskScript(title, {
-          developer: { default: [write('src/a.txt', 'a\n')] },
-          reviewer: { default: [verdict('approved')] },
-        }),
-      );
+      rewriteScript(project, script([write('src/a.txt', 'a\n')]));
+      // A task of a higher priority, queued meanwhile, takes the next free slot, but not before
+      // the redirected stage runs again.
+      const urgent = project.orch(['task', 'add', 'urgent', '--priority', '5', '--json']);
+      expect(urgent.code, urgent.stderr).toBe(0);
+      urgentKey = (JSON.parse(urgent.stdout) as { key: string }).key;
       const now = project.orch(['task', 'say', key, 'Change of plan: write src/a.txt.', '--now', '--json']);
       expect(now.code, now.stderr).toBe(0);
       expect(JSON.parse(now.stdout)).toMatchObject({ key, interrupted: true, interrupted_run_id: first.id });
@@ -177,6 +190,12 @@ describe('orch task say --now', () => {
     expect(detail.stage).toBe('done');
     const dev = detail.runs.filter((r) => r.role === 'developer');
     expect(dev.map((r) => r.outcome)).toEqual(['redirected', 'ok']);
+    const other = showTask(project, urgentKey);
+    expect(other.stage).toBe('done');
+    expect(
+      dev[1]!.started_at! < other.runs[0]!.started_at!,
+      'the urgent task ran before the redirected stage',
+    ).toBe(true);
     // No session to resume: the new run has the stage's instructions, and the message after them.
     const prompt = promptOf(project, key, dev[1]!);
     expect(prompt).toContain('## Your job: development');

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commitAll, ensureWorktree, landBranch, taskBranch } from '../../src/runtime/git.ts';
+import { commitAll, configureOrigin, ensureWorktree, landBranch, taskBranch } from '../../src/runtime/git.ts';
 import { publishAfterStage, syncBeforeStage } from '../../src/runtime/handoff.ts';
 
 let root = '';
@@ -57,6 +57,9 @@ async function stage(clone: string, key: string, write: Record<string, string>) 
 }
 
 beforeEach(() => {
+  // The handoff is on, as for workers on PostgreSQL (test files share a process, and a context
+  // opened on SQLite in another one turns it off for the process).
+  configureOrigin({ enabled: true });
   root = realpathSync(mkdtempSync(join(tmpdir(), 'orch-handoff-')));
 });
 afterEach(() => {
