@@ -3,7 +3,7 @@
  * a stage advance is a compare-and-set on the task's version.
  */
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
-import { runDurationMs, type Dialect } from './migrations.ts';
+import { CLAIM_FUNCTION, runDurationMs, type Dialect } from './migrations.ts';
 import type {
   AgentRun,
   Attempt,
@@ -494,16 +494,26 @@ export class Store {
    * goes on before a newer one starts (depth first: with every task queued at
    * once, the first is done after its own stages, not after every task's first
    * stage), then the job's id. Due time only decides whether a job may be
-   * claimed, not its place. In one statement: `UPDATE … WHERE id =
-   * ANY(ARRAY(SELECT … LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING *` on
-   * PostgreSQL, so concurrent claimers pass over
-   * each other's rows instead of waiting for them, and a row is locked (and
-   * re-checked as queued) before it is taken. SQLite serializes writers, so
-   * `id IN (SELECT … LIMIT n)` gives the same guarantee there. Each claim
-   * counts a try. Due times and leases are the database's clock.
+   * claimed, not its place. In one statement: on PostgreSQL `UPDATE … WHERE id =
+   * ANY(ARRAY(SELECT … LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING *`, in the
+   * function `orch_claim_jobs` (migration 0014, which says why), so concurrent
+   * claimers pass over each other's rows instead of waiting for them, and a row
+   * is locked (and re-checked as queued) before it is taken. SQLite serializes
+   * writers, so `id IN (SELECT … LIMIT n)` gives the same guarantee there. Each
+   * claim counts a try. Due times and leases are the database's clock.
    */
   async claimJobs(owner: string, leaseMs: number, limit: number, filter: ClaimFilter = {}): Promise<Job[]> {
     if (limit < 1) return [];
+    if (this.dialect === 'postgres') {
+      const adapters = filter.adapters?.length ? [...filter.adapters] : null;
+      // The same statement, in a function that keeps the planner to the claim order's index
+      // whatever the table's statistics say (migration 0014).
+      const claimed =
+        await sql<Job>`SELECT * FROM ${sql.raw(CLAIM_FUNCTION)}(${owner}, ${leaseMs}::float8, ${limit}::integer, ${adapters}::text[], ${filter.jobId ?? null}::integer)`.execute(
+          this.db,
+        );
+      return claimed.rows.sort(claimOrder);
+    }
     let pick = this.db
       .selectFrom('jobs')
       .select('id')
@@ -527,13 +537,7 @@ export class Store {
         // A stop asked of an earlier try is not this one's.
         interrupt_message_id: null,
       }))
-      .where(
-        this.dialect === 'postgres'
-          ? // ARRAY(…) makes the pick an InitPlan, run once. With a plain IN (…) PostgreSQL may
-            // run the LIMITed subquery again per outer row and claim more rows than asked for.
-            sql<boolean>`id = ANY(ARRAY(${pick.forUpdate().skipLocked()}))`
-          : sql<boolean>`id IN (${pick})`,
-      )
+      .where(sql<boolean>`id IN (${pick})`)
       .where('status', '=', 'queued')
       .returningAll()
       .execute();

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { openDatabase } from '../../src/store/db.ts';
 import { Store } from '../../src/store/store.ts';
 import type { Dialect } from '../../src/store/migrations.ts';
@@ -173,6 +174,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
       '0011_run_durations',
       '0012_claim_order',
       '0013_stop_wakes',
+      '0014_claim_function',
     ];
     expect(await names(store)).toEqual(all);
     const again = await another();
@@ -460,6 +462,47 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect((await store.claimJobs('w2', 5_000, 10)).map((j) => j.id)).toEqual([4, 5]);
     expect(await store.claimJobs('w3', 5_000, 0)).toEqual([]);
   });
+
+  if (backend.dialect === 'postgres')
+    it('claims by walking the claim order, with or without statistics: never a read and sort of the whole queue', async () => {
+      // A burst of jobs queued since the table was last analyzed, as in a fresh database.
+      await sql`INSERT INTO jobs (task_id, project_id, agent, repo, stage, status, attempts, run_after, created_at)
+        SELECT g, 0, 'orch', 'app', 'development', 'queued', 0, '2000-01-01T00:00:00.000Z', '2000-01-01T00:00:00.000Z'
+        FROM generate_series(1, 5000) g`.execute(store.db);
+      // The plans of the statements inside the function, as the server ran them (auto_explain).
+      const client = new pg.Client({ connectionString: backend.url!() });
+      const logged: string[] = [];
+      client.on('notice', (n) => logged.push(n.message ?? ''));
+      await client.connect();
+      try {
+        await client.query(`LOAD 'auto_explain'`);
+        await client.query(`SET auto_explain.log_min_duration = 0`);
+        await client.query(`SET auto_explain.log_nested_statements = on`);
+        await client.query(`SET client_min_messages = log`);
+        let next = 1;
+        for (const analyzed of [false, true]) {
+          if (analyzed) await client.query('ANALYZE jobs');
+          logged.length = 0;
+          const { rows } = await client.query<{ task_id: number }>(
+            `SELECT * FROM orch_claim_jobs('w', 60000, 4, NULL)`,
+          );
+          expect(rows.map((r) => r.task_id).sort((a, b) => a - b)).toEqual([
+            next,
+            next + 1,
+            next + 2,
+            next + 3,
+          ]);
+          next += 4;
+          const plan = logged.find((m) => m.includes('UPDATE jobs')) ?? logged.join('\n');
+          expect(plan, plan).toMatch(/Index Scan using jobs_claim/);
+          expect(plan, plan).not.toMatch(/Sort|Seq Scan|Bitmap/);
+        }
+      } finally {
+        await client.end();
+      }
+      // The store claims through it, in claim order.
+      expect((await store.claimJobs('w', 60_000, 3)).map((j) => j.task_id)).toEqual([9, 10, 11]);
+    });
 
   contract(
     'claims by task priority, then the oldest task (depth first), whatever order the jobs were queued in',
