@@ -50,6 +50,14 @@ export interface SchedulerOptions {
 /** The least time between two looks at the jobs worked here, after wake-ups (`Scheduler.lookSoon`). */
 const LOOK_MS = 250;
 
+/**
+ * Claims on their way to the database at once: one per slot freed apart up to this, so a freed
+ * slot does not wait for another slot's claim (each claim commits, and on PostgreSQL commits in
+ * flight together share their flush); beyond it, freed slots are claimed together by the next
+ * claim. Well under the pool's connections (10 by default), which the jobs' own work needs.
+ */
+const MAX_CLAIMS_IN_FLIGHT = 4;
+
 interface Active {
   job: Job;
   controller: AbortController;
@@ -64,6 +72,16 @@ export class Scheduler {
   private wakeUp: (() => void) | null = null;
   /** A wake-up that came while the loop was busy: the next sleep returns at once. */
   private wokenMeanwhile = false;
+  /** Slots asked for by the claims in flight. */
+  private claiming = 0;
+  /** The claims in flight, awaited before `run` returns. */
+  private readonly claims = new Set<Promise<void>>();
+  /** A claim came back short and nothing has woken us since: claim again only when something does. */
+  private drained = false;
+  /** Counts {@link wake} calls: a claim that came back short after one may have missed a new job. */
+  private wakes = 0;
+  /** A claim's error, thrown by `run` as a failed claim always was. */
+  private claimError: { error: unknown } | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lookTimer: NodeJS.Timeout | null = null;
   /** Slots held for a job being claimed again (a run stopped for a person's message). */
@@ -109,8 +127,15 @@ export class Scheduler {
     if (a && !a.controller.signal.aborted) a.controller.abort(reason);
   }
 
-  /** Wakes the dispatch loop now. */
+  /** Wakes the dispatch loop now: something may have become claimable. */
   wake(): void {
+    this.wakes += 1;
+    this.drained = false;
+    this.signal();
+  }
+
+  /** Lets the dispatch loop look again (a claim came back), without saying a job may be queued. */
+  private signal(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
     if (w) w();
@@ -136,16 +161,14 @@ export class Scheduler {
       });
       log.debug(`worker ${this.workerId} listening for jobs`);
       while (!this.stopping) {
-        while (this.active.size + this.reserved < this.opts.concurrency && !this.stopping) {
-          const free = this.opts.concurrency - this.active.size - this.reserved;
-          const jobs = await ctx.store.claimJobs(this.workerId, leaseMs, free, this.filter);
-          for (const job of jobs) this.start(job);
-          if (jobs.length < free) break;
-        }
-        if (this.opts.untilIdle && this.active.size === 0 && (await this.idle())) break;
+        if (this.claimError) throw this.claimError.error;
+        if (!this.drained) this.fill(leaseMs);
+        if (this.opts.untilIdle && this.active.size === 0 && this.claiming === 0 && (await this.idle()))
+          break;
         await this.sleep();
       }
     } finally {
+      await Promise.allSettled([...this.claims]);
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       this.heartbeatTimer = null;
       if (this.lookTimer) clearTimeout(this.lookTimer);
@@ -153,6 +176,37 @@ export class Scheduler {
       await this.waker.close().catch(() => {});
       await Promise.allSettled([...this.active.values()].map((a) => a.done));
     }
+  }
+
+  /**
+   * Claims for every slot that is free and not already asked for by a claim in flight, without
+   * waiting for it: a slot freed while a claim is on its way is claimed for at once, not after
+   * that claim comes back, so every slot is refilled one claim's round trip after it frees (as
+   * many claims in flight as slots freed apart, each for the slots free at its start). At most
+   * {@link MAX_CLAIMS_IN_FLIGHT} at once: slots freed beyond wait for one to come back and are
+   * claimed together, so a wide scheduler does not take every connection of its pool for claims.
+   */
+  private fill(leaseMs: number): void {
+    const free = this.opts.concurrency - this.active.size - this.claiming - this.reserved;
+    if (free < 1 || this.stopping || this.claims.size >= MAX_CLAIMS_IN_FLIGHT) return;
+    this.claiming += free;
+    const wakes = this.wakes;
+    const claim = this.opts.ctx.store.claimJobs(this.workerId, leaseMs, free, this.filter).then(
+      (jobs) => {
+        for (const job of jobs) this.start(job);
+        // Short: the queue had no more for us, unless a wake-up since says there may be more now.
+        if (jobs.length < free && this.wakes === wakes) this.drained = true;
+      },
+      (error: unknown) => {
+        this.claimError ??= { error };
+      },
+    );
+    const tracked = claim.finally(() => {
+      this.claiming -= free;
+      this.claims.delete(tracked);
+      this.signal();
+    });
+    this.claims.add(tracked);
   }
 
   /**
@@ -176,6 +230,8 @@ export class Scheduler {
 
   private start(job: Job): void {
     const controller = new AbortController();
+    // Claimed as we were stopping: stopped like the jobs running then, its try given back.
+    if (this.stopping) controller.abort('shutdown' satisfies AbortReason);
     const done = this.processJob(job, controller.signal)
       .catch(async (error: unknown) => {
         this.opts.log.error(
@@ -212,9 +268,9 @@ export class Scheduler {
       return;
     }
     const poll = this.opts.pollMs ?? this.opts.ctx.settings.pollMs;
-    // With every slot busy, only a finishing job (which wakes us) can let us claim: no due
-    // time is worth a query.
-    const full = this.active.size >= this.opts.concurrency;
+    // With every slot busy, or a claim on its way, a finishing job or the claim coming back wakes
+    // us: no due time is worth a query.
+    const full = this.active.size >= this.opts.concurrency || this.claiming > 0;
     const next = full ? null : await this.opts.ctx.store.nextRunAfter(this.filter);
     const dueIn = next ? Math.max(0, Date.parse(next) - Date.now()) : poll;
     if (this.wokenMeanwhile || this.stopping) {
@@ -222,7 +278,14 @@ export class Scheduler {
       return;
     }
     await new Promise<void>((resolvePromise) => {
-      const timer = setTimeout(() => resolvePromise(), Math.min(poll, dueIn + 5));
+      const timer = setTimeout(
+        () => {
+          // The poll, or the next due time: look again whatever the last claim found.
+          this.drained = false;
+          resolvePromise();
+        },
+        Math.min(poll, dueIn + 5),
+      );
       this.wakeUp = () => {
         clearTimeout(timer);
         resolvePromise();
