@@ -484,7 +484,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
           if (analyzed) await client.query('ANALYZE jobs');
           logged.length = 0;
           const { rows } = await client.query<{ task_id: number }>(
-            `SELECT * FROM orch_claim_jobs('w', 60000, 4, NULL)`,
+            `SELECT * FROM orch_claim_jobs('w', 60000, 4, NULL, NULL)`,
           );
           expect(rows.map((r) => r.task_id).sort((a, b) => a - b)).toEqual([
             next,
