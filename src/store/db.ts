@@ -4,8 +4,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Kysely, PostgresDialect } from 'kysely';
-import { Migrator } from 'kysely/migration';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Migrator, type MigrationResultSet } from 'kysely/migration';
 import type pg from 'pg';
 import { openSqlite, WaitingSqliteDialect } from './node-sqlite-driver.ts';
 import { migrationProvider, type Dialect } from './migrations.ts';
@@ -92,10 +92,36 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<OpenedDb> {
 }
 
 export async function migrate(db: Kysely<Database>, dialect: Dialect): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new OrchError('db_migration_failed', `database migration ${failed} failed`, { cause: error });
+  const provider = migrationProvider(dialect);
+  if (dialect === 'postgres') {
+    // Kysely runs PostgreSQL's migrations in one transaction, under an advisory lock.
+    report(await new Migrator({ db, provider }).migrateToLatest());
+    return;
   }
+  // SQLite: Kysely runs each statement on its own, so a process stopped half way through a
+  // migration (Ctrl-C during a long backfill) left it applied in part and unrecorded, and every
+  // later start failed on it; and two processes starting together both ran it. Pending migrations
+  // run in one `BEGIN IMMEDIATE` transaction instead: all or nothing, and a second process waits
+  // for the write lock, then finds nothing left to do. A database already up to date takes no lock.
+  const pending = (await new Migrator({ db, provider }).getMigrations()).some((m) => !m.executedAt);
+  if (!pending) return;
+  await db.connection().execute(async (conn) => {
+    await sql`BEGIN IMMEDIATE`.execute(conn);
+    let result: MigrationResultSet;
+    try {
+      result = await new Migrator({ db: conn, provider }).migrateToLatest();
+    } catch (error) {
+      await sql`ROLLBACK`.execute(conn);
+      throw error;
+    }
+    await sql.raw(result.error ? 'ROLLBACK' : 'COMMIT').execute(conn);
+    report(result);
+  });
+}
+
+function report({ error, results }: MigrationResultSet): void {
+  if (!error) return;
+  const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+  const why = error instanceof Error ? `: ${error.message}` : '';
+  throw new OrchError('db_migration_failed', `database migration ${failed} failed${why}`, { cause: error });
 }
