@@ -166,8 +166,9 @@ const keyList = (v: string, previous: string[] = []): string[] => {
 };
 /** A task's priority: an integer from -1000 to 1000, as the API takes it. */
 const priority = (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < -1000 || n > 1000)
+  // Written in decimal digits: Number() would also take 0x10, 1e3, "5." or " 7 ".
+  const n = /^-?\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < -1000 || n > 1000)
     throw new InvalidArgumentError('an integer from -1000 to 1000');
   return n;
 };
@@ -177,7 +178,7 @@ task
   .description('add a task; it starts at stage created')
   .option('-d, --description <text>', 'what to do, in detail')
   .option('-p, --project <name>', 'project (needed when several exist)')
-  .option('--priority <n>', 'higher runs first among equals (-1000 to 1000)', priority)
+  .option('--priority <n>', 'higher is taken first; equal ones oldest first (-1000 to 1000)', priority)
   .option('--after <keys>', 'start only once these tasks are done (KEY[,KEY…])', keyList)
   .option('--json', 'print JSON')
   .action(

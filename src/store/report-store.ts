@@ -12,6 +12,8 @@ export interface QueuedJob {
   stage: string;
   role: string;
   status: string;
+  /** Its task's priority: the claim takes higher first. */
+  priority: number;
   /** Tries so far (a retried job counts each). */
   tries: number;
   run_after: string;
@@ -46,7 +48,10 @@ export class ReportStore {
     this.db = db;
   }
 
-  /** Jobs waiting to be claimed, oldest due first: what a worker takes next. */
+  /**
+   * Jobs waiting to be claimed, in claim order (`Store.claimJobs`: priority, the oldest task, the
+   * job): what a worker takes next, once due.
+   */
 
   async queuedJobs(limit = 200): Promise<QueuedJob[]> {
     const rows = await this.db
@@ -58,13 +63,15 @@ export class ReportStore {
         'jobs.stage',
         'jobs.agent as role',
         'jobs.status',
+        'jobs.priority',
         'jobs.attempts as tries',
         'jobs.run_after',
         'jobs.last_error',
         'jobs.created_at',
       ])
       .where('jobs.status', '=', 'queued')
-      .orderBy('jobs.run_after')
+      .orderBy('jobs.priority', 'desc')
+      .orderBy('jobs.task_id')
       .orderBy('jobs.id')
       .limit(limit)
       .execute();

@@ -58,6 +58,9 @@ describe('orch help', () => {
       [['task', 'add', 'x', '--priority', 'abc'], 'an integer from -1000 to 1000'],
       [['task', 'add', 'x', '--priority', '1.5'], 'an integer from -1000 to 1000'],
       [['task', 'add', 'x', '--priority', '99999'], 'an integer from -1000 to 1000'],
+      [['task', 'add', 'x', '--priority', '0x10'], 'an integer from -1000 to 1000'],
+      [['task', 'add', 'x', '--priority', '1e2'], 'an integer from -1000 to 1000'],
+      [['task', 'add', 'x', '--priority', '+5'], 'an integer from -1000 to 1000'],
     ];
     for (const [args, says] of refusals) {
       const r = orch(args);

@@ -76,6 +76,26 @@ describe('tasks', () => {
     expect(queue.depth).toBeGreaterThanOrEqual(1);
   });
 
+  it('lists the queue in the order workers take it: priority, then the oldest task', async () => {
+    const low = await create('Queue low', { priority: -2 });
+    const plain = await create('Queue plain');
+    const urgent = await create('Queue urgent', { priority: 9 });
+    const queue = await json<{ jobs: { task: string; priority: number }[] }>(
+      await f.get('/api/queue?limit=500'),
+    );
+    const mine = queue.jobs.filter((j) => [low.key, plain.key, urgent.key].includes(j.task));
+    expect(mine).toEqual([
+      expect.objectContaining({ task: urgent.key, priority: 9 }),
+      expect.objectContaining({ task: plain.key, priority: 0 }),
+      expect.objectContaining({ task: low.key, priority: -2 }),
+    ]);
+    // What a worker takes next is the queue's first job.
+    const first = await json<{ jobs: { task: string }[] }>(await f.get('/api/queue?limit=1'));
+    const claimed = await f.ctx.store.claimJob('w', 60_000);
+    expect(first.jobs[0]!.task).toBe((await f.ctx.store.getTask(claimed!.task_id)).key);
+    await f.ctx.store.tx((tx) => f.ctx.store.requeueJob(tx, claimed!.id, 0, null, 'none'));
+  });
+
   it('lists tasks a page at a time: limit, the X-Next-After cursor, Link rel=next, the last page without', async () => {
     for (let i = 0; i < 5; i += 1) await create(`Paged ${i}`, { labels: ['paged'] });
     const all = await json<TaskSummaryJson[]>(await f.get('/api/tasks?limit=500'));

@@ -85,6 +85,7 @@ export function Agents() {
                   <th>task</th>
                   <th>stage</th>
                   <th>role</th>
+                  <th class="num">priority</th>
                   <th>runs</th>
                   <th class="num">tries</th>
                   <th>last error</th>
@@ -100,6 +101,7 @@ export function Agents() {
                       </td>
                       <td>{j.stage}</td>
                       <td>{j.role}</td>
+                      <td class="num">{j.priority}</td>
                       <td>
                         {wait > 0 ? (
                           <Pill kind="waiting">in {duration(wait)}</Pill>
@@ -119,7 +121,15 @@ export function Agents() {
           </div>
         )}
         {queue.data && queue.data.jobs.length > 0 && (
-          <p class="muted small">oldest job queued {clock(queue.data.jobs[0]!.created_at)}</p>
+          <p class="muted small">
+            in the order workers take them; oldest job queued{' '}
+            {clock(
+              queue.data.jobs.reduce(
+                (a, j) => (j.created_at < a ? j.created_at : a),
+                queue.data.jobs[0]!.created_at,
+              ),
+            )}
+          </p>
         )}
       </Section>
     </main>
