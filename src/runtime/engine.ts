@@ -166,18 +166,19 @@ export class Engine {
   /** Works one claimed job to its end. Never throws for expected outcomes. */
   async process(job: Job, signal: AbortSignal): Promise<void> {
     const lastRun = job.run_id !== null ? await this.store.getRun(job.run_id) : undefined;
-    const task = await this.store.getTask(job.task_id);
     const claim = await this.report(job, {
       kind: 'claimed',
       lastRun: lastRun
         ? {
             outcome: lastRun.status === 'finished' ? lastRun.outcome : null,
-            here: this.ranHere(lastRun, task),
+            here: this.ranHere(lastRun, await this.store.getTask(job.task_id)),
           }
         : null,
       reviewDone: job.stage === 'review' && (await this.reviewRecorded(job.task_id)),
     });
     if (claim.decision.kind !== 'work') return;
+    // The task as the claim's transaction read it, under its lock (before it was marked running).
+    const task = claim.task;
     const from = claim.decision.from;
     const rt = await this.deps.ctx.projectRuntime(task.project_id);
     const worktree = paths.worktree(this.deps.ctx, rt.project, task);

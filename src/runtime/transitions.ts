@@ -19,6 +19,7 @@ import type { Executor } from '../store/store.ts';
 import type { AgentRun, Job, Task } from '../store/schema.ts';
 import {
   decide,
+  stageOf,
   type Decision,
   type JobState,
   type PipelineEvent,
@@ -124,7 +125,7 @@ export class Transitions {
             ? await this.store.countEvents(tx, task.id, 'try_given_back', { job_id: current.id })
             : 0,
       };
-      const state = await this.state(tx, task, rt);
+      const state = await this.state(tx, task, rt, current);
       const pipelineEvent =
         event.kind === 'usage_limited'
           ? {
@@ -135,7 +136,7 @@ export class Transitions {
             }
           : event;
       const decision = decide(rt.plan, state, { ...pipelineEvent, job: jobState } as PipelineEvent);
-      const next = await this.apply(tx, task, current, decision, rt, opts);
+      const next = await this.apply(tx, task, current, decision, rt, opts, state);
       return { decision, applied: decision.kind !== 'release', task, next };
     });
     await this.after(outcome, rt, job.stage, job.agent);
@@ -291,19 +292,27 @@ export class Transitions {
     const rt = await this.deps.ctx.projectRuntime(found.project_id);
     const outcome = await this.store.tx(async (tx) => {
       const task = await this.store.lockTask(tx, found.id);
-      const decision = decide(rt.plan, await this.state(tx, task, rt), event);
+      const state = await this.state(tx, task, rt);
+      const decision = decide(rt.plan, state, event);
       if (decision.kind === 'refuse') throw new OrchError('invalid_state', decision.message);
       await also(tx, task, decision);
-      const next = await this.apply(tx, task, null, decision, rt, {});
+      const next = await this.apply(tx, task, null, decision, rt, {}, state);
       return { decision, applied: true, task, next };
     });
     await this.after(outcome, rt, outcome.task.stage, 'orch');
     return this.store.getTask(found.id);
   }
 
-  /** What the decisions see of a task, read in the transaction that will change it. */
-  private async state(tx: Executor, task: Task, rt: ProjectRuntime): Promise<TaskState> {
+  /**
+   * What the decisions see of a task, read in the transaction that will change it. For an event
+   * about `held`, the job this worker holds (running, so the task's one live job), what depends
+   * on it is known without a query: the live job is that job, and an approval is read only where
+   * a decision looks at it (a job's stage that waits for one; every command).
+   */
+  private async state(tx: Executor, task: Task, rt: ProjectRuntime, held?: Job): Promise<TaskState> {
     const budget = taskBudget(rt, task);
+    const stage = stageOf(rt.plan, task.stage);
+    const approvalRead = held === undefined || stage?.approval === true || stage?.kind === 'human';
     const spent = await this.store.taskSpend(task.id, tx);
     const now = new Date();
     return {
@@ -322,16 +331,23 @@ export class Transitions {
             : await this.store.projectSpendSince(rt.project.id, startOfUtcDay(now), tx),
       },
       loops: JSON.parse(task.loops || '{}') as Record<string, number>,
-      approved: await this.store.isApproved(tx, task.id, task.stage),
+      approved: approvalRead ? await this.store.isApproved(tx, task.id, task.stage) : false,
       terminalReason: task.terminal_reason,
-      ...(await this.liveJobState(tx, task)),
+      ...(await this.liveJobState(tx, task, held)),
       readiness: dependencyReadiness(await this.store.dependencies.unfinishedBlockers(task.id, tx)),
     };
   }
 
-  /** Whether the task has a live job, and whether that job's landing is moving the base now. */
-  private async liveJobState(tx: Executor, task: Task): Promise<{ hasLiveJob: boolean; landing: boolean }> {
-    const live = await this.store.liveJobOf(task.id, tx);
+  /**
+   * Whether the task has a live job, and whether that job's landing is moving the base now. A task
+   * has at most one live job (a unique index), so a running job of the task, when given, is it.
+   */
+  private async liveJobState(
+    tx: Executor,
+    task: Task,
+    held?: Job,
+  ): Promise<{ hasLiveJob: boolean; landing: boolean }> {
+    const live = held ?? (await this.store.liveJobOf(task.id, tx));
     if (live?.status !== 'running' || live.step !== 'land')
       return { hasLiveJob: live !== undefined, landing: false };
     const began = await this.store.lastEventOf(task.id, 'landing', tx);
@@ -369,6 +385,7 @@ export class Transitions {
     d: Decision,
     rt: ProjectRuntime,
     opts: TransitionOptions,
+    state: TaskState,
   ): Promise<Job | null> {
     const { store } = this;
     const now = new Date().toISOString();
@@ -397,7 +414,8 @@ export class Transitions {
         return null;
       case 'work': {
         const inLoop = task.stage === 'development' || task.stage === 'review';
-        const attempts = inLoop ? (await store.attemptsOfTask(task.id, tx)).length : 0;
+        // The attempts as the decision saw them, read in this transaction.
+        const attempts = inLoop ? state.attempts.length : 0;
         await store.updateTask(tx, task.id, {
           status: 'running',
           status_detail: job?.step === 'land' ? 'landing' : null,
