@@ -4,7 +4,6 @@
  * success. Its output is the run's log, and its tail the run's result.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { OrchContext, ProjectRuntime } from './context.ts';
 import { paths } from './context.ts';
 import type { Job, Task } from '../store/schema.ts';
@@ -32,6 +31,8 @@ export async function runCommandStage(
   const timeoutS = runTimeoutS(rt.config, plan, role);
   const logsDir = paths.logsDir(ctx, task);
   mkdirSync(logsDir, { recursive: true });
+  // The log is named after the run's id, written with its row: `<logs>/<run id>-<stage>.log`.
+  const logPathOf = { before: `${logsDir}/`, after: `-${job.stage}.log` };
   const runId = await ctx.store.createRun({
     taskId: task.id,
     jobId: job.id,
@@ -40,11 +41,10 @@ export async function runCommandStage(
     attempt: null,
     adapter: 'command-stage',
     timeoutS,
-    logPath: '',
+    logPath: logPathOf,
     workerId,
   });
-  const logPath = join(logsDir, `${runId}-${job.stage}.log`);
-  await ctx.store.setRunLogPath(runId, logPath);
+  const logPath = `${logPathOf.before}${runId}${logPathOf.after}`;
   const env = agentEnv(
     ctx.env,
     contractEnv(task, job.stage, role, worktree, { ORCH_RUN_ID: String(runId) }),

@@ -182,6 +182,8 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
 
   const logsDir = paths.logsDir(ctx, task);
   mkdirSync(logsDir, { recursive: true });
+  // The run row, its log path (`<logs>/<run id>-<role>.log`) and its event, committed before the spawn.
+  const logPathOf = { before: `${logsDir}/`, after: `-${role}.log` };
   const runId = await store.createRun({
     taskId: task.id,
     jobId: job.id,
@@ -190,23 +192,26 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
     attempt: req.attempt,
     adapter: cfg.adapter,
     timeoutS,
-    logPath: '',
+    logPath: logPathOf,
     workerId: req.workerId,
   });
-  // The stamp is telemetry: a failure to write it is logged and never stops the launch.
-  try {
-    await store.stats.stampLaunch(runId, { model, effort, variant: variant?.name ?? null });
-  } catch (error) {
-    log.warn(`could not stamp model and effort on run ${runId}: ${(error as Error).message}`, {
-      task: task.key,
-    });
-  }
-  const logPath = join(logsDir, `${runId}-${role}.log`);
+  const logPath = `${logPathOf.before}${runId}${logPathOf.after}`;
   const promptFile = join(logsDir, `${runId}-${role}.prompt.md`);
-  await store.setRunLogPath(runId, logPath);
-
+  // The stamp and the messages' read are independent: issued together (on PostgreSQL, side by
+  // side on the pool's connections), both after the run row is committed.
+  const [, allMessages] = await Promise.all([
+    // The stamp is telemetry: a failure to write it is logged and never stops the launch.
+    store.stats
+      .stampLaunch(runId, { model, effort, variant: variant?.name ?? null })
+      .catch((error: unknown) => {
+        log.warn(`could not stamp model and effort on run ${runId}: ${(error as Error).message}`, {
+          task: task.key,
+        });
+      }),
+    store.humanMessages(task.id),
+  ]);
   // A person's messages not yet in front of a run come after the stage's instructions (once each).
-  const messages = (await store.humanMessages(task.id)).filter((m) => m.delivered_run_id === null);
+  const messages = allMessages.filter((m) => m.delivered_run_id === null);
   const resumeSessionId = req.resumeSessionId ?? null;
   const rendered = renderPrompt(
     role,

@@ -132,6 +132,28 @@ const claimOrder = (a: Job, b: Job): number =>
 const PG_DEADLOCK = '40P01';
 const TX_RETRIES = 3;
 
+/**
+ * Runs a PostgreSQL transaction (or a statement that writes several rows) again when it was
+ * aborted to break a deadlock. Writers lock rows in different orders (a cancel locks the task,
+ * then its jobs; a failed run its job, then the task). PostgreSQL breaks such a cycle by aborting
+ * one side; the aborted side wrote nothing.
+ */
+async function retryDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== PG_DEADLOCK || attempt >= TX_RETRIES) throw error;
+    }
+  }
+}
+
+/** A run's log path named after its id, which the store draws: `before`, the id, then `after`. */
+export interface RunLogPath {
+  before: string;
+  after: string;
+}
+
 export class Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
@@ -181,18 +203,7 @@ export class Store {
    * busy timeout instead of failing on a lock upgrade.
    */
   async tx<T>(fn: (tx: Executor) => Promise<T>): Promise<T> {
-    if (this.dialect === 'postgres') {
-      // Writers lock rows in different orders (a cancel locks the task, then its jobs; a failed
-      // run its job, then the task). PostgreSQL breaks such a cycle by aborting one side; the
-      // aborted transaction wrote nothing and is run again.
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await this.db.transaction().execute(fn);
-        } catch (error) {
-          if ((error as { code?: unknown }).code !== PG_DEADLOCK || attempt >= TX_RETRIES) throw error;
-        }
-      }
-    }
+    if (this.dialect === 'postgres') return retryDeadlock(() => this.db.transaction().execute(fn));
     return this.db.connection().execute(async (conn) => {
       await sql`BEGIN IMMEDIATE`.execute(conn);
       try {
@@ -733,6 +744,13 @@ export class Store {
 
   // -------------------------------------------------------------------- runs
 
+  /**
+   * Records a run about to start: the run row (running), its job's link to it and its
+   * `run_started` event, committed together, so a crash before the process exists leaves a
+   * record the reaper can act on. A {@link RunLogPath} names the log after the run's id, written
+   * with the row. On PostgreSQL it is one statement (one round trip; the id drawn from the
+   * table's sequence first, so the log path can name it); on SQLite one transaction.
+   */
   async createRun(r: {
     taskId: number;
     jobId: number | null;
@@ -741,10 +759,37 @@ export class Store {
     attempt: number | null;
     adapter: string;
     timeoutS: number;
-    logPath: string;
+    logPath: string | RunLogPath;
     workerId: string;
   }): Promise<number> {
-    // One transaction (one commit): the run, its job's link to it and its event come together.
+    const event = { role: r.agent, stage: r.stage };
+    if (this.dialect === 'postgres') {
+      const logPath =
+        typeof r.logPath === 'string'
+          ? sql`${r.logPath}::text`
+          : sql`${r.logPath.before}::text || (SELECT id FROM n)::text || ${r.logPath.after}::text`;
+      // The event's payload as appendEvent writes it: JSON.stringify({ run_id, role, stage }).
+      const payloadRest = `,${JSON.stringify(event).slice(1)}`;
+      return retryDeadlock(async () => {
+        const { rows } = await sql<{ id: number }>`
+          WITH n AS (SELECT nextval(pg_get_serial_sequence('agent_runs', 'id'))::int AS id),
+          r AS (
+            INSERT INTO agent_runs
+              (id, task_id, job_id, agent, stage, attempt, adapter, timeout_s, log_path, worker_id, status, started_at)
+            VALUES ((SELECT id FROM n), ${r.taskId}, ${r.jobId}, ${r.agent}, ${r.stage}, ${r.attempt},
+              ${r.adapter}, ${r.timeoutS}, ${logPath}, ${r.workerId}, 'running', ${this.clock()})
+            RETURNING id
+          ),
+          j AS (UPDATE jobs SET run_id = (SELECT id FROM r) WHERE id = ${r.jobId}::int),
+          e AS (
+            INSERT INTO events (task_id, kind, payload, created_at)
+            SELECT ${r.taskId}::int, 'run_started', '{"run_id":' || r.id::text || ${payloadRest}::text, ${nowIso()}::text
+            FROM r
+          )
+          SELECT id FROM r`.execute(this.db);
+        return rows[0]!.id;
+      });
+    }
     return this.tx(async (tx) => {
       const row = await tx
         .insertInto('agent_runs')
@@ -756,20 +801,22 @@ export class Store {
           attempt: r.attempt,
           adapter: r.adapter,
           timeout_s: r.timeoutS,
-          log_path: r.logPath,
+          log_path: typeof r.logPath === 'string' ? r.logPath : '',
           worker_id: r.workerId,
           status: 'running',
           started_at: this.clock(),
         })
         .returning('id')
         .executeTakeFirstOrThrow();
+      if (typeof r.logPath !== 'string')
+        await tx
+          .updateTable('agent_runs')
+          .set({ log_path: `${r.logPath.before}${row.id}${r.logPath.after}` })
+          .where('id', '=', row.id)
+          .execute();
       if (r.jobId !== null)
         await tx.updateTable('jobs').set({ run_id: row.id }).where('id', '=', r.jobId).execute();
-      await this.appendEvent(tx, r.taskId, 'run_started', {
-        run_id: row.id,
-        role: r.agent,
-        stage: r.stage,
-      });
+      await this.appendEvent(tx, r.taskId, 'run_started', { run_id: row.id, ...event });
       return row.id;
     });
   }

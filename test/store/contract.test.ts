@@ -884,6 +884,49 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     expect((await store.runsOfTask(t.id)).map((r) => r.id)).toEqual([runId]);
   });
 
+  contract('records a run with its job’s link, its event and a log named after its id, at once', async () => {
+    const t = await taskAt('development', 'developer');
+    const job = (await store.claimJob('w1', 60_000))!;
+    const create = (jobId: number | null, logPath: string | { before: string; after: string }) =>
+      store.createRun({
+        taskId: t.id,
+        jobId,
+        agent: 'developer',
+        stage: 'development',
+        attempt: 2,
+        adapter: 'command',
+        timeoutS: 600,
+        logPath,
+        workerId: 'w1',
+      });
+    const runId = await create(job.id, { before: '/logs/T-1/', after: '-developer.log' });
+    expect(await store.getRun(runId)).toMatchObject({
+      id: runId,
+      task_id: t.id,
+      job_id: job.id,
+      agent: 'developer',
+      stage: 'development',
+      attempt: 2,
+      adapter: 'command',
+      timeout_s: 600,
+      log_path: `/logs/T-1/${runId}-developer.log`,
+      worker_id: 'w1',
+      status: 'running',
+    });
+    expect((await store.getRun(runId))?.started_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect((await store.getJob(job.id))?.run_id).toBe(runId);
+    // The event's payload is the same text whichever way it was written.
+    const started = (await store.eventsAfter(0)).filter((e) => e.kind === 'run_started');
+    expect(started.map((e) => [e.task_id, e.payload])).toEqual([
+      [t.id, JSON.stringify({ run_id: runId, role: 'developer', stage: 'development' })],
+    ]);
+    // Without a job, or with the path given whole: the next id, nothing linked.
+    const next = await create(null, '/logs/whole.log');
+    expect(next).toBeGreaterThan(runId);
+    expect(await store.getRun(next)).toMatchObject({ job_id: null, log_path: '/logs/whole.log' });
+    expect((await store.getJob(job.id))?.run_id).toBe(runId);
+  });
+
   contract('sums a project’s spend as a number, zero when there is none', async () => {
     const t = await taskAt('analysis', 'analyst');
     expect(await store.projectSpendSince(t.project_id, '2000-01-01T00:00:00.000Z')).toBe(0);
