@@ -10,7 +10,16 @@
  * Refusals are values that name the file and the reason.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { lstat, mkdir, open, realpath, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 
@@ -190,6 +199,28 @@ export async function replaceFile(path: string, text: string): Promise<void> {
     await rm(tmp, { force: true });
     throw error;
   });
+}
+
+/**
+ * {@link replaceFile}, synchronously, for a small file on the path to a spawn (an agent's prompt):
+ * each asynchronous step is a trip through libuv's thread pool, milliseconds on a loaded machine.
+ * Nothing here can block: the only file opened is the new one, created exclusively.
+ */
+export function replaceFileSync(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, CREATE_FLAGS, 0o644);
+  try {
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
 }
 
 /**

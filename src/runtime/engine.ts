@@ -250,16 +250,23 @@ export class Engine {
     let run: { id: number; resultText: string | null } | null =
       from === 'gates' && lastRun ? { id: lastRun.id, resultText: lastRun.result_text } : null;
     if (from === 'run') {
+      let attempts: number | undefined;
       if (plan.kind === 'agent') {
         const before = await this.hook(task, job, rt, 'before_run', worktree, signal, role);
         if (before && !before.ok) return this.hookFailed(task, job, before, signal);
-        const paused = await this.pauseInForce(job);
+        // Independent reads, issued together (side by side on PostgreSQL's pool): the pause, and
+        // the attempts the run is numbered by.
+        const [paused, recorded] = await Promise.all([
+          this.pauseInForce(job),
+          this.store.attemptsOfTask(task.id),
+        ]);
         if (paused) return this.heldBack(job, paused);
+        attempts = recorded.length;
       }
       const res =
         plan.kind === 'command'
           ? await runCommandStage(this.deps.ctx, rt, task, job, plan, worktree, this.deps.workerId, signal)
-          : await this.launchAgent(task, job, rt, plan, worktree, signal, resumeSessionId);
+          : await this.launchAgent(task, job, rt, plan, worktree, signal, resumeSessionId, { attempts });
       const outcome = await this.closeRun(task, job, rt, role, worktree, res, signal, plan.kind === 'agent');
       if (outcome === 'reaped' && !signal.aborted) {
         await this.report(job, { kind: 'interrupted', cause: 'reaped', runId: res.runId });
@@ -398,7 +405,7 @@ export class Engine {
     }
     const paused = await this.pauseInForce(job);
     if (paused) return { kind: 'stopped', report: () => this.heldBack(job, paused) };
-    const res = await this.launchAgent(task, job, rt, plan, path, signal, null, n);
+    const res = await this.launchAgent(task, job, rt, plan, path, signal, null, { candidate: n });
     const outcome = await this.closeRun(task, job, rt, role, path, res, signal, true);
     if (outcome === 'reaped' && !signal.aborted)
       return {
@@ -560,19 +567,25 @@ export class Engine {
     worktree: string,
     signal: AbortSignal,
     resumeSessionId: string | null,
-    candidate?: number,
+    /** The development candidate it is; the task's attempts when the caller read them already. */
+    known: { candidate?: number; attempts?: number | undefined } = {},
   ): Promise<LaunchResult> {
+    const { candidate } = known;
     const role = plan.role!;
-    const attempts = (await this.store.attemptsOfTask(task.id)).length;
+    const budget = taskBudget(rt, task);
+    // Independent reads, issued together: the attempts (unless known), and what the task spent.
+    const [attempts, spent] = await Promise.all([
+      known.attempts ?? this.store.attemptsOfTask(task.id).then((a) => a.length),
+      budget.maxUsd === null ? null : this.store.taskSpend(task.id),
+    ]);
     // A review of candidates shows the reviewer each passing one's diff to choose from.
     const candidates =
       job.stage === 'review' ? (await candidatesOfTask(this.store, task.id)).get(attempts + 1) : undefined;
     const promptAppendix = candidates ? await reviewerAppendix(rt.project.root_path, candidates) : undefined;
     const inLoop = job.stage === 'development' || job.stage === 'review';
     const attempt = inLoop ? attempts + 1 : null;
-    const budget = taskBudget(rt, task);
     const remainingUsd =
-      budget.maxUsd === null ? null : Math.max(0, budget.maxUsd - (await this.store.taskSpend(task.id)).usd);
+      budget.maxUsd === null || spent === null ? null : Math.max(0, budget.maxUsd - spent.usd);
     return launchRun({
       ctx: this.deps.ctx,
       rt,

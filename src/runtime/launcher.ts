@@ -28,7 +28,7 @@ import { agentEnv, contractEnv } from './agent-env.ts';
 import { rememberSecrets, secretValues } from './secrets.ts';
 import { sandboxForRun } from './sandbox.ts';
 import { messagesSection, renderPrompt, resumedSessionPrompt } from '../config/prompts.ts';
-import { replaceFile } from '../io/worktree-files.ts';
+import { replaceFileSync } from '../io/worktree-files.ts';
 import type { PromptTemplate } from '../config/prompts.ts';
 import type { Logger } from './logger.ts';
 
@@ -234,7 +234,7 @@ export async function launchRun(req: LaunchRequest): Promise<LaunchResult> {
       : instructions;
   try {
     // Replaced, never opened: something planted under this name (a FIFO) cannot block the write.
-    await replaceFile(promptFile, prompt);
+    replaceFileSync(promptFile, prompt);
   } catch (error) {
     // A full or read-only disk: the run cannot start, like one whose log file cannot be opened,
     // and ends as a spawn error (retried, then escalated). Thrown, it left the run recorded as

@@ -26,6 +26,7 @@ import {
   readRange,
   readWorktreeFile,
   replaceFile,
+  replaceFileSync,
 } from '../../src/io/worktree-files.ts';
 
 let root = '';
@@ -135,6 +136,29 @@ describe('opening and writing orch files an agent could have replaced', () => {
       await Promise.all(['a', 'b', 'c', 'd'].map((t) => replaceFile(link, t)));
       expect(['a', 'b', 'c', 'd']).toContain(readFileSync(link, 'utf8'));
       expect(readdirSync(dir).sort()).toEqual(['ledger.jsonl', 'packet.md']);
+      expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('OUTSIDE-SECRET\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('replaceFileSync (a prompt before its spawn) does the same: no FIFO or symlink opened, no temporary left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'orch-wt-replace-sync-'));
+    try {
+      const fifo = join(dir, 'prompt.md');
+      execFileSync('mkfifo', [fifo]);
+      replaceFileSync(fifo, 'one\n');
+      expect(readFileSync(fifo, 'utf8')).toBe('one\n');
+      const link = join(dir, 'other.md');
+      symlinkSync(join(outside, 'secret.txt'), link);
+      replaceFileSync(link, 'two\n');
+      expect(readFileSync(link, 'utf8')).toBe('two\n');
+      // A missing directory is made; a directory in the way fails the rename, and the temporary goes.
+      replaceFileSync(join(dir, 'sub', 'new.md'), 'three\n');
+      expect(readFileSync(join(dir, 'sub', 'new.md'), 'utf8')).toBe('three\n');
+      mkdirSync(join(dir, 'taken.md', 'x'), { recursive: true });
+      expect(() => replaceFileSync(join(dir, 'taken.md'), 'four\n')).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+      expect(readdirSync(dir).sort()).toEqual(['other.md', 'prompt.md', 'sub', 'taken.md']);
       expect(readFileSync(join(outside, 'secret.txt'), 'utf8')).toBe('OUTSIDE-SECRET\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
