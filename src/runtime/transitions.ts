@@ -313,13 +313,13 @@ export class Transitions {
     const budget = taskBudget(rt, task);
     const stage = stageOf(rt.plan, task.stage);
     const approvalRead = held === undefined || stage?.approval === true || stage?.kind === 'human';
-    const spent = await this.store.taskSpend(task.id, tx);
+    const { spend: spent, attempts, blockers } = await this.store.writerReads(tx, task.id);
     const now = new Date();
     return {
       key: task.key,
       stage: task.stage,
       status: task.status,
-      attempts: (await this.store.attemptsOfTask(task.id, tx)).map(attemptRecord),
+      attempts: attempts.map(attemptRecord),
       budget,
       spend: {
         tokens: spent.tokens,
@@ -334,7 +334,7 @@ export class Transitions {
       approved: approvalRead ? await this.store.isApproved(tx, task.id, task.stage) : false,
       terminalReason: task.terminal_reason,
       ...(await this.liveJobState(tx, task, held)),
-      readiness: dependencyReadiness(await this.store.dependencies.unfinishedBlockers(task.id, tx)),
+      readiness: dependencyReadiness(blockers),
     };
   }
 

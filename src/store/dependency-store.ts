@@ -15,6 +15,31 @@ const nowIso = (): string => new Date().toISOString();
 
 export type DependencyOrigin = 'orch' | 'tracker';
 
+/** An edge's row as {@link DependencyStore.dependsOn} selects it (its blocker left-joined). */
+export interface DependencyRow {
+  key: string | null;
+  blocker_external_key: string | null;
+  title: string | null;
+  stage: string | null;
+  status: string | null;
+  terminal_reason: string | null;
+  origin: string;
+}
+
+/** The blocker an edge's row names. */
+export const linkedTask = (r: DependencyRow): LinkedTask => ({
+  key: r.key ?? r.blocker_external_key ?? '?',
+  title: r.title,
+  stage: r.stage,
+  status: r.status,
+  terminal_reason: r.terminal_reason,
+  origin: r.origin as DependencyOrigin,
+});
+
+/** The blockers not done yet. */
+export const unfinished = (blockers: LinkedTask[]): LinkedTask[] =>
+  blockers.filter((b) => b.stage !== 'done');
+
 /** The task at the other end of an edge, as `task show` and the API show it. */
 export interface LinkedTask {
   /** orch's key (`T-3`), or the tracker's key (`acme/app#3`) while the blocker is not imported. */
@@ -108,14 +133,7 @@ export class DependencyStore {
       .where('d.task_id', '=', taskId)
       .orderBy('d.id')
       .execute();
-    return rows.map((r) => ({
-      key: r.key ?? r.blocker_external_key ?? '?',
-      title: r.title,
-      stage: r.stage,
-      status: r.status,
-      terminal_reason: r.terminal_reason,
-      origin: r.origin as DependencyOrigin,
-    }));
+    return rows.map(linkedTask);
   }
 
   /** The tasks waiting for this one, in the order the edges were made. */
@@ -140,7 +158,7 @@ export class DependencyStore {
 
   /** What a task still waits for: blockers not done, and those not imported yet. */
   async unfinishedBlockers(taskId: number, ex: Executor = this.db): Promise<LinkedTask[]> {
-    return (await this.dependsOn(taskId, ex)).filter((b) => b.stage !== 'done');
+    return unfinished(await this.dependsOn(taskId, ex));
   }
 
   /** Replaces the edges imported for a task with what its tracker says now; a person's edges stay. */

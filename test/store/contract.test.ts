@@ -952,6 +952,72 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
 
   // -------------------------------------------------------- attempts, gates, events
 
+  contract(
+    'the writer’s reads of a task, together, are its spend, attempts and unfinished blockers',
+    async () => {
+      const t = await taskAt('review', 'reviewer');
+      const none = await store.tx((tx) => store.writerReads(tx, t.id));
+      expect(none).toEqual({ spend: { tokens: 0, usd: 0 }, attempts: [], blockers: [] });
+      for (const [cost, tokens] of [
+        [0.1, 7],
+        [null, 5],
+        [0.2, 3],
+      ] as const) {
+        const id = await store.createRun({
+          taskId: t.id,
+          jobId: null,
+          agent: 'developer',
+          stage: 'development',
+          attempt: 1,
+          adapter: 'scripted',
+          timeoutS: 60,
+          logPath: '',
+          workerId: 'w',
+        });
+        await store.recordUsage(id, { inputTokens: tokens, outputTokens: 1, costUsd: cost });
+      }
+      const attempt = (n: number, cost: number | null) => ({
+        task_id: t.id,
+        n,
+        diff_hash: `h${n}`,
+        verdict: n === 1 ? ('rejected' as const) : ('approved' as const),
+        feedback: n === 1 ? 'fix "it"\n' : '',
+        input_tokens: 100 * n,
+        output_tokens: 10,
+        cost_usd: cost,
+        duration_ms: 1500,
+        reason: n === 1 ? 'why' : null,
+        dev_run_id: n,
+        review_run_id: null,
+      });
+      await store.tx((tx) => store.recordAttempt(tx, attempt(2, 0.1 + 0.2)));
+      await store.tx((tx) => store.recordAttempt(tx, attempt(1, null)));
+      const blocker = async (title: string) => store.createTask({ projectId: t.project_id, title });
+      const [open, finished] = [await blocker('open'), await blocker('finished')];
+      await store.tx((tx) =>
+        store.dependencies.replaceImported(tx, t, [
+          { blockerTaskId: open.id, source: 'github', externalId: '2', externalKey: 'acme/app#2' },
+          { blockerTaskId: finished.id, source: 'github', externalId: '3', externalKey: 'acme/app#3' },
+          { blockerTaskId: null, source: 'github', externalId: '9', externalKey: 'acme/app#9' },
+        ]),
+      );
+      await store.tx((tx) => store.advanceStage(tx, finished, 'done', { status: 'done' }));
+      const together = await store.tx((tx) => store.writerReads(tx, t.id));
+      expect(together).toEqual({
+        spend: await store.taskSpend(t.id),
+        attempts: await store.attemptsOfTask(t.id),
+        blockers: await store.dependencies.unfinishedBlockers(t.id),
+      });
+      expect(together.spend.tokens).toBe(18);
+      expect(together.spend.usd).toBeCloseTo(0.3, 10);
+      expect(together.attempts.map((a) => [a.n, a.cost_usd])).toEqual([
+        [1, null],
+        [2, 0.1 + 0.2],
+      ]);
+      expect(together.blockers.map((b) => b.key)).toEqual([open.key, 'acme/app#9']);
+    },
+  );
+
   contract('records attempts once per number, in order, with exact types', async () => {
     const t = await taskAt('review', 'reviewer');
     const attempt = (n: number, cost: number | null) => ({
