@@ -142,7 +142,7 @@ describe('orch task say --now', () => {
       config: { pipeline: DEVELOP_AND_REVIEW },
       script: script([sleep(120_000)]),
     });
-    let urgentKey = '';
+    let urgentKey: string | undefined;
     const idle = project.orch(['task', 'say', key, 'Before any run.', '--now']);
     expect(idle.code, idle.stderr).toBe(0);
     expect(idle.stdout).toContain('no agent is running for it, so nothing was stopped');
@@ -190,7 +190,7 @@ describe('orch task say --now', () => {
     expect(detail.stage).toBe('done');
     const dev = detail.runs.filter((r) => r.role === 'developer');
     expect(dev.map((r) => r.outcome)).toEqual(['redirected', 'ok']);
-    const other = showTask(project, urgentKey);
+    const other = showTask(project, urgentKey!);
     expect(other.stage).toBe('done');
     expect(
       dev[1]!.started_at! < other.runs[0]!.started_at!,
