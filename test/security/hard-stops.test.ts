@@ -135,9 +135,9 @@ describe.each([{ command: ['run'] }, { command: ['worker'] }, { command: ['serve
   'SIGTERM during a gate that ignores SIGTERM: orch $command.0',
   ({ command }) => {
     it('ends the gate after the kill grace, records it interrupted, requeues the job uncounted, and exits 0', async () => {
-      const { project: p } = gated();
+      const { project: p, mark } = gated();
       ctx = await p.context();
-      const { child, exited, gate, output } = await startAndReachGate(p, command, ctx);
+      const { child, exited, gate, output } = await startAndReachGate(p, command, ctx, mark);
       child.kill('SIGTERM');
       const code = await exited;
       // 0: a clean stop. The shutdown deadline (kill grace + margin) would have exited 1.
@@ -169,7 +169,7 @@ describe('SIGKILL during a gate, then a restart', () => {
   it('ends the orphaned gate, runs the gate once more, and does not run the finished tester again', async () => {
     const { project: p, mark } = gated();
     ctx = await p.context();
-    const { child, exited, gate } = await startAndReachGate(p, ['run'], ctx);
+    const { child, exited, gate } = await startAndReachGate(p, ['run'], ctx, mark);
     child.kill('SIGKILL');
     await exited;
     // The gate's group outlives the orch that started it…

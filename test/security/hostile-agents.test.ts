@@ -131,9 +131,10 @@ describe.each([{ command: ['run'] }, { command: ['worker'] }, { command: ['serve
     it('SIGKILLs every process group it started at once, says so, and exits 130', async () => {
       outside = mkdtempSync(join(tmpdir(), 'orch-gate-marks-'));
       // A long grace: the gate is still there, ending, when the second signal comes.
-      const p = (project = gatedProject(outside, { killGraceS: 120 }).project);
+      const made = gatedProject(outside, { killGraceS: 120 });
+      const p = (project = made.project);
       ctx = await p.context();
-      const { child, exited, gate, output } = await startAndReachGate(p, command, ctx);
+      const { child, exited, gate, output } = await startAndReachGate(p, command, ctx, made.mark);
       child.kill('SIGTERM');
       await waitFor(() => output().includes('stopping'), 30_000, 'the first signal to be handled');
       // The gate ignores the first SIGTERM; the second one cannot wait for its grace.

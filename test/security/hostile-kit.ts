@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
 import type { OrchContext } from '../../src/runtime/context.ts';
@@ -215,7 +215,8 @@ export function gatedProject(
   opts: { killGraceS?: number } = {},
 ): { project: TempProject; mark: string } {
   const mark = join(marks, 'gate-runs');
-  const script = `if [ -s '${mark}' ]; then echo again >> '${mark}'; exit 0; fi; echo first >> '${mark}'; echo gate-started; trap '' TERM; sleep 300 & wait`;
+  // TERM is ignored before `first` is written: a test that saw `first` knows a SIGTERM cannot end the gate.
+  const script = `trap '' TERM; if [ -s '${mark}' ]; then echo again >> '${mark}'; exit 0; fi; echo first >> '${mark}'; echo gate-started; sleep 300 & wait`;
   const project = hostileProject({
     sandbox: false,
     config: {
@@ -228,11 +229,15 @@ export function gatedProject(
   return { project, mark };
 }
 
-/** Starts an orch command in the background and waits until its test gate is recorded running. */
+/**
+ * Starts an orch command in the background and waits until its test gate is recorded running
+ * and, with `mark` (the {@link gatedProject}'s), until the gate ignores SIGTERM.
+ */
 export async function startAndReachGate(
   project: TempProject,
   args: string[],
   ctx: OrchContext,
+  mark?: string,
 ): Promise<{ child: ChildProcess; exited: Promise<number | null>; gate: ProcessRow; output: () => string }> {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: project.dir,
@@ -257,5 +262,11 @@ export async function startAndReachGate(
     150_000,
     `the test gate to run; orch said:\n${output}`,
   );
+  if (mark)
+    await waitFor(
+      () => existsSync(mark) && readFileSync(mark, 'utf8').includes('first'),
+      60_000,
+      'the gate to ignore SIGTERM',
+    );
   return { child, exited, gate: gate!, output: () => output };
 }
