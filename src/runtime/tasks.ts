@@ -15,6 +15,7 @@ import {
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
+import { onThisHost, ownerDead } from './worker-id.ts';
 import { Transitions, type BudgetRaise } from './transitions.ts';
 
 const quiet = { info: () => {}, warn: () => {} };
@@ -86,14 +87,23 @@ export async function addTask(
 
 /**
  * Cancels a task: final. Its stage becomes `cancelled` and its jobs end; a run or gate in flight
- * is stopped (here when it runs on this host, else by its worker's heartbeat), and whatever it
- * finishes later is recorded and ignored.
+ * is stopped by the worker running it, which learns of the cancel within about a quarter of a
+ * second (`Scheduler.lookSoon`; its heartbeat at the latest), and whatever it finishes later is
+ * recorded and ignored. Only a run whose worker died on this host is killed here: a process group
+ * id recorded on another host (or in another PID namespace) names none of ours, and a live worker
+ * ends its own runs without this command waiting out their kill grace.
  */
 export async function cancelTask(ctx: OrchContext, key: string): Promise<Task> {
   const task = await writer(ctx).cancel(key);
   const rt = await ctx.projectRuntime(task.project_id);
   for (const run of await ctx.store.runsOfTask(task.id)) {
-    if (run.status === 'running' && run.pgid && processGroupAlive(run.pgid)) {
+    if (
+      run.status === 'running' &&
+      run.pgid &&
+      onThisHost(run.worker_id) &&
+      ownerDead(run.worker_id) &&
+      processGroupAlive(run.pgid)
+    ) {
       await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);
     }
   }

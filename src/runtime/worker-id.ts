@@ -3,23 +3,38 @@
  * the same host can tell whether the holder is still alive. A holder on
  * another host is never known dead here; its lease runs out instead.
  */
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 
-const HOST = hostname();
+/**
+ * This host as worker ids name it: the host name, and on Linux the PID namespace (containers
+ * sharing the host's name, `--network host`, each have their own), since a pid is only looked at
+ * where it means the same process.
+ */
+export const WORKER_HOST = ((): string => {
+  let ns = '';
+  try {
+    ns = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? '';
+  } catch {
+    // No /proc (not Linux): the host name alone.
+  }
+  return ns ? `${hostname()}~${ns}` : hostname();
+})();
 
-export const newWorkerId = (): string => `${HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+export const newWorkerId = (): string =>
+  `${WORKER_HOST}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 
 /** This process as an owner, for what it starts outside any worker (a gate run without a worker id). */
 export const processOwnerId: string = newWorkerId();
 
 /** Whether a worker id names a worker on this host (only then is its process ours to look at). */
-export const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === HOST;
+export const onThisHost = (owner: string | null): boolean => owner?.split(':')[0] === WORKER_HOST;
 
 /** Whether the worker that owns a lease is certainly dead: no owner, or a process of this host that is gone. */
 export function ownerDead(owner: string | null): boolean {
   if (!owner) return true;
   const [host, pid] = owner.split(':');
-  if (host !== HOST || !pid || Number(pid) === process.pid) return false;
+  if (host !== WORKER_HOST || !pid || Number(pid) === process.pid) return false;
   try {
     process.kill(Number(pid), 0);
     return false;

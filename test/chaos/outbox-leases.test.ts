@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { hostname } from 'node:os';
+import { WORKER_HOST } from '../../src/runtime/worker-id.ts';
 import { afterEach, expect, it } from 'vitest';
 import { makeProject, type TempProject } from '../helpers/kit.ts';
 import { Outbox } from '../../src/notify/outbox.ts';
@@ -45,7 +45,7 @@ async function processOfThisHost(alive: boolean): Promise<string> {
       if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     });
   else await once(child, 'exit');
-  return `${hostname()}:${child.pid}:chaos`;
+  return `${WORKER_HOST}:${child.pid}:chaos`;
 }
 
 const log = createLogger({ write: () => {} });
@@ -53,7 +53,7 @@ const log = createLogger({ write: () => {} });
 it('takes back the deliveries a dead orchestrator leased, and sends them', async () => {
   const { ctx, outside } = await world();
   const dead = await processOfThisHost(false);
-  const outbox = new Outbox({ ctx, log, owner: `${hostname()}:${process.pid}:live` });
+  const outbox = new Outbox({ ctx, log, owner: `${WORKER_HOST}:${process.pid}:live` });
   await outbox.fanOut();
   // The dead process claimed them and died before sending (or after, unrecorded).
   const leased = await ctx.store.outbox.claimDue(dead, 120_000, 50);
@@ -70,7 +70,7 @@ it('takes back the deliveries a dead orchestrator leased, and sends them', async
 it('leaves alone the deliveries a live process leased', async () => {
   const { ctx, outside } = await world();
   const live = await processOfThisHost(true);
-  const outbox = new Outbox({ ctx, log, owner: `${hostname()}:${process.pid}:live` });
+  const outbox = new Outbox({ ctx, log, owner: `${WORKER_HOST}:${process.pid}:live` });
   await outbox.fanOut();
   expect(await ctx.store.outbox.claimDue(live, 120_000, 50)).toHaveLength(1);
 

@@ -9,7 +9,14 @@ import { spawnSync } from 'node:child_process';
 import { stringify } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, makeProject, processesIn, waitFor, type TempProject } from '../helpers/kit.ts';
+import {
+  CLI,
+  makeProject,
+  ONLY_DEVELOPMENT,
+  processesIn,
+  waitFor,
+  type TempProject,
+} from '../helpers/kit.ts';
 import { STAGE_ROLE } from '../../src/core/stages.ts';
 
 const AGENT_STAGES = Object.keys(STAGE_ROLE);
@@ -295,6 +302,44 @@ describe('following and cancelling', () => {
       expect(out).toContain(`${role} (`);
     expect(out).toContain('dev says hello');
     expect(out.indexOf('analyst (analysis)')).toBeLessThan(out.indexOf('developer (development)'));
+  });
+
+  it('`orch task cancel` leaves a live worker to stop its agent, without waiting out the kill grace itself', async () => {
+    project = makeProject({
+      config: {
+        agents: { default: { adapter: 'command', command: ['sh', '-c', "trap '' TERM; sleep 600 & wait"] } },
+        pipeline: ONLY_DEVELOPMENT,
+        timeouts: { agent_kill_grace_seconds: 8 },
+      },
+    });
+    expect(project.orch(['task', 'add', 'stubborn']).code).toBe(0);
+    const runner = project.spawnOrch(['run']);
+    const ctx = await project.context();
+    try {
+      const agent = await waitFor(
+        async () => (await ctx.store.getRunningAgents()).find((a) => a.agent === 'developer' && a.pgid),
+        30_000,
+        'the developer',
+      );
+      const started = Date.now();
+      const r = project.orch(['task', 'cancel', 'T-1']);
+      expect(r.code, r.stderr).toBe(0);
+      // The agent ignores SIGTERM: ending it takes the 8 s grace, which is the worker's to wait.
+      expect(Date.now() - started).toBeLessThan(6_000);
+      await waitFor(
+        async () => (await ctx.store.runsOfTask(1)).every((run) => run.status === 'finished'),
+        30_000,
+        'the run to be finalized',
+      );
+      expect((await ctx.store.runsOfTask(1)).find((run) => run.id === agent.run_id)?.outcome).toBe(
+        'cancelled',
+      );
+      expect(processesIn(join(project.dir, '.orch', 'worktrees'))).toEqual([]);
+    } finally {
+      runner.kill('SIGTERM');
+      await new Promise((r) => runner.once('exit', r));
+      await ctx.close();
+    }
   });
 
   it('`orch task cancel` stops the running agent at once and the task never advances', async () => {

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { hostname } from 'node:os';
+import { WORKER_HOST } from '../../src/runtime/worker-id.ts';
 import { makeProject, groupAlive, waitFor, type TempProject } from '../helpers/kit.ts';
 
 let project: TempProject | undefined;
@@ -79,7 +79,7 @@ describe('reaper', () => {
     const agent = spawn('sleep', ['300'], { detached: true, stdio: 'ignore' });
     const orch = { proc: null as ReturnType<TempProject['spawnOrch']> | null };
     try {
-      const owner = `${hostname()}:${process.pid}:test`;
+      const owner = `${WORKER_HOST}:${process.pid}:test`;
       const job = await ctx.store.db.selectFrom('jobs').selectAll().executeTakeFirstOrThrow();
       const longAgo = new Date(Date.now() - 2 * 3600_000).toISOString();
       const far = new Date(Date.now() + 3600_000).toISOString();

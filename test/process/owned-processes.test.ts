@@ -8,7 +8,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { WORKER_HOST } from '../../src/runtime/worker-id.ts';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeProject, waitFor, type TempProject } from '../helpers/kit.ts';
@@ -220,7 +221,7 @@ describe('recoverOrphanedProcesses', () => {
     });
 
   it('ends the groups a dead orch left running and marks them interrupted; leaves a live owner and a reused pgid alone', async () => {
-    const dead = `${hostname()}:${deadPid()}:gone`;
+    const dead = `${WORKER_HOST}:${deadPid()}:gone`;
     const orphan = await orphanGroup();
     const reused = await orphanGroup();
     const alive = await orphanGroup();
@@ -230,7 +231,7 @@ describe('recoverOrphanedProcesses', () => {
     // Owned by a process that lives (this one): not ours to end.
     const aliveRow = await record(
       alive,
-      `${hostname()}:${process.pid}:mine`,
+      `${WORKER_HOST}:${process.pid}:mine`,
       processIdentity(alive),
       'alive',
     );
