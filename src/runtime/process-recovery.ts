@@ -10,7 +10,7 @@ import type { OrchContext } from './context.ts';
 import type { Logger } from './logger.ts';
 import type { ProcessRow } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive, processIdentity } from './process/process-group.ts';
-import { onThisHost, ownerDead } from './worker-id.ts';
+import { diedOnThisHost } from './worker-id.ts';
 
 export interface RecoveryOptions {
   log: Logger;
@@ -59,7 +59,7 @@ export async function recoverOrphanedProcesses(
 ): Promise<RecoveredProcess[]> {
   const recovered: RecoveredProcess[] = [];
   for (const row of await ctx.store.processes.running()) {
-    if (!onThisHost(row.worker_id) || !ownerDead(row.worker_id)) continue;
+    if (!diedOnThisHost(row.worker_id)) continue;
     let killed = false;
     if (stillRunning(row)) {
       await killProcessGroup(row.pgid, opts.killGraceS ?? 5);

@@ -15,7 +15,7 @@ import {
 import { OrchError } from '../errors.ts';
 import type { Project, Task } from '../store/schema.ts';
 import { killProcessGroup, processGroupAlive } from './process/run-agent-process.ts';
-import { onThisHost, ownerDead } from './worker-id.ts';
+import { diedOnThisHost } from './worker-id.ts';
 import { Transitions, type BudgetRaise } from './transitions.ts';
 
 const quiet = { info: () => {}, warn: () => {} };
@@ -100,8 +100,7 @@ export async function cancelTask(ctx: OrchContext, key: string): Promise<Task> {
     if (
       run.status === 'running' &&
       run.pgid &&
-      onThisHost(run.worker_id) &&
-      ownerDead(run.worker_id) &&
+      diedOnThisHost(run.worker_id) &&
       processGroupAlive(run.pgid)
     ) {
       await killProcessGroup(run.pgid, rt.config.timeouts.agentKillGraceSeconds);

@@ -42,3 +42,9 @@ export function ownerDead(owner: string | null): boolean {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
+
+/**
+ * Whether `owner` names a worker of this host that is gone: what it left running (process groups
+ * recorded with its id) is this host's to end. A null owner names no host, so none.
+ */
+export const diedOnThisHost = (owner: string | null): boolean => onThisHost(owner) && ownerDead(owner);
