@@ -304,6 +304,37 @@ describe('following and cancelling', () => {
     expect(out.indexOf('analyst (analysis)')).toBeLessThan(out.indexOf('developer (development)'));
   });
 
+  /**
+   * `orch run` works T-1 until its developer runs; then `cancel()` (the CLI's `task cancel`),
+   * and the developer's run must end recorded `cancelled`, with no process left in the worktrees.
+   */
+  async function cancelRunningDeveloper(p: TempProject, cancel: () => void): Promise<void> {
+    const runner = p.spawnOrch(['run']);
+    const ctx = await p.context();
+    try {
+      const agent = await waitFor(
+        async () => (await ctx.store.getRunningAgents()).find((a) => a.agent === 'developer' && a.pgid),
+        30_000,
+        'the developer',
+      );
+      cancel();
+      await waitFor(
+        async () => (await ctx.store.runsOfTask(1)).every((run) => run.status === 'finished'),
+        30_000,
+        'the run to be finalized',
+      );
+      expect((await ctx.store.runsOfTask(1)).find((run) => run.id === agent.run_id)?.outcome).toBe(
+        'cancelled',
+      );
+      expect(processesIn(join(p.dir, '.orch', 'worktrees'))).toEqual([]);
+      expect((await ctx.store.getTaskByKey('T-1')).stage).toBe('cancelled');
+    } finally {
+      runner.kill('SIGTERM');
+      await new Promise((r) => runner.once('exit', r));
+      await ctx.close();
+    }
+  }
+
   it('`orch task cancel` leaves a live worker to stop its agent, without waiting out the kill grace itself', async () => {
     project = makeProject({
       config: {
@@ -313,66 +344,28 @@ describe('following and cancelling', () => {
       },
     });
     expect(project.orch(['task', 'add', 'stubborn']).code).toBe(0);
-    const runner = project.spawnOrch(['run']);
-    const ctx = await project.context();
-    try {
-      const agent = await waitFor(
-        async () => (await ctx.store.getRunningAgents()).find((a) => a.agent === 'developer' && a.pgid),
-        30_000,
-        'the developer',
-      );
+    const p = project;
+    await cancelRunningDeveloper(p, () => {
       const started = Date.now();
-      const r = project.orch(['task', 'cancel', 'T-1']);
+      const r = p.orch(['task', 'cancel', 'T-1']);
       expect(r.code, r.stderr).toBe(0);
       // The agent ignores SIGTERM: ending it takes the 8 s grace, which is the worker's to wait.
       expect(Date.now() - started).toBeLessThan(6_000);
-      await waitFor(
-        async () => (await ctx.store.runsOfTask(1)).every((run) => run.status === 'finished'),
-        30_000,
-        'the run to be finalized',
-      );
-      expect((await ctx.store.runsOfTask(1)).find((run) => run.id === agent.run_id)?.outcome).toBe(
-        'cancelled',
-      );
-      expect(processesIn(join(project.dir, '.orch', 'worktrees'))).toEqual([]);
-    } finally {
-      runner.kill('SIGTERM');
-      await new Promise((r) => runner.once('exit', r));
-      await ctx.close();
-    }
+    });
   });
 
   it('`orch task cancel` stops the running agent at once and the task never advances', async () => {
     project = makeProject({ script: { defaults: { developer: [{ sleep_ms: 60000 }] } } });
     expect(project.orch(['task', 'add', 'cancel me']).code).toBe(0);
-    const runner = project.spawnOrch(['run']);
-    const ctx = await project.context();
-    try {
-      const agent = await waitFor(
-        async () => (await ctx.store.getRunningAgents()).find((a) => a.agent === 'developer' && a.pgid),
-        30_000,
-        'the developer',
-      );
-      const r = project.orch(['task', 'cancel', 'T-1', '--json']);
+    const p = project;
+    await cancelRunningDeveloper(p, () => {
+      const r = p.orch(['task', 'cancel', 'T-1', '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({
         stage: 'cancelled',
         status: 'cancelled',
         terminal_reason: 'cancelled',
       });
-      await waitFor(
-        async () => (await ctx.store.runsOfTask(1)).every((run) => run.status === 'finished'),
-        30_000,
-        'the run to be finalized',
-      );
-      const runs = await ctx.store.runsOfTask(1);
-      expect(runs.find((run) => run.id === agent.run_id)?.outcome).toBe('cancelled');
-      expect(processesIn(join(project.dir, '.orch', 'worktrees'))).toEqual([]);
-      expect((await ctx.store.getTaskByKey('T-1')).stage).toBe('cancelled');
-    } finally {
-      runner.kill('SIGTERM');
-      await new Promise((r) => runner.once('exit', r));
-      await ctx.close();
-    }
+    });
   });
 });
