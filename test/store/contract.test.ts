@@ -45,6 +45,28 @@ const spec = (stage: Stage, agent: string, adapter?: string | null): JobSpec => 
           : 'scripted',
 });
 
+/** Attempt `n` of a task, as the build loop records it: the first rejected, later ones approved. */
+const attemptRow = (
+  taskId: number,
+  n: number,
+  cost: number | null,
+  over: Partial<{ feedback: string; reason: string | null; dev_run_id: number | null }> = {},
+) => ({
+  task_id: taskId,
+  n,
+  diff_hash: `h${n}`,
+  verdict: n === 1 ? ('rejected' as const) : ('approved' as const),
+  feedback: n === 1 ? 'fix it' : '',
+  input_tokens: 100 * n,
+  output_tokens: 10,
+  cost_usd: cost,
+  duration_ms: 1500,
+  reason: null as string | null,
+  dev_run_id: null as number | null,
+  review_run_id: null,
+  ...over,
+});
+
 interface Backend {
   dialect: Dialect;
   setup(): Promise<void>;
@@ -976,20 +998,12 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         });
         await store.recordUsage(id, { inputTokens: tokens, outputTokens: 1, costUsd: cost });
       }
-      const attempt = (n: number, cost: number | null) => ({
-        task_id: t.id,
-        n,
-        diff_hash: `h${n}`,
-        verdict: n === 1 ? ('rejected' as const) : ('approved' as const),
-        feedback: n === 1 ? 'fix "it"\n' : '',
-        input_tokens: 100 * n,
-        output_tokens: 10,
-        cost_usd: cost,
-        duration_ms: 1500,
-        reason: n === 1 ? 'why' : null,
-        dev_run_id: n,
-        review_run_id: null,
-      });
+      const attempt = (n: number, cost: number | null) =>
+        attemptRow(t.id, n, cost, {
+          feedback: n === 1 ? 'fix "it"\n' : '',
+          reason: n === 1 ? 'why' : null,
+          dev_run_id: n,
+        });
       await store.tx((tx) => store.recordAttempt(tx, attempt(2, 0.1 + 0.2)));
       await store.tx((tx) => store.recordAttempt(tx, attempt(1, null)));
       const blocker = async (title: string) => store.createTask({ projectId: t.project_id, title });
@@ -1020,20 +1034,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
 
   contract('records attempts once per number, in order, with exact types', async () => {
     const t = await taskAt('review', 'reviewer');
-    const attempt = (n: number, cost: number | null) => ({
-      task_id: t.id,
-      n,
-      diff_hash: `h${n}`,
-      verdict: n === 1 ? ('rejected' as const) : ('approved' as const),
-      feedback: n === 1 ? 'fix it' : '',
-      input_tokens: 100 * n,
-      output_tokens: 10,
-      cost_usd: cost,
-      duration_ms: 1500,
-      reason: null,
-      dev_run_id: null,
-      review_run_id: null,
-    });
+    const attempt = (n: number, cost: number | null) => attemptRow(t.id, n, cost);
     await store.tx((tx) => store.recordAttempt(tx, attempt(2, 0.5)));
     await store.tx((tx) => store.recordAttempt(tx, attempt(1, null)));
     await expect(store.tx((tx) => store.recordAttempt(tx, attempt(1, 1)))).rejects.toThrow();
