@@ -175,6 +175,23 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     return store.getTask(t.id);
   }
 
+  /** A finished-looking developer run of the task (no job), with `usage` recorded; its id. */
+  async function developerRun(taskId: number, usage: Parameters<Store['recordUsage']>[1]): Promise<number> {
+    const id = await store.createRun({
+      taskId,
+      jobId: null,
+      agent: 'developer',
+      stage: 'development',
+      attempt: 1,
+      adapter: 'scripted',
+      timeoutS: 60,
+      logPath: '',
+      workerId: 'w',
+    });
+    await store.recordUsage(id, usage);
+    return id;
+  }
+
   // ------------------------------------------------------------ migrations
 
   contract('migrates to the latest version, and opening again changes nothing', async () => {
@@ -985,18 +1002,7 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
         [null, 5],
         [0.2, 3],
       ] as const) {
-        const id = await store.createRun({
-          taskId: t.id,
-          jobId: null,
-          agent: 'developer',
-          stage: 'development',
-          attempt: 1,
-          adapter: 'scripted',
-          timeoutS: 60,
-          logPath: '',
-          workerId: 'w',
-        });
-        await store.recordUsage(id, { inputTokens: tokens, outputTokens: 1, costUsd: cost });
+        await developerRun(t.id, { inputTokens: tokens, outputTokens: 1, costUsd: cost });
       }
       const attempt = (n: number, cost: number | null) =>
         attemptRow(t.id, n, cost, {
@@ -1074,31 +1080,16 @@ describe.each([sqliteBackend(), postgresBackend()])('store contract on $dialect'
     async () => {
       const t = await taskAt('development', 'developer');
       const run = (cost: number | null, tokens: number) =>
-        store
-          .createRun({
-            taskId: t.id,
-            jobId: null,
-            agent: 'developer',
-            stage: 'development',
-            attempt: 1,
-            adapter: 'scripted',
-            timeoutS: 60,
-            logPath: '',
-            workerId: 'w',
-          })
-          .then(async (id) => {
-            await store.recordUsage(id, {
-              inputTokens: tokens,
-              outputTokens: 1,
-              cacheReadTokens: 0,
-              cacheWriteTokens: 0,
-              costUsd: cost,
-              model: null,
-              sessionId: null,
-              numTurns: null,
-            });
-            return id;
-          });
+        developerRun(t.id, {
+          inputTokens: tokens,
+          outputTokens: 1,
+          cacheReadTokens: 0,
+          cacheWriteTokens: 0,
+          costUsd: cost,
+          model: null,
+          sessionId: null,
+          numTurns: null,
+        });
       expect(await store.taskSpend(t.id)).toEqual({ tokens: 0, usd: 0 });
       const first = await run(0.25, 10);
       await run(null, 20);
